@@ -1,0 +1,67 @@
+# The one entry point for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+# The local stack (deploy/local/*.sh); tests and the service read these.
+export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(or $(NOTIFIER_KAFKA_PORT),19092)
+export DATABASE_URL ?= postgresql://notifier@127.0.0.1:$(or $(NOTIFIER_PG_PORT),15432)/notifier
+
+.PHONY: help install stack-up stack-down stack-status test test-unit lint format demo run sandbox schemas clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed  ## create .venv and install the service with its dev tools
+
+stack-up:  ## install (if missing) and start Kafka and PostgreSQL on 127.0.0.1
+	deploy/local/kafka.sh start
+	deploy/local/postgres.sh start
+
+stack-down:  ## stop Kafka and PostgreSQL
+	-deploy/local/kafka.sh stop
+	-deploy/local/postgres.sh stop
+
+stack-status:  ## is the local stack up?
+	-deploy/local/kafka.sh status
+	-deploy/local/postgres.sh status
+
+test: install stack-up  ## run every test (unit + integration on the real local stack)
+	$(BIN)/pytest
+
+test-unit: install  ## unit tests only: no Kafka or PostgreSQL needed
+	$(BIN)/pytest tests/unit
+
+lint: install  ## ruff lint + format check, mypy strict, schema drift
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/notifier schemas check
+
+format: install  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+demo: install stack-up  ## run the whole thing locally with the sample feed and show what happened
+	$(BIN)/notifier demo
+
+run: install stack-up  ## run the service against the local stack (start `make sandbox` in another shell)
+	$(BIN)/notifier db migrate
+	$(BIN)/notifier topics
+	NOTIFIER_LOG_FORMAT=console $(BIN)/notifier run
+
+sandbox: install  ## run the sandbox SMS provider on 127.0.0.1:18700
+	$(BIN)/notifier sandbox
+
+schemas: install  ## regenerate schemas/ from the pydantic models
+	$(BIN)/notifier schemas export
+
+clean: stack-down  ## stop the stack and remove its data (keeps the Kafka jar cache)
+	rm -rf .local

@@ -1,0 +1,3 @@
+"""The shipment-milestone notifier."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,152 @@
+"""The composition root: builds the adapters from settings, runs the consume loop, shuts down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from service.domain.errors import NotifierError
+from service.domain.ports import SmsSender
+from service.http.server import create_app, start_http
+from service.kafka.consumer import build_consumer, next_offsets, to_records
+from service.kafka.producer import DeadLetterPublisher, ReceiptPublisher, build_producer
+from service.logs import get_logger
+from service.metrics import Metrics
+from service.pipeline import Pipeline
+from service.providers.twilio import TwilioClient
+from service.render import Renderer
+from service.settings import Settings
+from service.store.postgres import PostgresStore
+
+log = get_logger(__name__)
+
+_RETRY_BACKOFF_S = (0.5, 1, 2, 5, 10)
+_RELAY_INTERVAL_S = 30.0
+
+
+@dataclass
+class Service:
+    """One service instance. ``run`` returns when ``stop`` is set, after committing what it finished."""
+
+    settings: Settings
+    sender: SmsSender | None = None  # tests may inject one; by default the Twilio client from settings
+    metrics: Metrics = field(default_factory=Metrics)
+    http_port: int | None = None  # the bound port once running
+    _consumer: AIOKafkaConsumer | None = None
+    _store: PostgresStore | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        store = self._store = await PostgresStore.connect(s.database_url, pool_size=s.database_pool_size)
+        session = aiohttp.ClientSession()
+        producer = build_producer(s.kafka_bootstrap_servers)
+        consumer = self._consumer = build_consumer(
+            s.kafka_bootstrap_servers,
+            s.consumer_group,
+            topics=s.input_topics,
+            pattern=s.input_topic_pattern,
+            max_records=s.batch_max_records,
+        )
+        sender = self.sender or TwilioClient(
+            session,
+            base_url=s.twilio_base_url,
+            account_sid=s.twilio_account_sid,
+            auth_token=s.twilio_auth_token.get_secret_value(),
+            sender=s.twilio_sender,
+            timeout_s=s.twilio_timeout_s,
+        )
+        pipeline = Pipeline(
+            store=store,
+            sender=sender,
+            renderer=Renderer(
+                s.templates_dir,
+                brand=s.brand_name,
+                contact_phone=s.contact_phone,
+                contact_email=s.contact_email,
+                default_locale=s.default_locale,
+            ),
+            receipts=ReceiptPublisher(producer, s.receipts_topic),
+            dead_letters=DeadLetterPublisher(producer, s.dead_letter_topic),
+            metrics=self.metrics,
+            send_concurrency=s.send_concurrency,
+        )
+        runner, self.http_port = await start_http(
+            create_app(self.metrics, self._ready), s.http_host, s.http_port
+        )
+        relay: asyncio.Task[None] | None = None
+        try:
+            await producer.start()
+            await consumer.start()
+            await pipeline.relay_outbox()
+            relay = asyncio.create_task(self._relay_forever(pipeline, stop))
+            log.info(
+                "service_started",
+                topics=s.input_topics,
+                pattern=s.input_topic_pattern,
+                http_port=self.http_port,
+            )
+            await self._consume(consumer, pipeline, stop)
+        finally:
+            if relay:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
+            with contextlib.suppress(KafkaError):
+                await consumer.stop()
+            with contextlib.suppress(KafkaError):
+                await producer.stop()
+            await session.close()
+            await runner.cleanup()
+            await store.close()
+            log.info("service_stopped")
+
+    async def _consume(self, consumer: AIOKafkaConsumer, pipeline: Pipeline, stop: asyncio.Event) -> None:
+        s = self.settings
+        failures = 0
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records)
+            if not batch:
+                continue
+            try:
+                await pipeline.process_batch(to_records(batch))
+            except NotifierError as exc:
+                # Nothing of this batch is committed: rewind and try it again after a pause.
+                delay = _RETRY_BACKOFF_S[min(failures, len(_RETRY_BACKOFF_S) - 1)]
+                failures += 1
+                self.metrics.ready.set(0)
+                log.error("batch_failed", error=type(exc).__name__, detail=str(exc), retry_in_s=delay)
+                for tp, msgs in batch.items():
+                    consumer.seek(tp, msgs[0].offset)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                continue
+            failures = 0
+            await self._commit(consumer, next_offsets(batch))
+
+    @staticmethod
+    async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError:
+            # A rebalance took the partitions away; the new owner re-reads and the dedup absorbs it.
+            log.warning("commit_failed_after_rebalance", partitions=len(offsets))
+
+    async def _relay_forever(self, pipeline: Pipeline, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _RELAY_INTERVAL_S)
+            try:
+                await pipeline.relay_outbox(older_than_s=_RELAY_INTERVAL_S)
+            except NotifierError as exc:
+                log.warning("outbox_relay_failed", error=type(exc).__name__)
+
+    async def _ready(self) -> dict[str, bool]:
+        return {
+            "kafka_assigned": bool(self._consumer is not None and self._consumer.assignment()),
+            "database": bool(self._store is not None and await self._store.ping()),
+        }

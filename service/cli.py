@@ -1,0 +1,160 @@
+"""The ``notifier`` command. The only module that configures logging and turns errors into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from service.domain.errors import ConfigError, NotifierError
+from service.settings import REPO_ROOT, Settings, load_settings
+
+EXIT_CONFIG = 2
+EXIT_FAILURE = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="notifier",
+        description="Shipment-milestone notifier: Kafka shipment events -> deduplicated SMS -> receipts.",
+        epilog="Settings come from NOTIFIER_* environment variables (see README).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("run", help="run the service: consume events, send notifications, publish receipts")
+
+    sb = sub.add_parser("sandbox", help="run the sandbox SMS provider (Twilio Messages API) for local use")
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--port", type=int, default=18700)
+
+    db = sub.add_parser("db", help="database commands")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_sub.add_parser("migrate", help="apply pending schema migrations")
+
+    tp = sub.add_parser("topics", help="create the input, receipts and dead-letter topics if missing")
+    tp.add_argument("--partitions", type=int, default=4)
+
+    fd = sub.add_parser("feed", help="publish a file of JSON-lines events to the input topic")
+    fd.add_argument("file", type=Path, nargs="?", default=REPO_ROOT / "deploy/samples/events.jsonl")
+    fd.add_argument("--topic", default=None, help="default: the first input topic")
+
+    sc = sub.add_parser("schemas", help="JSON Schemas of the event and receipt contracts")
+    sc.add_argument("action", choices=["export", "check"])
+    sc.add_argument("--dir", type=Path, default=REPO_ROOT / "schemas")
+
+    dm = sub.add_parser(
+        "demo", help="run everything locally: sandbox, service, sample feed; print what happened"
+    )
+    dm.add_argument("file", type=Path, nargs="?", default=REPO_ROOT / "deploy/samples/events.jsonl")
+    dm.add_argument("--timeout", type=float, default=60.0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from service import logs  # noqa: PLC0415  # keep --help free of the logging set-up
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"notifier: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        return asyncio.run(_dispatch(args, settings))
+    except ConfigError as exc:
+        print(f"notifier: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except NotifierError as exc:
+        print(f"notifier: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0911  # one branch per command
+    match args.command:
+        case "run":
+            return await _run(settings)
+        case "sandbox":
+            return await _sandbox(settings, args.host, args.port)
+        case "db":
+            from service.store.postgres import PostgresStore  # noqa: PLC0415
+
+            store = await PostgresStore.connect(settings.database_url, pool_size=1, run_migrations=True)
+            await store.close()
+            print("migrations applied")
+            return 0
+        case "topics":
+            from service.kafka.admin import ensure_topics  # noqa: PLC0415
+
+            topics = dict.fromkeys(
+                [*settings.input_topics, settings.receipts_topic, settings.dead_letter_topic], args.partitions
+            )
+            await ensure_topics(settings.kafka_bootstrap_servers, topics)
+            print("topics ready: " + ", ".join(topics))
+            return 0
+        case "feed":
+            from service.feed import publish_feed, read_feed  # noqa: PLC0415
+
+            topic = args.topic or settings.input_topics[0]
+            n = await publish_feed(settings.kafka_bootstrap_servers, topic, read_feed(args.file))
+            print(f"published {n} events to {topic}")
+            return 0
+        case "schemas":
+            return _schemas(args.action, args.dir)
+        case "demo":
+            from service.demo import run_demo  # noqa: PLC0415
+
+            return await run_demo(settings, args.file, timeout_s=args.timeout)
+    return EXIT_FAILURE
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _run(settings: Settings) -> int:
+    from service.app import Service  # noqa: PLC0415
+
+    await Service(settings).run(_stop_on_signals())
+    return 0
+
+
+async def _sandbox(settings: Settings, host: str, port: int) -> int:
+    from service.sandbox.server import SandboxState, run_sandbox  # noqa: PLC0415
+
+    state = SandboxState(
+        account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token.get_secret_value()
+    )
+    runner = await run_sandbox(host, port, state)
+    print(f"sandbox provider listening on http://{host}:{port}", flush=True)
+    await _stop_on_signals().wait()
+    await runner.cleanup()
+    return 0
+
+
+def _schemas(action: str, folder: Path) -> int:
+    from service.contracts import dump_schema, json_schemas  # noqa: PLC0415
+
+    stale = []
+    for name, schema in json_schemas().items():
+        path = folder / name
+        text = dump_schema(schema)
+        if action == "export":
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
+        elif not path.exists() or path.read_text(encoding="utf-8") != text:
+            stale.append(name)
+    if stale:
+        print("schemas out of date (run: notifier schemas export): " + ", ".join(stale), file=sys.stderr)
+        return EXIT_FAILURE
+    return 0

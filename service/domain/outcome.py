@@ -1,0 +1,57 @@
+"""The outcome of one notification, as recorded in the store and reported in its receipt."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from service.domain.milestones import Milestone
+from service.domain.model import ShipmentUpdate
+
+Channel = Literal["sms", "email", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    notification_id: uuid.UUID
+    update: ShipmentUpdate
+    milestone: Milestone
+    outcome: str  # sent | failed | suppressed_invalid_recipient | suppressed_stale | ...
+    channel: Channel
+    decided_at: datetime
+    provider: str | None = None
+    provider_message_id: str | None = None
+    locale: str | None = None
+    sms_encoding: str | None = None
+    sms_segments: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """Ask the store for the right to notify (order, milestone); ``state`` is ``claimed`` or final (stale)."""
+
+    notification_id: uuid.UUID
+    update: ShipmentUpdate
+    milestone: Milestone
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claim the store granted. ``claims > 1`` means an earlier claim never finished: maybe sent already."""
+
+    notification_id: uuid.UUID
+    claims: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A receipt waiting in the outbox: written with its outcome, published to Kafka afterwards."""
+
+    receipt_id: uuid.UUID
+    notification_id: uuid.UUID
+    order_id: str
+    payload: bytes

@@ -1,0 +1,66 @@
+"""The ports the pipeline talks through. Real adapters live beside the package; fakes in ``service.testing``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from service.domain.model import InboundRecord, ShipmentUpdate
+from service.domain.outcome import Claimed, ClaimRequest, OutboxRow, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class SendAccepted:
+    """A provider took a message: its id at the provider and the status it reported."""
+
+    provider: str
+    message_id: str
+    status: str
+
+
+class SmsSender(Protocol):
+    """An SMS provider client. Raises a ``ProviderError`` subclass when the message is not accepted."""
+
+    name: str
+
+    async def send_sms(self, to_e164: str, body: str) -> SendAccepted: ...
+
+
+class NotificationStore(Protocol):
+    """Durable dedup state and history. Raises ``StoreUnavailable`` when it cannot answer."""
+
+    async def record_events(
+        self, events: Sequence[tuple[InboundRecord, ShipmentUpdate, str | None]]
+    ) -> None: ...
+
+    async def highest_ranks(self, order_ids: Sequence[str]) -> dict[str, int]: ...
+
+    async def claim(self, requests: Sequence[ClaimRequest]) -> list[Claimed]: ...
+
+    async def finish(self, outcomes: Sequence[Outcome], receipts: Sequence[OutboxRow]) -> None: ...
+
+    async def unpublished_receipts(self, limit: int = 1000, older_than_s: float = 0.0) -> list[OutboxRow]: ...
+
+    async def mark_published(self, receipt_ids: Sequence[uuid.UUID]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An input message that cannot be processed, with a machine reason and a detail free of personal data."""
+
+    record: InboundRecord
+    reason: str
+    detail: str
+    error_class: str
+
+
+class DeadLetterSink(Protocol):
+    async def publish(self, letters: Sequence[DeadLetter]) -> None:
+        """Return only once every letter is durably on the dead-letter topic."""
+
+
+class ReceiptSink(Protocol):
+    async def publish(self, receipts: Sequence[OutboxRow]) -> None:
+        """Return only once every receipt is acknowledged by the broker."""

@@ -1,0 +1,1 @@
+"""Kafka adapter (aiokafka): consumer construction, receipt and dead-letter publishing."""

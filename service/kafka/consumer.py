@@ -1,0 +1,61 @@
+"""The consumer: a group member with manual commits of explicit offsets only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from service.domain.model import InboundRecord
+
+
+def build_consumer(
+    bootstrap_servers: str,
+    group_id: str,
+    *,
+    topics: Sequence[str] = (),
+    pattern: str | None = None,
+    max_records: int = 500,
+) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        client_id=f"{group_id}-consumer",
+        enable_auto_commit=False,  # we commit explicit offsets after the batch is durable
+        auto_offset_reset="earliest",
+        max_poll_records=max_records,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=3_000,
+        rebalance_timeout_ms=30_000,
+        max_poll_interval_ms=300_000,
+    )
+    if pattern:
+        consumer.subscribe(pattern=pattern)
+    else:
+        consumer.subscribe(topics=list(topics))
+    return consumer
+
+
+def to_records(batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> list[InboundRecord]:
+    """Flatten a ``getmany`` batch, each partition in offset order."""
+    out: list[InboundRecord] = []
+    for tp, msgs in batch.items():
+        out.extend(
+            InboundRecord(
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=m.offset,
+                key=m.key,
+                value=m.value,
+                timestamp_ms=m.timestamp,
+            )
+            for m in msgs
+        )
+    return out
+
+
+def next_offsets(
+    batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+) -> dict[TopicPartition, int]:
+    """The offsets to commit once the whole batch is durable: one past the last record of each partition."""
+    return {tp: msgs[-1].offset + 1 for tp, msgs in batch.items() if msgs}

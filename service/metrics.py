@@ -1,0 +1,71 @@
+"""Prometheus metrics. One ``Metrics`` per service instance, on its own registry (tests build several).
+
+Labels carry codes and names only, never personal data.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
+_REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter(
+            "notifier_events", "Shipment events consumed, by what became of them", ["result"], registry=r
+        )
+        self.notifications = Counter(
+            "notifier_notifications",
+            "Notification outcomes (one per receipt)",
+            ["outcome", "channel"],
+            registry=r,
+        )
+        self.end_to_end = Histogram(
+            "notifier_end_to_end_seconds",
+            "From the event reaching Kafka to its outcome being decided",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.provider_latency = Histogram(
+            "notifier_provider_request_seconds",
+            "Provider API request latency",
+            ["provider", "result"],
+            buckets=_REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.provider_errors = Counter(
+            "notifier_provider_errors", "Provider errors by class", ["provider", "error"], registry=r
+        )
+        self.sms_segments = Counter(
+            "notifier_sms_segments", "SMS segments sent (cost)", ["provider", "encoding"], registry=r
+        )
+        self.dead_letters = Counter(
+            "notifier_dead_letters", "Events sent to the dead-letter topic", ["reason"], registry=r
+        )
+        self.possible_duplicates = Counter(
+            "notifier_possible_duplicate_sends",
+            "Sends of a notification that may already have been sent (claimed again after a crash)",
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "notifier_batch_records",
+            "Records per consumed batch",
+            buckets=(1, 10, 50, 100, 250, 500, 1000),
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "notifier_batch_seconds",
+            "Time to process one consumed batch",
+            buckets=_REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.ready = Gauge(
+            "notifier_ready", "1 when the consumer is assigned and the database reachable", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,250 @@
+"""The async driver of one consumed batch: parse -> plan -> dedup -> render -> send -> record -> receipt.
+
+Everything the batch decides is durable in PostgreSQL (outcomes and their receipts, in one
+transaction) before this returns; only then may the caller commit the batch's offsets. Failures
+of the store or of the dead-letter topic propagate, so the caller retries the batch instead of
+committing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from service.contracts import ReceiptV1, parse_event
+from service.domain.errors import EventRejected, ProviderError, RenderError
+from service.domain.model import InboundRecord, ShipmentUpdate, notification_id, receipt_id
+from service.domain.outcome import Claimed, ClaimRequest, OutboxRow, Outcome
+from service.domain.phone import normalize_hk_mobile
+from service.domain.plan import Verdict, milestone_orders, plan_batch
+from service.domain.ports import DeadLetter, DeadLetterSink, NotificationStore, ReceiptSink, SmsSender
+from service.logs import get_logger
+from service.metrics import Metrics
+from service.render import Renderer
+
+log = get_logger(__name__)
+
+STATE_CLAIMED = "claimed"
+STATE_STALE = "suppressed_stale"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        store: NotificationStore,
+        sender: SmsSender,
+        renderer: Renderer,
+        receipts: ReceiptSink,
+        dead_letters: DeadLetterSink,
+        metrics: Metrics,
+        send_concurrency: int = 32,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._renderer = renderer
+        self._receipts = receipts
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._send_slots = asyncio.Semaphore(send_concurrency)
+        self._clock = clock
+
+    async def process_batch(self, records: Sequence[InboundRecord]) -> None:
+        started = time.perf_counter()
+        m = self._metrics
+        m.batch_size.observe(len(records))
+
+        parsed: list[tuple[InboundRecord, ShipmentUpdate]] = []
+        dead: list[DeadLetter] = []
+        for rec in records:
+            try:
+                parsed.append((rec, parse_event(rec.value)))
+            except EventRejected as exc:
+                dead.append(DeadLetter(rec, exc.reason, exc.detail, type(exc).__name__))
+        if dead:
+            await self._dead_letters.publish(dead)
+            for d in dead:
+                m.dead_letters.labels(d.reason).inc()
+                m.events.labels("dead_lettered").inc()
+                log.warning(
+                    "event_dead_lettered",
+                    reason=d.reason,
+                    detail=d.detail,
+                    topic=d.record.topic,
+                    partition=d.record.partition,
+                    offset=d.record.offset,
+                )
+
+        updates = [u for _, u in parsed]
+        ranks = await self._store.highest_ranks(sorted(milestone_orders(updates)))
+        plans = plan_batch(updates, ranks)
+        await self._store.record_events(
+            [
+                (rec, p.update, p.milestone.value if p.milestone else None)
+                for (rec, _), p in zip(parsed, plans, strict=True)
+            ]
+        )
+
+        requests = [
+            ClaimRequest(
+                notification_id(p.update.order_id, p.milestone),
+                p.update,
+                p.milestone,
+                STATE_CLAIMED if p.verdict is Verdict.CANDIDATE else STATE_STALE,
+            )
+            for p in plans
+            if p.milestone is not None and p.verdict in (Verdict.CANDIDATE, Verdict.STALE)
+        ]
+        granted = {c.notification_id: c for c in await self._store.claim(requests)}
+        work = [r for r in requests if r.notification_id in granted]
+
+        m.events.labels("not_a_milestone").inc(sum(p.verdict is Verdict.NOT_A_MILESTONE for p in plans))
+        m.events.labels("duplicate").inc(
+            len(parsed) - len(work) - sum(p.verdict is Verdict.NOT_A_MILESTONE for p in plans)
+        )
+        m.events.labels("notified").inc(len(work))
+
+        outcomes = await asyncio.gather(*(self._decide(r, granted[r.notification_id]) for r in work))
+        rows = [self._receipt_row(o) for o in outcomes]
+        await self._store.finish(outcomes, rows)
+
+        by_event = {u.event_id: rec.timestamp_ms for rec, u in parsed}
+        for o in outcomes:
+            m.notifications.labels(o.outcome, o.channel).inc()
+            ts = by_event.get(o.update.event_id)
+            if ts:
+                m.end_to_end.observe(max(0.0, o.decided_at.timestamp() - ts / 1000))
+        await self.publish_receipts(rows)
+        m.batch_seconds.observe(time.perf_counter() - started)
+        if records:
+            log.info(
+                "batch_done",
+                records=len(records),
+                dead_lettered=len(dead),
+                notified=len(work),
+                seconds=round(time.perf_counter() - started, 4),
+            )
+
+    async def publish_receipts(self, rows: Sequence[OutboxRow]) -> bool:
+        """Publish outbox rows and mark them; on failure they stay in the outbox for the relay."""
+        if not rows:
+            return True
+        try:
+            await self._receipts.publish(rows)
+        except Exception as exc:  # any publish failure leaves the rows for the relay
+            log.warning("receipts_publish_deferred", count=len(rows), error=type(exc).__name__)
+            return False
+        await self._store.mark_published([r.receipt_id for r in rows])
+        return True
+
+    async def relay_outbox(self, older_than_s: float = 0.0) -> int:
+        """Publish receipts left in the outbox (by a crash or a Kafka outage). Returns how many."""
+        total = 0
+        while rows := await self._store.unpublished_receipts(limit=1000, older_than_s=older_than_s):
+            if not await self.publish_receipts(rows):
+                break
+            total += len(rows)
+        if total:
+            log.info("outbox_relayed", count=total)
+        return total
+
+    async def _decide(self, req: ClaimRequest, claim: Claimed) -> Outcome:
+        def outcome(kind: str, channel: Channel = "none", **kw: object) -> Outcome:
+            return Outcome(
+                notification_id=req.notification_id,
+                update=req.update,
+                milestone=req.milestone,
+                outcome=kind,
+                channel=channel,
+                decided_at=self._clock(),
+                **kw,  # type: ignore[arg-type]
+            )
+
+        if req.state == STATE_STALE:
+            return outcome(STATE_STALE, reason="later_milestone_already_reached")
+        if claim.claims > 1:
+            # An earlier claim never recorded its outcome: the SMS may have gone out already.
+            self._metrics.possible_duplicates.inc()
+            log.warning(
+                "notification_reclaimed", notification_id=str(req.notification_id), claims=claim.claims
+            )
+
+        recipient = req.update.recipient
+        if not recipient.phone:
+            return outcome("suppressed_invalid_recipient", reason="no_phone")
+        phone = normalize_hk_mobile(recipient.phone)
+        if phone.e164 is None:
+            return outcome("suppressed_invalid_recipient", reason=f"phone_{phone.reason}")
+
+        locale = self._renderer.choose_locale(recipient.locale)
+        try:
+            msg = self._renderer.render_sms(req.milestone, req.update, locale)
+        except RenderError as exc:
+            log.error("render_failed", notification_id=str(req.notification_id), error=str(exc))
+            return outcome("failed", locale=locale, reason="render_error")
+
+        provider = self._sender.name
+        async with self._send_slots:
+            t0 = time.perf_counter()
+            try:
+                accepted = await self._sender.send_sms(phone.e164, msg.body)
+            except ProviderError as exc:
+                self._metrics.provider_latency.labels(provider, "error").observe(time.perf_counter() - t0)
+                self._metrics.provider_errors.labels(provider, type(exc).__name__).inc()
+                log.warning(
+                    "send_failed",
+                    notification_id=str(req.notification_id),
+                    provider=provider,
+                    error=type(exc).__name__,
+                    code=exc.code,
+                )
+                return outcome(
+                    "failed",
+                    "sms",
+                    provider=provider,
+                    locale=locale,
+                    sms_encoding=msg.encoding,
+                    sms_segments=msg.segments,
+                    reason=f"{provider}_{exc.code}",
+                )
+            self._metrics.provider_latency.labels(provider, "ok").observe(time.perf_counter() - t0)
+        self._metrics.sms_segments.labels(provider, msg.encoding).inc(msg.segments)
+        return outcome(
+            "sent",
+            "sms",
+            provider=provider,
+            provider_message_id=accepted.message_id,
+            locale=locale,
+            sms_encoding=msg.encoding,
+            sms_segments=msg.segments,
+        )
+
+    @staticmethod
+    def _receipt_row(o: Outcome) -> OutboxRow:
+        rid = receipt_id(o.notification_id, o.outcome)
+        receipt = ReceiptV1(
+            receipt_id=rid,
+            notification_id=o.notification_id,
+            order_id=o.update.order_id,
+            waybill=o.update.waybill,
+            milestone=o.milestone.value,
+            event_id=o.update.event_id,
+            outcome=o.outcome,
+            channel=o.channel,
+            provider=o.provider,
+            provider_message_id=o.provider_message_id,
+            locale=o.locale,
+            sms_encoding=o.sms_encoding,
+            sms_segments=o.sms_segments,
+            reason=o.reason,
+            occurred_at=o.update.occurred_at,
+            decided_at=o.decided_at,
+        )
+        return OutboxRow(rid, o.notification_id, o.update.order_id, receipt.to_bytes())

@@ -1,0 +1,103 @@
+"""Settings: the only module that reads the environment. Read once at start-up, passed down as objects.
+
+Every setting is an environment variable ``NOTIFIER_<NAME>``; ``KAFKA_BOOTSTRAP_SERVERS`` and
+``DATABASE_URL`` are also accepted without the prefix. Defaults point at the local stack started
+by ``make stack-up``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+from service.domain.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore", frozen=True)
+
+    # Kafka
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        validation_alias=AliasChoices("NOTIFIER_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    input_topics: Annotated[list[str], NoDecode] = Field(
+        default=["shipment.status.v1"], description="Topics to consume; comma-separated in the environment."
+    )
+    input_topic_pattern: str | None = Field(
+        default=None, description="A regex of topics to consume instead of input_topics."
+    )
+    receipts_topic: str = "notification.receipts.v1"
+    dead_letter_topic: str = "shipment.status.v1.dlq"
+    consumer_group: str = "milestone-notifier"
+    batch_max_records: int = Field(default=500, ge=1, le=10_000)
+    batch_timeout_ms: int = Field(default=200, ge=1, le=60_000)
+
+    # PostgreSQL
+    database_url: str = Field(
+        default="postgresql://notifier@127.0.0.1:15432/notifier",
+        validation_alias=AliasChoices("NOTIFIER_DATABASE_URL", "DATABASE_URL"),
+    )
+    database_pool_size: int = Field(default=4, ge=1, le=100)
+
+    # Sending
+    send_concurrency: int = Field(default=32, ge=1, le=1000)
+    twilio_base_url: str = "http://127.0.0.1:18700"
+    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    twilio_auth_token: SecretStr = SecretStr("sandbox-token")
+    twilio_sender: str = "Specialized"
+    twilio_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+    # Content
+    templates_dir: Path = REPO_ROOT / "templates"
+    brand_name: str = "Specialized"
+    contact_phone: str = "+852 3001 2345"
+    contact_email: str = "hk-support@example.com"
+    default_locale: Literal["zh-HK", "en"] = "zh-HK"
+
+    # Operations
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("input_topics", mode="before")
+    @classmethod
+    def _split_topics(cls, v: object) -> object:
+        if isinstance(v, str) and not v.lstrip().startswith("["):
+            return [t.strip() for t in v.split(",") if t.strip()]
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, v: str) -> str:
+        if not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return v
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _templates_exist(cls, v: Path) -> Path:
+        if not v.is_dir():
+            raise ValueError(f"directory {v} does not exist")
+        return v
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; a bad value stops start-up with a message naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic-settings accepts field overrides
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False, include_input=False):
+            field = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  NOTIFIER_{field.upper()}: {err['msg']}")
+        raise ConfigError(
+            "invalid configuration; fix these environment variables:\n" + "\n".join(lines)
+        ) from None

@@ -1,0 +1,1 @@
+"""PostgreSQL adapter: migrations and the notification store."""

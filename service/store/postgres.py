@@ -1,0 +1,184 @@
+"""The notification store on PostgreSQL (asyncpg). One statement per batch, never one per event.
+
+Library errors are translated here: callers see ``StoreUnavailable`` and nothing from asyncpg.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from service.domain.errors import StoreUnavailable
+from service.domain.model import InboundRecord, ShipmentUpdate
+from service.domain.outcome import Claimed, ClaimRequest, OutboxRow, Outcome
+from service.store.migrate import migrate
+
+_RECORD_EVENTS = """
+INSERT INTO shipment_events
+    (event_id, order_id, tms_status, milestone, occurred_at, source_topic, source_partition, source_offset)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::int[], $8::bigint[])
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+_HIGHEST_RANK = """
+SELECT order_id, max(milestone_rank) AS rank FROM notifications WHERE order_id = ANY($1::text[]) GROUP BY order_id
+"""
+
+# A new (order, milestone) is inserted; one whose earlier claim never finished (a crash mid-send)
+# is claimed again and counted; one that reached an outcome is a duplicate and returns nothing.
+_CLAIM = """
+INSERT INTO notifications
+    (id, order_id, waybill, milestone, milestone_rank, event_id, event_occurred_at, state)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int2[], $6::text[], $7::timestamptz[], $8::text[])
+ON CONFLICT (order_id, milestone) DO UPDATE
+    SET claims = notifications.claims + 1, updated_at = now()
+    WHERE notifications.state = 'claimed' AND EXCLUDED.state = 'claimed'
+RETURNING id, claims
+"""
+
+_FINISH = """
+UPDATE notifications AS n SET
+    state = u.state, channel = u.channel, provider = u.provider, provider_message_id = u.provider_message_id,
+    locale = u.locale, sms_encoding = u.sms_encoding, sms_segments = u.sms_segments, reason = u.reason,
+    updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[])
+    AS u(id, state, channel, provider, provider_message_id, locale, sms_encoding, sms_segments, reason)
+WHERE n.id = u.id
+"""
+
+_OUTBOX_INSERT = """
+INSERT INTO receipt_outbox (receipt_id, notification_id, order_id, payload)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[])
+ON CONFLICT (receipt_id) DO NOTHING
+"""
+
+
+@asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    try:
+        yield
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        raise StoreUnavailable(f"database: {type(exc).__name__}") from exc
+
+
+class PostgresStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, *, pool_size: int = 4, run_migrations: bool = True) -> PostgresStore:
+        async with _translated():
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, command_timeout=30)
+            if run_migrations:
+                async with pool.acquire() as conn:
+                    await migrate(conn)
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def ping(self) -> bool:
+        try:
+            async with self._pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+            return False
+        return True
+
+    async def record_events(self, events: Sequence[tuple[InboundRecord, ShipmentUpdate, str | None]]) -> None:
+        if not events:
+            return
+        cols: list[list[object]] = [[] for _ in range(8)]
+        for rec, u, milestone in events:
+            for col, v in zip(
+                cols,
+                (
+                    u.event_id,
+                    u.order_id,
+                    u.tms_status,
+                    milestone,
+                    u.occurred_at,
+                    rec.topic,
+                    rec.partition,
+                    rec.offset,
+                ),
+                strict=True,
+            ):
+                col.append(v)
+        async with _translated():
+            await self._pool.execute(_RECORD_EVENTS, *cols)
+
+    async def highest_ranks(self, order_ids: Sequence[str]) -> dict[str, int]:
+        if not order_ids:
+            return {}
+        async with _translated():
+            rows = await self._pool.fetch(_HIGHEST_RANK, list(order_ids))
+        return {r["order_id"]: int(r["rank"]) for r in rows}
+
+    async def claim(self, requests: Sequence[ClaimRequest]) -> list[Claimed]:
+        """Claim notifications; returns only the claims granted (new, or re-claimed after a crash)."""
+        if not requests:
+            return []
+        args = (
+            [r.notification_id for r in requests],
+            [r.update.order_id for r in requests],
+            [r.update.waybill for r in requests],
+            [r.milestone.value for r in requests],
+            [r.milestone.rank for r in requests],
+            [r.update.event_id for r in requests],
+            [r.update.occurred_at for r in requests],
+            [r.state for r in requests],
+        )
+        async with _translated():
+            rows = await self._pool.fetch(_CLAIM, *args)
+        return [Claimed(r["id"], int(r["claims"])) for r in rows]
+
+    async def finish(self, outcomes: Sequence[Outcome], receipts: Sequence[OutboxRow]) -> None:
+        """Record outcomes and their receipts in one transaction (the outbox)."""
+        if not outcomes:
+            return
+        state_args = (
+            [o.notification_id for o in outcomes],
+            [o.outcome for o in outcomes],
+            [o.channel for o in outcomes],
+            [o.provider for o in outcomes],
+            [o.provider_message_id for o in outcomes],
+            [o.locale for o in outcomes],
+            [o.sms_encoding for o in outcomes],
+            [o.sms_segments for o in outcomes],
+            [o.reason for o in outcomes],
+        )
+        outbox_args = (
+            [r.receipt_id for r in receipts],
+            [r.notification_id for r in receipts],
+            [r.order_id for r in receipts],
+            [r.payload for r in receipts],
+        )
+        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(_FINISH, *state_args)
+            await conn.execute(_OUTBOX_INSERT, *outbox_args)
+
+    async def unpublished_receipts(self, limit: int = 1000, older_than_s: float = 0.0) -> list[OutboxRow]:
+        async with _translated():
+            rows = await self._pool.fetch(
+                "SELECT receipt_id, notification_id, order_id, payload FROM receipt_outbox"
+                " WHERE published_at IS NULL AND created_at <= now() - make_interval(secs => $2)"
+                " ORDER BY created_at LIMIT $1",
+                limit,
+                older_than_s,
+            )
+        return [
+            OutboxRow(r["receipt_id"], r["notification_id"], r["order_id"], bytes(r["payload"])) for r in rows
+        ]
+
+    async def mark_published(self, receipt_ids: Sequence[uuid.UUID]) -> None:
+        if not receipt_ids:
+            return
+        async with _translated():
+            await self._pool.execute(
+                "UPDATE receipt_outbox SET published_at = now() WHERE receipt_id = ANY($1::uuid[])",
+                list(receipt_ids),
+            )

@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from service.render import Renderer
+from structlog.testing import capture_logs
+
+from service.contracts import parse_event
+from service.domain.errors import InvalidRecipient, ProviderUnavailable, StoreUnavailable
+from service.domain.milestones import Milestone
+from service.domain.model import InboundRecord, notification_id
+from service.domain.outcome import ClaimRequest
+from service.metrics import Metrics
+from service.pipeline import Pipeline
+from service.testing import FakeDeadLetterSink, FakeReceiptSink, FakeSmsSender, FakeStore
+
+REPO = Path(__file__).resolve().parents[2]
+PHONE = "9123 4567"
+NAME = "陳大文"
+EMAIL = "tai.man@example.com"
+
+
+def record(offset: int, value: bytes | None, key: bytes | None = b"k") -> InboundRecord:
+    return InboundRecord("t", 0, offset, key, value, 1_700_000_000_000)
+
+
+def event(order: str, status: str, n: int = 1, **extra: object) -> bytes:
+    doc: dict[str, object] = {
+        "event_id": f"{order}-{status}-{n}",
+        "order_id": order,
+        "waybill": "SF1",
+        "status": status,
+        "occurred_at": "2026-11-20T09:00:00+08:00",
+        "bike_model": "Tarmac SL8",
+        "recipient": {"name": NAME, "phone": PHONE, "email": EMAIL, "locale": "zh-HK"},
+    }
+    if status == "READY_FOR_PICKUP":
+        doc["pickup"] = {
+            "place": "Specialized 旺角門市",
+            "address": "九龍旺角花園街 123 號地下",
+            "window_start": "2026-11-24T14:00:00+08:00",
+            "window_end": "2026-11-24T18:00:00+08:00",
+            "documents": ["HKID"],
+        }
+    doc.update(extra)
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.store = FakeStore()
+        self.sender = FakeSmsSender()
+        self.receipts = FakeReceiptSink()
+        self.dlq = FakeDeadLetterSink()
+        self.metrics = Metrics()
+        self.pipeline = Pipeline(
+            store=self.store,
+            sender=self.sender,
+            renderer=Renderer(
+                REPO / "templates",
+                brand="Specialized",
+                contact_phone="+852 3001 2345",
+                contact_email="hk@example.com",
+            ),
+            receipts=self.receipts,
+            dead_letters=self.dlq,
+            metrics=self.metrics,
+        )
+        self.offset = 0
+
+    async def feed(self, *values: bytes | None) -> None:
+        recs = []
+        for v in values:
+            recs.append(record(self.offset, v))
+            self.offset += 1
+        await self.pipeline.process_batch(recs)
+
+    def outcomes(self) -> list[tuple[str, str]]:
+        return [
+            (json.loads(r.payload)["milestone"], json.loads(r.payload)["outcome"])
+            for r in self.receipts.published
+        ]
+
+
+@pytest.fixture
+def h() -> Harness:
+    return Harness()
+
+
+async def test_duplicate_event_sends_once(h: Harness) -> None:
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"), event("A", "ARRIVED_HK_WAREHOUSE", n=2))
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert len(h.sender.sent) == 1
+    assert h.outcomes() == [("arrived_hk_warehouse", "sent")]
+    assert h.sender.sent[0][0] == "+85291234567"
+
+
+async def test_each_milestone_is_sent_once_in_the_customers_language(h: Harness) -> None:
+    await h.feed(
+        event("A", "ARRIVED_HK_WAREHOUSE"), event("A", "CUSTOMS_CLEARED"), event("A", "READY_FOR_PICKUP")
+    )
+    assert [m for m, _ in h.outcomes()] == ["arrived_hk_warehouse", "customs_cleared", "ready_for_pickup"]
+    bodies = [body for _, body in h.sender.sent]
+    assert all("Specialized" in b and "A" in b for b in bodies)
+    assert "旺角" in bodies[2]
+
+
+async def test_stale_milestone_is_not_sent_and_says_so(h: Harness) -> None:
+    await h.feed(event("A", "READY_FOR_PICKUP"))
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert len(h.sender.sent) == 1
+    assert h.outcomes() == [("ready_for_pickup", "sent"), ("arrived_hk_warehouse", "suppressed_stale")]
+
+
+async def test_other_statuses_are_recorded_and_notify_no_one(h: Harness) -> None:
+    await h.feed(event("A", "IN_TRANSIT"))
+    assert h.sender.sent == []
+    assert h.receipts.published == []
+    assert "A-IN_TRANSIT-1" in h.store.events
+
+
+async def test_invalid_phone_is_never_sent_and_the_receipt_says_why(h: Harness) -> None:
+    await h.feed(
+        event("A", "ARRIVED_HK_WAREHOUSE", recipient={"name": NAME, "phone": "2123 4567", "locale": "en"})
+    )
+    assert h.sender.sent == []
+    receipt = json.loads(h.receipts.published[0].payload)
+    assert receipt["outcome"] == "suppressed_invalid_recipient"
+    assert receipt["reason"] == "phone_fixed_line"
+    assert receipt["channel"] == "none"
+
+
+async def test_malformed_events_go_to_dead_letters_and_the_rest_of_the_batch_flows(h: Harness) -> None:
+    await h.feed(b"{oops", event("A", "ARRIVED_HK_WAREHOUSE"), None)
+    assert [d.reason for d in h.dlq.letters] == ["malformed_json", "empty_value"]
+    assert [d.record.offset for d in h.dlq.letters] == [0, 2]
+    assert len(h.sender.sent) == 1
+
+
+async def test_provider_error_is_a_failed_receipt_with_the_code(h: Harness) -> None:
+    h.sender.errors.append(InvalidRecipient("fake-sms", "21211"))
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    receipt = json.loads(h.receipts.published[0].payload)
+    assert (receipt["outcome"], receipt["reason"], receipt["channel"]) == ("failed", "fake-sms_21211", "sms")
+
+
+async def test_receipts_and_logs_carry_no_personal_data(h: Harness) -> None:
+    h.sender.errors.append(ProviderUnavailable("fake-sms", "503"))
+    with capture_logs() as logs:
+        await h.feed(
+            event("A", "ARRIVED_HK_WAREHOUSE"),
+            event("B", "ARRIVED_HK_WAREHOUSE"),
+            event(
+                "C", "ARRIVED_HK_WAREHOUSE", recipient={"name": NAME, "phone": "2123 4567", "email": EMAIL}
+            ),
+            b'{"order_id": "D", "recipient": {"name": "' + NAME.encode() + b'", "phone": "91234567"}}',
+        )
+    assert len(h.receipts.published) == 3
+    text = "\n".join(r.payload.decode() for r in h.receipts.published) + "\n" + repr(logs)
+    text += h.metrics.render().decode()
+    for pii in (NAME, "9123", "4567", EMAIL, "2123"):
+        assert pii not in text
+
+
+async def test_receipts_stay_in_the_outbox_when_kafka_is_down_and_the_relay_publishes_them(
+    h: Harness,
+) -> None:
+    h.receipts.fail = True
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert h.receipts.published == []
+    assert len(await h.store.unpublished_receipts()) == 1
+    h.receipts.fail = False
+    assert await h.pipeline.relay_outbox() == 1
+    assert h.outcomes() == [("arrived_hk_warehouse", "sent")]
+    assert await h.store.unpublished_receipts() == []
+
+
+async def test_store_outage_propagates_so_the_batch_is_not_committed(h: Harness) -> None:
+    h.store.fail_next = StoreUnavailable("database: down")
+    with pytest.raises(StoreUnavailable):
+        await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))  # the redelivered batch
+    assert len(h.sender.sent) == 1
+
+
+async def test_claim_left_unfinished_by_a_crash_is_sent_again_and_counted(h: Harness) -> None:
+    milestone = Milestone.ARRIVED_HK_WAREHOUSE
+    crashed = ClaimRequest(
+        notification_id("A", milestone), parse_event(event("A", "ARRIVED_HK_WAREHOUSE")), milestone, "claimed"
+    )
+    await h.store.claim([crashed])  # claimed by an instance that died before recording the outcome
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert len(h.sender.sent) == 1
+    assert h.metrics.registry.get_sample_value("notifier_possible_duplicate_sends_total") == 1
