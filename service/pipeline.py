@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from service.contracts import ReceiptV1, parse_event
 from service.domain.errors import EventRejected, ProviderError, RenderError
 from service.domain.model import InboundRecord, ShipmentUpdate, notification_id, receipt_id
-from service.domain.outcome import Claimed, ClaimRequest, OutboxRow, Outcome
+from service.domain.outcome import Channel, Claimed, ClaimRequest, OutboxRow, Outcome
 from service.domain.phone import normalize_hk_mobile
 from service.domain.plan import Verdict, milestone_orders, plan_batch
 from service.domain.ports import DeadLetter, DeadLetterSink, NotificationStore, ReceiptSink, SmsSender

@@ -101,3 +101,5 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(
             "invalid configuration; fix these environment variables:\n" + "\n".join(lines)
         ) from None
+    except SettingsError as exc:  # a value the environment source could not even parse
+        raise ConfigError(f"invalid configuration: {exc}") from None
