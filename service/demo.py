@@ -39,7 +39,9 @@ def _tagged(messages: list[tuple[bytes | None, bytes]], tag: str) -> list[tuple[
             if isinstance(doc.get(field), str):
                 doc[field] = f"{doc[field]}-{tag}"
         order = doc.get("order_id")
-        out.append((order.encode() if isinstance(order, str) else key, json.dumps(doc, ensure_ascii=False).encode()))
+        out.append(
+            (order.encode() if isinstance(order, str) else key, json.dumps(doc, ensure_ascii=False).encode())
+        )
     return out
 
 
@@ -54,7 +56,9 @@ async def _end_offsets(settings: Settings, topics: list[str]) -> dict[TopicParti
         await consumer.stop()
 
 
-async def _collect(settings: Settings, start: dict[TopicPartition, int], timeout_s: float) -> list[tuple[str, bytes]]:
+async def _collect(
+    settings: Settings, start: dict[TopicPartition, int], timeout_s: float
+) -> list[tuple[str, bytes]]:
     """Records that arrive after ``start`` on its topics, until quiet for a few seconds."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
@@ -111,5 +115,7 @@ async def run_demo(settings: Settings, feed: Path, *, timeout_s: float = 60.0) -
         print(f"  {r['order_id']:<22} {r['milestone']:<22} {r['outcome']:<30} {detail}")
     dead = [v for t, v in out if t == settings.dead_letter_topic]
     print(f"\nDead letters on {settings.dead_letter_topic}: {len(dead)}")
-    print(f"\nMetrics were served at http://{settings.http_host}:{service.http_port}/metrics while the demo ran.")
+    print(
+        f"\nMetrics were served at http://{settings.http_host}:{service.http_port}/metrics while the demo ran."
+    )
     return 0 if receipts else 1

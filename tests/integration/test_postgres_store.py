@@ -55,7 +55,9 @@ async def test_a_pair_is_granted_once_and_an_unfinished_claim_is_granted_again(d
         again = await store.claim([claim("A")])  # A never finished: a crash mid-send
         assert [(c.notification_id, c.claims) for c in again] == [(notification_id("A", M), 2)]
 
-        outcome = Outcome(notification_id("B", M), update("B"), M, "sent", "sms", datetime.now(UTC), provider="p")
+        outcome = Outcome(
+            notification_id("B", M), update("B"), M, "sent", "sms", datetime.now(UTC), provider="p"
+        )
         row = OutboxRow(uuid.uuid4(), outcome.notification_id, "B", b"{}")
         await store.finish([outcome], [row])
         assert await store.claim([claim("B")]) == []  # decided: a duplicate from now on
@@ -93,7 +95,9 @@ async def test_events_are_recorded_once(database_url: str) -> None:
         await store.record_events([(rec, update("A"), "arrived_hk_warehouse")])
         conn = await asyncpg.connect(database_url)
         try:
-            rows = await conn.fetch("SELECT source_topic, source_partition, source_offset FROM shipment_events")
+            rows = await conn.fetch(
+                "SELECT source_topic, source_partition, source_offset FROM shipment_events"
+            )
         finally:
             await conn.close()
         assert [tuple(r) for r in rows] == [("t", 1, 42)]
