@@ -1,0 +1,174 @@
+"""The service as its own process, driven only through its CLI, Kafka and HTTP, like production."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer
+
+from service.kafka.admin import ensure_topics
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "deploy/samples/events.jsonl"
+# Personal data in the sample feed: none of it may reach a log line.
+SAMPLE_PII = [
+    "9123 4567",
+    "91234567",
+    "5123-4567",
+    "51234567",
+    "6234 5678",
+    "62345678",
+    "2123 4567",
+    "6987 6543",
+    "陳大文",
+    "Emily Wong",
+    "李小美",
+    "Jason Lam",
+    "Ho Ka Yan",
+    "example.com",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _spawn(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        *args,
+        env=env,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _get(url: str) -> tuple[int, str]:
+    try:
+        async with aiohttp.ClientSession() as s, s.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+            return r.status, await r.text()
+    except aiohttp.ClientError:
+        return 0, ""
+
+
+async def _eventually(url: str, status: int = 200, timeout_s: float = 30) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        code, text = await _get(url)
+        if code == status:
+            return text
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{url} did not answer {status} within {timeout_s}s")
+
+
+@pytest_asyncio.fixture
+async def env(kafka_bootstrap: str, database_url: str) -> AsyncIterator[dict[str, str]]:
+    run = uuid.uuid4().hex[:8]
+    e = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")},
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DATABASE_URL": database_url,
+        "NOTIFIER_INPUT_TOPICS": f"e2e.{run}.shipment.status.v1",
+        "NOTIFIER_RECEIPTS_TOPIC": f"e2e.{run}.receipts",
+        "NOTIFIER_DEAD_LETTER_TOPIC": f"e2e.{run}.dlq",
+        "NOTIFIER_CONSUMER_GROUP": f"e2e-{run}",
+        "NOTIFIER_HTTP_PORT": str(_free_port()),
+        "NOTIFIER_TWILIO_BASE_URL": f"http://127.0.0.1:{_free_port()}",
+        "NOTIFIER_LOG_LEVEL": "DEBUG",
+    }
+    await ensure_topics(
+        kafka_bootstrap,
+        {e["NOTIFIER_INPUT_TOPICS"]: 4, e["NOTIFIER_RECEIPTS_TOPIC"]: 4, e["NOTIFIER_DEAD_LETTER_TOPIC"]: 1},
+    )
+    yield e
+
+
+async def _read(bootstrap: str, topic: str, at_least: int, timeout_s: float = 45) -> list[bytes]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(values) < at_least and time.monotonic() < deadline:
+            for msgs in (await consumer.getmany(timeout_ms=250)).values():
+                values.extend(m.value or b"" for m in msgs)
+    finally:
+        await consumer.stop()
+    return values
+
+
+async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> None:
+    sandbox_port = env["NOTIFIER_TWILIO_BASE_URL"].rsplit(":", 1)[1]
+    sandbox = await _spawn(env, "sandbox", "--port", sandbox_port)
+    service = await _spawn(env, "run")
+    try:
+        await _eventually(f"http://127.0.0.1:{sandbox_port}/sandbox/messages")
+        await _eventually(f"http://127.0.0.1:{env['NOTIFIER_HTTP_PORT']}/readyz")
+
+        feed = await _spawn(env, "feed", str(SAMPLES))
+        out, err = await asyncio.wait_for(feed.communicate(), 60)
+        assert feed.returncode == 0, err.decode()
+        assert b"published 13 events" in out
+
+        receipts = [
+            json.loads(v)
+            for v in await _read(env["KAFKA_BOOTSTRAP_SERVERS"], env["NOTIFIER_RECEIPTS_TOPIC"], 9)
+        ]
+        dead = await _read(env["KAFKA_BOOTSTRAP_SERVERS"], env["NOTIFIER_DEAD_LETTER_TOPIC"], 2)
+        _, body = await _get(f"http://127.0.0.1:{sandbox_port}/sandbox/messages")
+        _, metrics = await _get(f"http://127.0.0.1:{env['NOTIFIER_HTTP_PORT']}/metrics")
+    finally:
+        service.send_signal(signal.SIGTERM)
+        sandbox.send_signal(signal.SIGTERM)
+        _, service_log = await asyncio.wait_for(service.communicate(), 30)
+        await asyncio.wait_for(sandbox.communicate(), 30)
+
+    outcomes = sorted((r["order_id"], r["milestone"], r["outcome"]) for r in receipts)
+    assert outcomes == [
+        ("SO-HK-24001", "arrived_hk_warehouse", "sent"),
+        ("SO-HK-24001", "customs_cleared", "sent"),
+        ("SO-HK-24001", "ready_for_pickup", "sent"),
+        ("SO-HK-24002", "arrived_hk_warehouse", "sent"),
+        ("SO-HK-24002", "customs_cleared", "sent"),
+        ("SO-HK-24003", "ready_for_pickup", "sent"),
+        ("SO-HK-24004", "arrived_hk_warehouse", "suppressed_invalid_recipient"),
+        ("SO-HK-24005", "arrived_hk_warehouse", "suppressed_stale"),
+        ("SO-HK-24005", "ready_for_pickup", "sent"),
+    ]
+    sms = json.loads(body)
+    assert len(sms) == 7
+    assert {m["to"] for m in sms} == {"+85291234567", "+85251234567", "+85262345678", "+85269876543"}
+    english = [m["body"] for m in sms if "Emily" in m["body"]]
+    assert english
+    assert all("Order: SO-HK-24002" in b for b in english)
+    assert any("訂單編號：SO-HK-24001" in m["body"] for m in sms)
+    assert len(dead) == 2
+
+    assert 'notifier_notifications_total{channel="sms",outcome="sent"} 7.0' in metrics
+    assert 'notifier_dead_letters_total{reason="malformed_json"} 1.0' in metrics
+    assert "notifier_end_to_end_seconds_count 9.0" in metrics
+
+    assert service.returncode == 0, service_log.decode()[-2000:]
+    log = service_log.decode()
+    assert '"event": "service_stopped"' in log
+    for pii in SAMPLE_PII:
+        assert pii not in log, f"personal data reached the log: {pii!r}"
