@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from service.app import Service
 from service.domain.phone import mask_phone
 from service.feed import publish_feed, read_feed
-from service.kafka.admin import ensure_topics
+from service.kafka.admin import ensure_topics, partitions_of
 from service.sandbox.server import SandboxState, run_sandbox
 from service.settings import Settings
 
@@ -49,9 +49,7 @@ async def _end_offsets(settings: Settings, topics: list[str]) -> dict[TopicParti
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await consumer.start()
     try:
-        await consumer.topics()
-        parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
-        return dict(await consumer.end_offsets(parts))
+        return dict(await consumer.end_offsets(await partitions_of(settings.kafka_bootstrap_servers, topics)))
     finally:
         await consumer.stop()
 

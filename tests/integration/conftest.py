@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
-import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from service.sandbox.server import SandboxState, run_sandbox
 
-from service.app import Service
 from service.kafka.admin import ensure_topics
+from service.sandbox.server import SandboxState, run_sandbox
 from service.settings import Settings, load_settings
-
-pytestmark = pytest.mark.integration
 
 
 @pytest_asyncio.fixture
@@ -49,104 +39,3 @@ async def settings(kafka_bootstrap: str, database_url: str, sandbox: tuple[Sandb
     )
     await ensure_topics(kafka_bootstrap, {s.input_topics[0]: 4, s.receipts_topic: 4, s.dead_letter_topic: 1})
     return s
-
-
-@contextlib.asynccontextmanager
-async def running(service: Service) -> AsyncIterator[Service]:
-    """Run a service instance in the background; stop it and wait for a clean shutdown on exit."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-    try:
-        yield service
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        for key, value in messages:
-            await producer.send(topic, value=value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
-async def read_topic(bootstrap: str, topic: str, *, at_least: int, timeout_s: float = 30.0) -> list:  # type: ignore[type-arg]
-    """Every record on a topic from the beginning, waiting until there are ``at_least`` of them."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    records = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=200)
-            for msgs in batch.values():
-                records.extend(msgs)
-            if len(records) >= at_least and not batch:
-                break
-    finally:
-        await consumer.stop()
-    return records
-
-
-async def wait_until(
-    check: Callable[[], bool | Awaitable[bool]], timeout_s: float = 30.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check()
-        if result if isinstance(result, bool) else await result:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
-async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
-    """True when the group's committed offsets reach the end of every partition of the topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        await consumer.topics()  # fetches metadata for every topic
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return bool(ends) and all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
-def event(
-    order: str, status: str, *, n: int = 1, phone: str = "9123 4567", locale: str = "en", **extra: object
-) -> tuple[bytes, bytes]:
-    doc: dict[str, object] = {
-        "event_id": f"{order}-{status}-{n}",
-        "order_id": order,
-        "waybill": f"WB{order[-6:]}",
-        "status": status,
-        "occurred_at": "2026-11-20T09:00:00+08:00",
-        "bike_model": "Tarmac SL8",
-        "recipient": {
-            "name": "Test Customer",
-            "phone": phone,
-            "email": "customer@example.com",
-            "locale": locale,
-        },
-    }
-    if status == "READY_FOR_PICKUP":
-        doc["pickup"] = {
-            "place": "Specialized Kwun Tong Service Centre",
-            "address": "G/F, 88 Hoi Yuen Road, Kwun Tong",
-            "window_start": "2026-11-25T10:00:00+08:00",
-            "window_end": "2026-11-25T19:00:00+08:00",
-            "documents": ["HKID"],
-        }
-    doc.update(extra)
-    return order.encode(), json.dumps(doc, ensure_ascii=False).encode()

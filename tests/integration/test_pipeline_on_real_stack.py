@@ -9,12 +9,11 @@ import re
 
 import asyncpg
 import pytest
-from service.sandbox.server import SandboxState
 
 from service.app import Service
+from service.sandbox.server import SandboxState
 from service.settings import Settings
-
-from .conftest import event, group_caught_up, produce, read_topic, running, wait_until
+from tests.integration.helpers import event, group_caught_up, produce, read_topic, running, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -149,11 +148,10 @@ async def test_state_is_durable_in_postgres_and_holds_no_personal_data(
     try:
         row = await conn.fetchrow("SELECT * FROM notifications WHERE order_id = 'IT-0100'")
         unpublished = await conn.fetchval("SELECT count(*) FROM receipt_outbox WHERE published_at IS NULL")
-        dump = "\n".join(
-            str(dict(r))
-            for table in ("notifications", "shipment_events", "receipt_outbox")
-            for r in await conn.fetch(f"SELECT * FROM {table}")  # noqa: S608  # fixed table names
-        )
+        rows = []
+        for table in ("notifications", "shipment_events", "receipt_outbox"):
+            rows += await conn.fetch(f"SELECT * FROM {table}")  # noqa: S608  # fixed table names
+        dump = "\n".join(str(dict(r)) for r in rows)
     finally:
         await conn.close()
     assert row is not None

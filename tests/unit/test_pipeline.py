@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-from service.render import Renderer
 from structlog.testing import capture_logs
 
 from service.contracts import parse_event
@@ -14,6 +13,7 @@ from service.domain.model import InboundRecord, notification_id
 from service.domain.outcome import ClaimRequest
 from service.metrics import Metrics
 from service.pipeline import Pipeline
+from service.render import Renderer
 from service.testing import FakeDeadLetterSink, FakeReceiptSink, FakeSmsSender, FakeStore
 
 REPO = Path(__file__).resolve().parents[2]
