@@ -50,7 +50,7 @@ format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 demo: install stack-up  ## run the whole thing locally with the sample feed and show what happened
-	$(BIN)/notifier demo
+	NOTIFIER_LOG_FORMAT=console NOTIFIER_LOG_LEVEL=WARNING $(BIN)/notifier demo
 
 run: install stack-up  ## run the service against the local stack (start `make sandbox` in another shell)
 	$(BIN)/notifier db migrate

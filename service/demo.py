@@ -113,7 +113,8 @@ async def run_demo(settings: Settings, feed: Path, *, timeout_s: float = 60.0) -
         print(f"  {r['order_id']:<22} {r['milestone']:<22} {r['outcome']:<30} {detail}")
     dead = [v for t, v in out if t == settings.dead_letter_topic]
     print(f"\nDead letters on {settings.dead_letter_topic}: {len(dead)}")
-    print(
-        f"\nMetrics were served at http://{settings.http_host}:{service.http_port}/metrics while the demo ran."
-    )
+    print("\nMetrics (as served on /metrics):")
+    for line in service.metrics.render().decode().splitlines():
+        if line.startswith(("notifier_events_total", "notifier_notifications_total", "notifier_sms_segments_total")):
+            print(f"  {line}")
     return 0 if receipts else 1

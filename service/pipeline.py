@@ -105,11 +105,12 @@ class Pipeline:
         granted = {c.notification_id: c for c in await self._store.claim(requests)}
         work = [r for r in requests if r.notification_id in granted]
 
-        m.events.labels("not_a_milestone").inc(sum(p.verdict is Verdict.NOT_A_MILESTONE for p in plans))
-        m.events.labels("duplicate").inc(
-            len(parsed) - len(work) - sum(p.verdict is Verdict.NOT_A_MILESTONE for p in plans)
-        )
-        m.events.labels("notified").inc(len(work))
+        ignored = sum(p.verdict is Verdict.NOT_A_MILESTONE for p in plans)
+        stale = sum(r.state == STATE_STALE for r in work)
+        m.events.labels("not_a_milestone").inc(ignored)
+        m.events.labels("duplicate").inc(len(parsed) - ignored - len(work))
+        m.events.labels("stale").inc(stale)
+        m.events.labels("new_milestone").inc(len(work) - stale)
 
         outcomes = await asyncio.gather(*(self._decide(r, granted[r.notification_id]) for r in work))
         rows = [self._receipt_row(o) for o in outcomes]
