@@ -115,6 +115,8 @@ async def run_demo(settings: Settings, feed: Path, *, timeout_s: float = 60.0) -
     print(f"\nDead letters on {settings.dead_letter_topic}: {len(dead)}")
     print("\nMetrics (as served on /metrics):")
     for line in service.metrics.render().decode().splitlines():
-        if line.startswith(("notifier_events_total", "notifier_notifications_total", "notifier_sms_segments_total")):
+        if line.startswith(
+            ("notifier_events_total", "notifier_notifications_total", "notifier_sms_segments_total")
+        ):
             print(f"  {line}")
     return 0 if receipts else 1
