@@ -10,18 +10,21 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from service.callbacks import DeliveryReports
 from service.domain.errors import NotifierError
-from service.domain.ports import SmsSender
+from service.domain.ports import EmailSender, SmsSender
+from service.http.callbacks import add_callback_routes
 from service.http.server import create_app, start_http
-from service.kafka.consumer import build_consumer, next_offsets, to_records
+from service.kafka.consumer import ShareOnAssignment, build_consumer, next_offsets, to_records
 from service.kafka.producer import DeadLetterPublisher, ReceiptPublisher, build_producer
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.pipeline import Pipeline
-from service.providers.twilio import TwilioClient
+from service.privacy.crypto import Keyring
 from service.render import Renderer
 from service.settings import Settings
 from service.store.postgres import PostgresStore
+from service.wiring import delivery_engine
 
 log = get_logger(__name__)
 
@@ -34,7 +37,8 @@ class Service:
     """One service instance. ``run`` returns when ``stop`` is set, after committing what it finished."""
 
     settings: Settings
-    sender: SmsSender | None = None  # tests may inject one; by default the Twilio client from settings
+    sms: list[SmsSender] | None = None  # tests may inject clients; by default those from settings
+    email: EmailSender | None = None
     metrics: Metrics = field(default_factory=Metrics)
     http_port: int | None = None  # the bound port once running
     _consumer: AIOKafkaConsumer | None = None
@@ -45,24 +49,23 @@ class Service:
         store = self._store = await PostgresStore.connect(s.database_url, pool_size=s.database_pool_size)
         session = aiohttp.ClientSession()
         producer = build_producer(s.kafka_bootstrap_servers)
+        keyring = Keyring.parse(s.pii_keys.get_secret_value()) if s.pii_keys else None
+        if keyring is None:
+            log.warning("no_pii_keys", effect="an undelivered SMS cannot fall back to email")
+        engine = delivery_engine(s, self.metrics, session, sms=self.sms, email=self.email)
+        share = ShareOnAssignment(engine.set_share)
         consumer = self._consumer = build_consumer(
             s.kafka_bootstrap_servers,
             s.consumer_group,
             topics=s.input_topics,
             pattern=s.input_topic_pattern,
             max_records=s.batch_max_records,
+            listener=share,
         )
-        sender = self.sender or TwilioClient(
-            session,
-            base_url=s.twilio_base_url,
-            account_sid=s.twilio_account_sid,
-            auth_token=s.twilio_auth_token.get_secret_value(),
-            sender=s.twilio_sender,
-            timeout_s=s.twilio_timeout_s,
-        )
+        share.consumer = consumer
         pipeline = Pipeline(
             store=store,
-            sender=sender,
+            engine=engine,
             renderer=Renderer(
                 s.templates_dir,
                 brand=s.brand_name,
@@ -74,10 +77,12 @@ class Service:
             dead_letters=DeadLetterPublisher(producer, s.dead_letter_topic),
             metrics=self.metrics,
             send_concurrency=s.send_concurrency,
+            keyring=keyring,
         )
-        runner, self.http_port = await start_http(
-            create_app(self.metrics, self._ready), s.http_host, s.http_port
-        )
+        app = create_app(self.metrics, self._ready)
+        reports = DeliveryReports(store=store, pipeline=pipeline, keyring=keyring, metrics=self.metrics)
+        add_callback_routes(app, s, reports)
+        runner, self.http_port = await start_http(app, s.http_host, s.http_port)
         relay: asyncio.Task[None] | None = None
         try:
             await producer.start()

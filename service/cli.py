@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     fd.add_argument("file", type=Path, nargs="?", default=REPO_ROOT / "deploy/samples/events.jsonl")
     fd.add_argument("--topic", default=None, help="default: the first input topic")
 
+    ky = sub.add_parser("keys", help="encryption keys for personal data at rest")
+    ky.add_argument("action", choices=["generate"])
+    ky.add_argument("--id", default="k1", help="key id to put before the key")
+
     sc = sub.add_parser("schemas", help="JSON Schemas of the event and receipt contracts")
     sc.add_argument("action", choices=["export", "check"])
     sc.add_argument("--dir", type=Path, default=REPO_ROOT / "schemas")
@@ -55,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "keys":  # needs no settings: it makes one
+        from service.privacy.crypto import Keyring  # noqa: PLC0415
+
+        print(Keyring.generate_spec(args.id))
+        return 0
     from service import logs  # noqa: PLC0415  # keep --help free of the logging set-up
 
     try:

@@ -140,6 +140,7 @@ def parse_event(value: bytes | None) -> ShipmentUpdate:
 Outcome = Literal[
     "sent",
     "delivered",
+    "undelivered",
     "failed",
     "suppressed_invalid_recipient",
     "suppressed_opted_out",

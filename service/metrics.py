@@ -43,6 +43,39 @@ class Metrics:
         self.sms_segments = Counter(
             "notifier_sms_segments", "SMS segments sent (cost)", ["provider", "encoding"], registry=r
         )
+        self.attempts = Counter(
+            "notifier_provider_attempts", "Send attempts per provider", ["provider"], registry=r
+        )
+        self.retries = Counter(
+            "notifier_provider_retries", "Retries of a send at the same provider", ["provider"], registry=r
+        )
+        self.failovers = Counter(
+            "notifier_failovers",
+            "Moves from a provider to the next step of the plan",
+            ["provider", "to"],
+            registry=r,
+        )
+        self.rate_limit_wait = Counter(
+            "notifier_rate_limit_wait_seconds",
+            "Time spent waiting for a provider's rate limit",
+            ["provider"],
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "notifier_circuit_state",
+            "Circuit breaker per provider: 0 closed, 1 half-open, 2 open",
+            ["provider"],
+            registry=r,
+        )
+        self.reconciliations = Counter(
+            "notifier_reconciliations",
+            "Checks with a provider after an ambiguous error, by answer",
+            ["provider", "result"],
+            registry=r,
+        )
+        self.callbacks = Counter(
+            "notifier_callbacks", "Provider delivery callbacks, by result", ["provider", "result"], registry=r
+        )
         self.dead_letters = Counter(
             "notifier_dead_letters", "Events sent to the dead-letter topic", ["reason"], registry=r
         )

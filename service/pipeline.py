@@ -9,19 +9,24 @@ committing it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from service.contracts import ReceiptV1, parse_event
-from service.domain.errors import EventRejected, ProviderError, RenderError
+from service.delivery import DeliveryEngine, DeliveryRequest, SmsContent
+from service.domain.errors import EventRejected, RenderError
+from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate, notification_id, receipt_id
-from service.domain.outcome import Channel, Claimed, ClaimRequest, OutboxRow, Outcome
+from service.domain.outcome import Channel, Claimed, ClaimRequest, OutboxRow, Outcome, SealedContact
 from service.domain.phone import normalize_hk_mobile
 from service.domain.plan import Verdict, milestone_orders, plan_batch
-from service.domain.ports import DeadLetter, DeadLetterSink, NotificationStore, ReceiptSink, SmsSender
+from service.domain.ports import DeadLetter, DeadLetterSink, EmailMessage, NotificationStore, ReceiptSink
 from service.logs import get_logger
 from service.metrics import Metrics
+from service.privacy.crypto import Keyring
 from service.render import Renderer
 
 log = get_logger(__name__)
@@ -39,16 +44,18 @@ class Pipeline:
         self,
         *,
         store: NotificationStore,
-        sender: SmsSender,
+        engine: DeliveryEngine,
         renderer: Renderer,
         receipts: ReceiptSink,
         dead_letters: DeadLetterSink,
         metrics: Metrics,
         send_concurrency: int = 32,
+        keyring: Keyring | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._store = store
-        self._sender = sender
+        self._engine = engine
+        self._keyring = keyring
         self._renderer = renderer
         self._receipts = receipts
         self._dead_letters = dead_letters
@@ -113,16 +120,16 @@ class Pipeline:
         m.events.labels("new_milestone").inc(len(work) - stale)
 
         outcomes = await asyncio.gather(*(self._decide(r, granted[r.notification_id]) for r in work))
-        rows = [self._receipt_row(o) for o in outcomes]
-        await self._store.finish(outcomes, rows)
+        raw = {u.event_id: rec.value or b"" for rec, u in parsed}
+        await self.record(
+            outcomes, [self._seal(o, raw[o.update.event_id]) for o in outcomes if o.channel == "sms"]
+        )
 
         by_event = {u.event_id: rec.timestamp_ms for rec, u in parsed}
         for o in outcomes:
-            m.notifications.labels(o.outcome, o.channel).inc()
             ts = by_event.get(o.update.event_id)
             if ts:
                 m.end_to_end.observe(max(0.0, o.decided_at.timestamp() - ts / 1000))
-        await self.publish_receipts(rows)
         m.batch_seconds.observe(time.perf_counter() - started)
         if records:
             log.info(
@@ -132,6 +139,23 @@ class Pipeline:
                 notified=len(work),
                 seconds=round(time.perf_counter() - started, 4),
             )
+
+    async def record(
+        self, outcomes: Sequence[Outcome], contacts: Sequence[SealedContact | None] = ()
+    ) -> None:
+        """Make outcomes durable with their receipts (one transaction), then publish the receipts."""
+        rows = [receipt_row(o) for o in outcomes]
+        await self._store.finish(outcomes, rows, [c for c in contacts if c is not None])
+        for o in outcomes:
+            self._metrics.notifications.labels(o.outcome, o.channel).inc()
+        await self.publish_receipts(rows)
+
+    def _seal(self, o: Outcome, event: bytes) -> SealedContact | None:
+        """Keep the event, encrypted, while an SMS may still be reported undelivered (email fallback)."""
+        if self._keyring is None or o.outcome != "sent":
+            return None
+        key_id, blob = self._keyring.encrypt(event, o.notification_id.bytes)
+        return SealedContact(o.notification_id, key_id, blob)
 
     async def publish_receipts(self, rows: Sequence[OutboxRow]) -> bool:
         """Publish outbox rows and mark them; on failure they stay in the outbox for the relay."""
@@ -157,19 +181,16 @@ class Pipeline:
         return total
 
     async def _decide(self, req: ClaimRequest, claim: Claimed) -> Outcome:
-        def outcome(kind: str, channel: Channel = "none", **kw: object) -> Outcome:
-            return Outcome(
-                notification_id=req.notification_id,
-                update=req.update,
-                milestone=req.milestone,
-                outcome=kind,
-                channel=channel,
-                decided_at=self._clock(),
-                **kw,  # type: ignore[arg-type]
-            )
-
         if req.state == STATE_STALE:
-            return outcome(STATE_STALE, reason="later_milestone_already_reached")
+            return Outcome(
+                req.notification_id,
+                req.update,
+                req.milestone,
+                STATE_STALE,
+                "none",
+                self._clock(),
+                reason="later_milestone_already_reached",
+            )
         if claim.claims > 1:
             # An earlier claim never recorded its outcome: the SMS may have gone out already.
             self._metrics.possible_duplicates.inc()
@@ -177,75 +198,96 @@ class Pipeline:
                 "notification_reclaimed", notification_id=str(req.notification_id), claims=claim.claims
             )
 
-        recipient = req.update.recipient
-        if not recipient.phone:
-            return outcome("suppressed_invalid_recipient", reason="no_phone")
-        phone = normalize_hk_mobile(recipient.phone)
-        if phone.e164 is None:
-            return outcome("suppressed_invalid_recipient", reason=f"phone_{phone.reason}")
+        return await self.deliver(req.notification_id, req.update, req.milestone)
 
+    async def deliver(
+        self,
+        notification: uuid.UUID,
+        update: ShipmentUpdate,
+        milestone: Milestone,
+        *,
+        email_only: bool = False,
+    ) -> Outcome:
+        """Render and send one notification through the engine's plan; the outcome is not yet recorded."""
+
+        def outcome(kind: str, channel: Channel = "none", **kw: object) -> Outcome:
+            return Outcome(
+                notification_id=notification,
+                update=update,
+                milestone=milestone,
+                outcome=kind,
+                channel=channel,
+                decided_at=self._clock(),
+                **kw,  # type: ignore[arg-type]
+            )
+
+        recipient = update.recipient
+        phone = normalize_hk_mobile(recipient.phone) if recipient.phone and not email_only else None
+        phone_note = None if phone is None or phone.e164 else f"phone_{phone.reason}"
         locale = self._renderer.choose_locale(recipient.locale)
+        sms: SmsContent | None = None
         try:
-            msg = self._renderer.render_sms(req.milestone, req.update, locale)
+            if phone is not None and phone.e164:
+                msg = self._renderer.render_sms(milestone, update, locale)
+                sms = SmsContent(msg.body, msg.segments, msg.encoding)
+            email: Callable[[], EmailMessage] | None = None
+            if recipient.email:
+                email = functools.partial(self._renderer.render_email, milestone, update, locale)
+            async with self._send_slots:
+                result = await self._engine.deliver(
+                    DeliveryRequest(
+                        notification,
+                        phone.e164 if phone else None,
+                        recipient.email,
+                        sms,
+                        email,
+                        skip_sms=email_only,
+                    )
+                )
         except RenderError as exc:
-            log.error("render_failed", notification_id=str(req.notification_id), error=str(exc))
+            log.error("render_failed", notification_id=str(notification), error=str(exc))
             return outcome("failed", locale=locale, reason="render_error")
-
-        provider = self._sender.name
-        async with self._send_slots:
-            t0 = time.perf_counter()
-            try:
-                accepted = await self._sender.send_sms(phone.e164, msg.body)
-            except ProviderError as exc:
-                self._metrics.provider_latency.labels(provider, "error").observe(time.perf_counter() - t0)
-                self._metrics.provider_errors.labels(provider, type(exc).__name__).inc()
-                log.warning(
-                    "send_failed",
-                    notification_id=str(req.notification_id),
-                    provider=provider,
-                    error=type(exc).__name__,
-                    code=exc.code,
-                )
-                return outcome(
-                    "failed",
-                    "sms",
-                    provider=provider,
-                    locale=locale,
-                    sms_encoding=msg.encoding,
-                    sms_segments=msg.segments,
-                    reason=f"{provider}_{exc.code}",
-                )
-            self._metrics.provider_latency.labels(provider, "ok").observe(time.perf_counter() - t0)
-        self._metrics.sms_segments.labels(provider, msg.encoding).inc(msg.segments)
+        if result.outcome == "sent" and result.channel == "sms" and sms is not None:
+            self._metrics.sms_segments.labels(result.provider or "", sms.encoding).inc(sms.segments)
+        if result.outcome != "sent":
+            log.warning(
+                "notification_not_sent",
+                notification_id=str(notification),
+                outcome=result.outcome,
+                reason=result.reason,
+            )
         return outcome(
-            "sent",
-            "sms",
-            provider=provider,
-            provider_message_id=accepted.message_id,
+            result.outcome,
+            result.channel,  # type: ignore[arg-type]  # the engine's channel names are Channel values
+            provider=result.provider,
+            provider_message_id=result.provider_message_id,
             locale=locale,
-            sms_encoding=msg.encoding,
-            sms_segments=msg.segments,
+            sms_encoding=result.sms_encoding,
+            sms_segments=result.sms_segments,
+            reason=phone_note or (result.reason if result.outcome != "sent" else None),
+            reference=result.reference,
         )
 
-    @staticmethod
-    def _receipt_row(o: Outcome) -> OutboxRow:
-        rid = receipt_id(o.notification_id, o.outcome)
-        receipt = ReceiptV1(
-            receipt_id=rid,
-            notification_id=o.notification_id,
-            order_id=o.update.order_id,
-            waybill=o.update.waybill,
-            milestone=o.milestone.value,
-            event_id=o.update.event_id,
-            outcome=o.outcome,
-            channel=o.channel,
-            provider=o.provider,
-            provider_message_id=o.provider_message_id,
-            locale=o.locale,
-            sms_encoding=o.sms_encoding,
-            sms_segments=o.sms_segments,
-            reason=o.reason,
-            occurred_at=o.update.occurred_at,
-            decided_at=o.decided_at,
-        )
-        return OutboxRow(rid, o.notification_id, o.update.order_id, receipt.to_bytes())
+
+def receipt_row(o: Outcome) -> OutboxRow:
+    """The receipt of an outcome, ready for the outbox. Ids, codes and counts only: no personal data."""
+    rid = receipt_id(o.notification_id, o.outcome, o.channel, o.provider)
+    receipt = ReceiptV1(
+        receipt_id=rid,
+        notification_id=o.notification_id,
+        order_id=o.update.order_id,
+        waybill=o.update.waybill,
+        milestone=o.milestone.value,
+        event_id=o.update.event_id,
+        outcome=o.outcome,
+        channel=o.channel,
+        provider=o.provider,
+        provider_message_id=o.provider_message_id,
+        locale=o.locale,
+        sms_encoding=o.sms_encoding,
+        sms_segments=o.sms_segments,
+        reason=o.reason,
+        occurred_at=o.update.occurred_at,
+        decided_at=o.decided_at,
+    )
+    return OutboxRow(rid, o.notification_id, o.update.order_id, receipt.to_bytes())

@@ -33,6 +33,7 @@ import jinja2
 from service.domain.errors import ConfigError, RenderError
 from service.domain.milestones import Milestone
 from service.domain.model import Pickup, ShipmentUpdate
+from service.domain.ports import EmailMessage
 from service.domain.segments import Encoding, count_segments
 
 HK_TZ: Final = ZoneInfo("Asia/Hong_Kong")
@@ -178,6 +179,10 @@ class Renderer:
         self._env.filters["window_en"] = window_en
         self._env.filters["hk_local"] = hk_local
         self._templates: dict[str, tuple[jinja2.Template, str]] = {}
+        # HTML email: the same loader, but every value escaped.
+        self._html_env = jinja2.Environment(
+            loader=self._loader, autoescape=True, trim_blocks=True, lstrip_blocks=True, auto_reload=False
+        )
 
     def choose_locale(self, requested: str | None) -> str:
         """The supported locale closest to what the customer asked for, else the default.
@@ -194,7 +199,26 @@ class Renderer:
 
     def render_sms(self, milestone: Milestone, update: ShipmentUpdate, locale: str) -> RenderedMessage:
         """Render the SMS for a milestone in a supported locale (see ``choose_locale``)."""
-        name = f"sms/{milestone.value}.{locale}.txt.j2"
+        body = self._render(f"sms/{milestone.value}.{locale}.txt.j2", update, locale)
+        count = count_segments(body)
+        return RenderedMessage(locale=locale, body=body, encoding=count.encoding, segments=count.segments)
+
+    def render_email(self, milestone: Milestone, update: ShipmentUpdate, locale: str) -> EmailMessage:
+        """The email fallback: a subject, the SMS text as plain text, and the same text as escaped HTML."""
+        subject = " ".join(
+            self._render(f"email/{milestone.value}.{locale}.subject.j2", update, locale).split()
+        )
+        text = self.render_sms(milestone, update, locale).body
+        try:
+            layout = self._html_env.get_template("email/layout.html.j2")  # cached by jinja2
+        except jinja2.TemplateNotFound:
+            raise RenderError("template email/layout.html.j2: not found") from None
+        html = layout.render(
+            lang="zh-Hant-HK" if locale == "zh-HK" else "en", subject=subject, lines=text.splitlines()
+        )
+        return EmailMessage(subject=subject, text=text, html=html)
+
+    def _render(self, name: str, update: ShipmentUpdate, locale: str) -> str:
         if locale not in LOCALES:
             raise RenderError(f"template {name}: unsupported locale")
         template, source = self._template(name)
@@ -208,9 +232,7 @@ class Renderer:
         except Exception as exc:
             # A filter or operator failed on a value; its message may quote the value.
             raise RenderError(f"template {name}: {type(exc).__name__} while rendering") from None
-        body = _tidy(body)
-        count = count_segments(body)
-        return RenderedMessage(locale=locale, body=body, encoding=count.encoding, segments=count.segments)
+        return _tidy(body)
 
     def _template(self, name: str) -> tuple[jinja2.Template, str]:
         """The compiled template and its source, loaded on first use and kept."""

@@ -46,13 +46,57 @@ class Settings(BaseSettings):
     )
     database_pool_size: int = Field(default=4, ge=1, le=100)
 
-    # Sending
+    # Sending: the plan is SMS provider A (Twilio), then B (Infobip), then email (SendGrid).
     send_concurrency: int = Field(default=32, ge=1, le=1000)
+    sms_providers: Annotated[list[Literal["twilio", "infobip"]], NoDecode] = Field(
+        default=["twilio", "infobip"], description="SMS providers in order of preference; comma-separated."
+    )
+    email_provider: Literal["sendgrid", "none"] = "sendgrid"
+    send_attempts_per_provider: int = Field(default=3, ge=1, le=20)
+    send_deadline_s: float = Field(default=120.0, gt=0, le=3600)
+    provider_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # Rate limits in SMS segments (emails for SendGrid) per second for the whole consumer group;
+    # each instance takes a share in proportion to its assigned partitions.
+    twilio_rate_per_s: float = Field(default=100.0, gt=0)
+    twilio_burst: float = Field(default=10.0, ge=1)
+    infobip_rate_per_s: float = Field(default=100.0, gt=0)
+    infobip_burst: float = Field(default=10.0, ge=1)
+    sendgrid_rate_per_s: float = Field(default=50.0, gt=0)
+    sendgrid_burst: float = Field(default=10.0, ge=1)
+    # Circuit breakers (per provider)
+    breaker_window: int = Field(default=20, ge=2)
+    breaker_min_calls: int = Field(default=10, ge=1)
+    breaker_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    breaker_open_s: float = Field(default=15.0, gt=0)
+    breaker_max_open_s: float = Field(default=300.0, gt=0)
+    # Provider accounts (the defaults are the sandbox's)
     twilio_base_url: str = "http://127.0.0.1:18700"
     twilio_account_sid: str = "AC00000000000000000000000000000000"
     twilio_auth_token: SecretStr = SecretStr("sandbox-token")
     twilio_sender: str = "Specialized"
-    twilio_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    infobip_base_url: str = "http://127.0.0.1:18700"
+    infobip_api_key: SecretStr = SecretStr("sandbox-infobip-key")
+    infobip_sender: str = "Specialized"
+    sendgrid_base_url: str = "http://127.0.0.1:18700"
+    sendgrid_api_key: SecretStr = SecretStr("sandbox-sendgrid-key")
+    email_sender_address: str = "notifications@example.com"
+    email_sender_name: str = "Specialized Hong Kong"
+    # Delivery callbacks: the public base URL providers call back on, and their secrets
+    callback_base_url: str | None = Field(
+        default=None, description="e.g. https://notifier.example.com; None: no delivery callbacks requested."
+    )
+    infobip_webhook_user: str = "infobip"
+    infobip_webhook_password: SecretStr = SecretStr("sandbox-infobip-webhook")
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, description="Base64 DER public key of SendGrid's Signed Event Webhook."
+    )
+
+    # Personal data at rest
+    pii_keys: SecretStr | None = Field(
+        default=None,
+        description="AES-256 keys 'id:base64,id:base64', the first active (`notifier keys generate`). "
+        "Without keys no event is kept, so an undelivered SMS cannot fall back to email.",
+    )
 
     # Content
     templates_dir: Path = REPO_ROOT / "templates"
@@ -67,7 +111,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 
-    @field_validator("input_topics", mode="before")
+    @field_validator("input_topics", "sms_providers", mode="before")
     @classmethod
     def _split_topics(cls, v: object) -> object:
         if isinstance(v, str) and not v.lstrip().startswith("["):

@@ -6,11 +6,12 @@ import itertools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from service.domain.errors import ProviderError
+from service.domain.errors import ProviderError, ProviderUnavailable
 from service.domain.model import InboundRecord, ShipmentUpdate
-from service.domain.outcome import Claimed, ClaimRequest, OutboxRow, Outcome
-from service.domain.ports import DeadLetter, SendAccepted
+from service.domain.outcome import Claimed, ClaimRequest, DeliveryTarget, OutboxRow, Outcome, SealedContact
+from service.domain.ports import DeadLetter, EmailMessage, SendAccepted
 
 
 @dataclass
@@ -28,6 +29,7 @@ class FakeStore:
     rows: dict[tuple[str, str], _Row] = field(default_factory=dict)
     events: dict[str, tuple[InboundRecord, ShipmentUpdate, str | None]] = field(default_factory=dict)
     outbox: dict[uuid.UUID, tuple[OutboxRow, bool]] = field(default_factory=dict)
+    contacts: dict[uuid.UUID, SealedContact] = field(default_factory=dict)
     fail_next: Exception | None = None
 
     def _maybe_fail(self) -> None:
@@ -62,14 +64,55 @@ class FakeStore:
                 granted.append(Claimed(row.request.notification_id, row.claims))
         return granted
 
-    async def finish(self, outcomes: Sequence[Outcome], receipts: Sequence[OutboxRow]) -> None:
+    async def finish(
+        self,
+        outcomes: Sequence[Outcome],
+        receipts: Sequence[OutboxRow],
+        contacts: Sequence[SealedContact] = (),
+    ) -> None:
         self._maybe_fail()
-        by_id = {row.request.notification_id: row for row in self.rows.values()}
+        by_id = self._by_id()
         for o in outcomes:
             row = by_id[o.notification_id]
             row.state, row.outcome = o.outcome, o
         for r in receipts:
             self.outbox.setdefault(r.receipt_id, (r, False))
+        for c in contacts:
+            self.contacts.setdefault(c.notification_id, c)
+
+    def _by_id(self) -> dict[uuid.UUID, _Row]:
+        return {row.request.notification_id: row for row in self.rows.values()}
+
+    async def delivery_target(self, notification: uuid.UUID) -> DeliveryTarget | None:
+        row = self._by_id().get(notification)
+        if row is None:
+            return None
+        o = row.outcome
+        return DeliveryTarget(
+            notification,
+            row.request.milestone,
+            row.state,
+            o.channel if o else None,
+            o.provider if o else None,
+            o.reference if o else None,
+            row.request.update.order_id,
+            row.request.update.waybill,
+            row.request.update.event_id,
+            row.request.update.occurred_at,
+        )
+
+    async def contact(self, notification: uuid.UUID) -> SealedContact | None:
+        return self.contacts.get(notification)
+
+    async def record_delivery(
+        self, notification: uuid.UUID, reference: str, state: str, reason: str | None, receipt: OutboxRow
+    ) -> bool:
+        row = self._by_id().get(notification)
+        if row is None or row.outcome is None or row.outcome.reference != reference or row.state != "sent":
+            return False
+        row.state = state
+        self.outbox.setdefault(receipt.receipt_id, (receipt, False))
+        return True
 
     async def unpublished_receipts(self, limit: int = 1000, older_than_s: float = 0.0) -> list[OutboxRow]:
         return [r for r, published in self.outbox.values() if not published][:limit]
@@ -82,18 +125,67 @@ class FakeStore:
 
 @dataclass
 class FakeSmsSender:
-    """Accepts every message (or raises the queued errors first) and remembers it."""
+    """Accepts every message (or raises the queued errors first) and remembers it.
+
+    ``swallowed`` makes the next N sends succeed at the "provider" yet raise ``ProviderUnavailable``
+    to the caller: the ambiguous case; ``find_sent`` then finds them (unless ``lookup_fails``).
+    """
 
     name: str = "fake-sms"
     sent: list[tuple[str, str]] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
     errors: list[ProviderError] = field(default_factory=list)
+    swallowed: int = 0
+    lookup_fails: bool = False
     _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _by_ref: dict[str, SendAccepted] = field(default_factory=dict)
 
-    async def send_sms(self, to_e164: str, body: str) -> SendAccepted:
+    async def send_sms(self, to_e164: str, body: str, *, reference: str) -> SendAccepted:
         if self.errors:
             raise self.errors.pop(0)
         self.sent.append((to_e164, body))
-        return SendAccepted(self.name, f"FAKE{next(self._ids):06d}", "queued")
+        self.references.append(reference)
+        accepted = SendAccepted(self.name, f"FAKE{next(self._ids):06d}", "queued")
+        self._by_ref[reference] = accepted
+        if self.swallowed:
+            self.swallowed -= 1
+            raise ProviderUnavailable(self.name, "timeout")
+        return accepted
+
+    async def find_sent(
+        self, to_e164: str, body: str, *, reference: str, since: datetime
+    ) -> SendAccepted | None:
+        if self.lookup_fails:
+            raise ProviderUnavailable(self.name, "network")
+        return self._by_ref.get(reference)
+
+
+@dataclass
+class FakeEmailSender:
+    name: str = "fake-email"
+    sent: list[tuple[str, EmailMessage]] = field(default_factory=list)
+    errors: list[ProviderError] = field(default_factory=list)
+
+    async def send_email(self, to: str, message: EmailMessage, *, reference: str) -> SendAccepted:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append((to, message))
+        return SendAccepted(self.name, f"MAIL{len(self.sent):06d}", "queued")
+
+
+class FakeClock:
+    """A monotonic clock that only moves when told, and a sleep that moves it."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
 
 
 @dataclass

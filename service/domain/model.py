@@ -61,6 +61,8 @@ def notification_id(order_id: str, milestone: Milestone) -> uuid.UUID:
     return uuid.uuid5(NOTIFIER_NAMESPACE, f"{order_id}\x1f{milestone.value}")
 
 
-def receipt_id(notification: uuid.UUID, outcome: str) -> uuid.UUID:
-    """The stable id of a receipt: replays of the same outcome carry the same id."""
-    return uuid.uuid5(notification, outcome)
+def receipt_id(
+    notification: uuid.UUID, outcome: str, channel: str = "none", provider: str | None = None
+) -> uuid.UUID:
+    """The stable id of a receipt: replays of the same outcome on the same channel carry the same id."""
+    return uuid.uuid5(notification, f"{outcome}\x1f{channel}\x1f{provider or ''}")

@@ -27,6 +27,7 @@ class Outcome:
     sms_encoding: str | None = None
     sms_segments: int | None = None
     reason: str | None = None
+    reference: str | None = None  # the attempt that produced this outcome, echoed by provider callbacks
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +56,28 @@ class OutboxRow:
     notification_id: uuid.UUID
     order_id: str
     payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SealedContact:
+    """The encrypted event behind a notification, kept for a later fallback."""
+
+    notification_id: uuid.UUID
+    key_id: str
+    ciphertext: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTarget:
+    """What the store knows of a notification when a provider reports on it."""
+
+    notification_id: uuid.UUID
+    milestone: Milestone
+    state: str
+    channel: str | None
+    provider: str | None
+    reference: str | None
+    order_id: str
+    waybill: str
+    event_id: str
+    occurred_at: datetime

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from service.domain.model import InboundRecord, ShipmentUpdate
-from service.domain.outcome import Claimed, ClaimRequest, OutboxRow, Outcome
+from service.domain.outcome import Claimed, ClaimRequest, DeliveryTarget, OutboxRow, Outcome, SealedContact
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,11 +22,37 @@ class SendAccepted:
 
 
 class SmsSender(Protocol):
-    """An SMS provider client. Raises a ``ProviderError`` subclass when the message is not accepted."""
+    """An SMS provider client. Raises a ``ProviderError`` subclass when the message is not accepted.
+
+    ``reference`` is our opaque id of this attempt (ASCII, at most 64 characters): the client
+    sends it where the provider echoes it back in delivery callbacks (Twilio: a ``ref`` query
+    parameter on the StatusCallback URL; Infobip: ``messageId`` and ``callbackData``).
+    """
 
     name: str
 
-    async def send_sms(self, to_e164: str, body: str) -> SendAccepted: ...
+    async def send_sms(self, to_e164: str, body: str, *, reference: str) -> SendAccepted: ...
+
+    async def find_sent(
+        self, to_e164: str, body: str, *, reference: str, since: datetime
+    ) -> SendAccepted | None:
+        """After an ambiguous failure: the message this attempt created, if the provider has it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EmailMessage:
+    subject: str
+    text: str
+    html: str
+
+
+class EmailSender(Protocol):
+    """An email provider client; ``reference`` travels in the provider's custom arguments."""
+
+    name: str
+
+    async def send_email(self, to: str, message: EmailMessage, *, reference: str) -> SendAccepted: ...
 
 
 class NotificationStore(Protocol):
@@ -39,7 +66,22 @@ class NotificationStore(Protocol):
 
     async def claim(self, requests: Sequence[ClaimRequest]) -> list[Claimed]: ...
 
-    async def finish(self, outcomes: Sequence[Outcome], receipts: Sequence[OutboxRow]) -> None: ...
+    async def finish(
+        self,
+        outcomes: Sequence[Outcome],
+        receipts: Sequence[OutboxRow],
+        contacts: Sequence[SealedContact] = (),
+    ) -> None: ...
+
+    async def delivery_target(self, notification: uuid.UUID) -> DeliveryTarget | None: ...
+
+    async def contact(self, notification: uuid.UUID) -> SealedContact | None: ...
+
+    async def record_delivery(
+        self, notification: uuid.UUID, reference: str, state: str, reason: str | None, receipt: OutboxRow
+    ) -> bool:
+        """Apply a provider's report to the attempt it names; False when stale or repeated."""
+        ...
 
     async def unpublished_receipts(self, limit: int = 1000, older_than_s: float = 0.0) -> list[OutboxRow]: ...
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 
 from service.domain.model import InboundRecord
 
@@ -16,6 +16,7 @@ def build_consumer(
     topics: Sequence[str] = (),
     pattern: str | None = None,
     max_records: int = 500,
+    listener: ConsumerRebalanceListener | None = None,
 ) -> AIOKafkaConsumer:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
@@ -30,10 +31,31 @@ def build_consumer(
         max_poll_interval_ms=300_000,
     )
     if pattern:
-        consumer.subscribe(pattern=pattern)
+        consumer.subscribe(pattern=pattern, listener=listener)
     else:
-        consumer.subscribe(topics=list(topics))
+        consumer.subscribe(topics=list(topics), listener=listener)
     return consumer
+
+
+class ShareOnAssignment(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """After each rebalance, tells ``on_share`` this member's fraction of the subscribed partitions.
+
+    Provider rate limits are group-wide; each member takes this fraction of them, so the group
+    as a whole stays under the limit (see ``service.domain.ratelimit``).
+    """
+
+    def __init__(self, on_share: Callable[[float], None]) -> None:
+        self._on_share = on_share
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        if self.consumer is None:
+            return
+        total = sum(len(self.consumer.partitions_for_topic(t) or ()) for t in self.consumer.subscription())
+        self._on_share(len(assigned) / total if total else 1.0)
 
 
 def to_records(batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> list[InboundRecord]:

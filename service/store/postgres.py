@@ -12,8 +12,9 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from service.domain.errors import StoreUnavailable
+from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate
-from service.domain.outcome import Claimed, ClaimRequest, OutboxRow, Outcome
+from service.domain.outcome import Claimed, ClaimRequest, DeliveryTarget, OutboxRow, Outcome, SealedContact
 from service.store.migrate import migrate
 
 _RECORD_EVENTS = """
@@ -43,10 +44,17 @@ _FINISH = """
 UPDATE notifications AS n SET
     state = u.state, channel = u.channel, provider = u.provider, provider_message_id = u.provider_message_id,
     locale = u.locale, sms_encoding = u.sms_encoding, sms_segments = u.sms_segments, reason = u.reason,
-    updated_at = now()
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[])
-    AS u(id, state, channel, provider, provider_message_id, locale, sms_encoding, sms_segments, reason)
+    reference = u.reference, updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[],
+            $10::text[])
+    AS u(id, state, channel, provider, provider_message_id, locale, sms_encoding, sms_segments, reason, reference)
 WHERE n.id = u.id
+"""
+
+_CONTACTS_INSERT = """
+INSERT INTO notification_contacts (notification_id, key_id, ciphertext)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[])
+ON CONFLICT (notification_id) DO NOTHING
 """
 
 _OUTBOX_INSERT = """
@@ -136,8 +144,13 @@ class PostgresStore:
             rows = await self._pool.fetch(_CLAIM, *args)
         return [Claimed(r["id"], int(r["claims"])) for r in rows]
 
-    async def finish(self, outcomes: Sequence[Outcome], receipts: Sequence[OutboxRow]) -> None:
-        """Record outcomes and their receipts in one transaction (the outbox)."""
+    async def finish(
+        self,
+        outcomes: Sequence[Outcome],
+        receipts: Sequence[OutboxRow],
+        contacts: Sequence[SealedContact] = (),
+    ) -> None:
+        """Record outcomes, their receipts (the outbox) and sealed contacts in one transaction."""
         if not outcomes:
             return
         state_args = (
@@ -150,6 +163,7 @@ class PostgresStore:
             [o.sms_encoding for o in outcomes],
             [o.sms_segments for o in outcomes],
             [o.reason for o in outcomes],
+            [o.reference for o in outcomes],
         )
         outbox_args = (
             [r.receipt_id for r in receipts],
@@ -160,6 +174,68 @@ class PostgresStore:
         async with _translated(), self._pool.acquire() as conn, conn.transaction():
             await conn.execute(_FINISH, *state_args)
             await conn.execute(_OUTBOX_INSERT, *outbox_args)
+            if contacts:
+                await conn.execute(
+                    _CONTACTS_INSERT,
+                    [c.notification_id for c in contacts],
+                    [c.key_id for c in contacts],
+                    [c.ciphertext for c in contacts],
+                )
+
+    async def delivery_target(self, notification: uuid.UUID) -> DeliveryTarget | None:
+        async with _translated():
+            r = await self._pool.fetchrow(
+                "SELECT id, milestone, state, channel, provider, reference, order_id, waybill, event_id,"
+                " event_occurred_at FROM notifications WHERE id = $1",
+                notification,
+            )
+        if r is None:
+            return None
+        return DeliveryTarget(
+            r["id"],
+            Milestone(r["milestone"]),
+            r["state"],
+            r["channel"],
+            r["provider"],
+            r["reference"],
+            r["order_id"],
+            r["waybill"],
+            r["event_id"],
+            r["event_occurred_at"],
+        )
+
+    async def contact(self, notification: uuid.UUID) -> SealedContact | None:
+        async with _translated():
+            r = await self._pool.fetchrow(
+                "SELECT key_id, ciphertext FROM notification_contacts WHERE notification_id = $1",
+                notification,
+            )
+        return None if r is None else SealedContact(notification, r["key_id"], bytes(r["ciphertext"]))
+
+    async def record_delivery(
+        self, notification: uuid.UUID, reference: str, state: str, reason: str | None, receipt: OutboxRow
+    ) -> bool:
+        """Apply a provider's report to the attempt it names; False when it is stale or repeated."""
+        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            updated = await conn.fetchval(
+                "UPDATE notifications SET state = $3, reason = coalesce($4, reason), updated_at = now(),"
+                " delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END"
+                " WHERE id = $1 AND reference = $2 AND state = 'sent' RETURNING id",
+                notification,
+                reference,
+                state,
+                reason,
+            )
+            if updated is None:
+                return False
+            await conn.execute(
+                _OUTBOX_INSERT,
+                [receipt.receipt_id],
+                [receipt.notification_id],
+                [receipt.order_id],
+                [receipt.payload],
+            )
+        return True
 
     async def unpublished_receipts(self, limit: int = 1000, older_than_s: float = 0.0) -> list[OutboxRow]:
         async with _translated():

@@ -1,20 +1,35 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
 from service.contracts import parse_event
-from service.domain.errors import InvalidRecipient, ProviderUnavailable, StoreUnavailable
+from service.delivery import DeliveryEngine
+from service.domain.errors import (
+    InvalidRecipient,
+    ProviderRejected,
+    ProviderUnavailable,
+    RecipientOptedOut,
+    StoreUnavailable,
+)
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, notification_id
 from service.domain.outcome import ClaimRequest
 from service.metrics import Metrics
 from service.pipeline import Pipeline
 from service.render import Renderer
-from service.testing import FakeDeadLetterSink, FakeReceiptSink, FakeSmsSender, FakeStore
+from service.testing import (
+    FakeClock,
+    FakeDeadLetterSink,
+    FakeEmailSender,
+    FakeReceiptSink,
+    FakeSmsSender,
+    FakeStore,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PHONE = "9123 4567"
@@ -51,13 +66,24 @@ def event(order: str, status: str, n: int = 1, **extra: object) -> bytes:
 class Harness:
     def __init__(self) -> None:
         self.store = FakeStore()
-        self.sender = FakeSmsSender()
+        self.sender = FakeSmsSender(name="sms-a")
+        self.backup = FakeSmsSender(name="sms-b")
+        self.email = FakeEmailSender()
+        self.clock = FakeClock()
+        self.metrics = Metrics()
         self.receipts = FakeReceiptSink()
         self.dlq = FakeDeadLetterSink()
-        self.metrics = Metrics()
         self.pipeline = Pipeline(
             store=self.store,
-            sender=self.sender,
+            engine=DeliveryEngine(
+                sms=[self.sender, self.backup],
+                email=self.email,
+                limits={},
+                metrics=self.metrics,
+                clock=self.clock,
+                sleep=self.clock.sleep,
+                rng=random.Random(1),
+            ),
             renderer=Renderer(
                 REPO / "templates",
                 brand="Specialized",
@@ -139,11 +165,62 @@ async def test_malformed_events_go_to_dead_letters_and_the_rest_of_the_batch_flo
     assert len(h.sender.sent) == 1
 
 
-async def test_provider_error_is_a_failed_receipt_with_the_code(h: Harness) -> None:
-    h.sender.errors.append(InvalidRecipient("fake-sms", "21211"))
+async def test_number_the_provider_calls_invalid_goes_to_email_not_to_the_other_sms_provider(
+    h: Harness,
+) -> None:
+    h.sender.errors.append(InvalidRecipient("sms-a", "21211"))
     await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
     receipt = json.loads(h.receipts.published[0].payload)
-    assert (receipt["outcome"], receipt["reason"], receipt["channel"]) == ("failed", "fake-sms_21211", "sms")
+    assert (receipt["outcome"], receipt["channel"], receipt["provider"]) == ("sent", "email", "fake-email")
+    assert h.backup.sent == []
+    to, message = h.email.sent[0]
+    assert to == EMAIL
+    assert "A" in message.subject
+    assert "<p" in message.html
+
+
+async def test_invalid_phone_with_an_email_gets_the_email(h: Harness) -> None:
+    await h.feed(
+        event(
+            "A", "READY_FOR_PICKUP", recipient={"name": "<b>Chan</b>", "phone": "2123 4567", "email": EMAIL}
+        )
+    )
+    receipt = json.loads(h.receipts.published[0].payload)
+    assert (receipt["outcome"], receipt["channel"], receipt["reason"]) == (
+        "sent",
+        "email",
+        "phone_fixed_line",
+    )
+    assert h.sender.sent == []
+    assert h.backup.sent == []
+    html = h.email.sent[0][1].html
+    assert "&lt;b&gt;Chan&lt;/b&gt;" in html  # customer data is escaped in HTML
+
+
+async def test_provider_outage_fails_over_to_the_next_sms_provider(h: Harness) -> None:
+    h.sender.errors.extend(ProviderRejected("sms-a", "20003") for _ in range(3))
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    receipt = json.loads(h.receipts.published[0].payload)
+    assert (receipt["outcome"], receipt["channel"], receipt["provider"]) == ("sent", "sms", "sms-b")
+    assert len(h.backup.sent) == 1
+
+
+async def test_every_channel_failing_is_a_failed_receipt_with_the_last_reason(h: Harness) -> None:
+    h.sender.errors.append(ProviderRejected("sms-a", "20003"))
+    h.backup.errors.append(ProviderRejected("sms-b", "401"))
+    h.email.errors.append(ProviderRejected("fake-email", "403"))
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    receipt = json.loads(h.receipts.published[0].payload)
+    assert (receipt["outcome"], receipt["reason"]) == ("failed", "fake-email_403")
+
+
+async def test_opted_out_at_the_provider_sends_nothing_anywhere(h: Harness) -> None:
+    h.sender.errors.append(RecipientOptedOut("sms-a", "21610"))
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    receipt = json.loads(h.receipts.published[0].payload)
+    assert receipt["outcome"] == "suppressed_opted_out"
+    assert h.backup.sent == []
+    assert h.email.sent == []
 
 
 async def test_receipts_and_logs_carry_no_personal_data(h: Harness) -> None:

@@ -91,7 +91,9 @@ def test_ids_are_stable_and_distinct() -> None:
     assert a == notification_id("A", Milestone.CUSTOMS_CLEARED)
     assert a != notification_id("A", Milestone.READY_FOR_PICKUP)
     assert a != notification_id("B", Milestone.CUSTOMS_CLEARED)
-    assert receipt_id(a, "sent") == receipt_id(a, "sent") != receipt_id(a, "failed")
+    assert receipt_id(a, "sent", "sms", "twilio") == receipt_id(a, "sent", "sms", "twilio")
+    assert receipt_id(a, "sent", "sms", "twilio") != receipt_id(a, "failed", "sms", "twilio")
+    assert receipt_id(a, "sent", "sms", "twilio") != receipt_id(a, "sent", "email", "sendgrid")
 
 
 def test_recipient_repr_hides_personal_data() -> None:

@@ -1,0 +1,124 @@
+"""Providers' delivery reports, already authenticated, applied to notifications.
+
+``delivered`` closes a notification. ``undelivered`` records the report and, for an SMS, sends
+the email fallback: the sealed event is decrypted, the email rendered and sent through the
+engine, and the new outcome recorded with its own receipt. Reports are matched on the attempt
+they name (its reference): a late report for an earlier attempt, or a repeat, changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from service.contracts import parse_event
+from service.delivery import parse_ref
+from service.domain.errors import NotifierError
+from service.domain.model import Recipient, ShipmentUpdate
+from service.domain.outcome import DeliveryTarget, Outcome
+from service.domain.ports import NotificationStore
+from service.logs import get_logger
+from service.metrics import Metrics
+from service.pipeline import Pipeline, receipt_row
+from service.privacy.crypto import Keyring
+
+log = get_logger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _receipt_subject(t: DeliveryTarget) -> ShipmentUpdate:
+    """The non-personal fields a receipt needs, from the store; no recipient data."""
+    return ShipmentUpdate(
+        event_id=t.event_id,
+        order_id=t.order_id,
+        waybill=t.waybill,
+        tms_status="",
+        occurred_at=t.occurred_at,
+        bike_model="",
+        recipient=Recipient(name="", phone=None, email=None),
+    )
+
+
+class DeliveryReports:
+    def __init__(
+        self,
+        *,
+        store: NotificationStore,
+        pipeline: Pipeline,
+        keyring: Keyring | None,
+        metrics: Metrics,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._store = store
+        self._pipeline = pipeline
+        self._keyring = keyring
+        self._metrics = metrics
+        self._clock = clock
+
+    async def report(self, provider: str, reference: str, *, delivered: bool, code: str | None = None) -> str:
+        """Apply one report; returns what became of it (also counted in ``notifier_callbacks``)."""
+        result = await self._apply(provider, reference, delivered=delivered, code=code)
+        self._metrics.callbacks.labels(provider, result).inc()
+        return result
+
+    async def _apply(self, provider: str, reference: str, *, delivered: bool, code: str | None) -> str:
+        parsed = parse_ref(reference)
+        if parsed is None:
+            return "bad_reference"
+        notification, _ = parsed
+        target = await self._store.delivery_target(notification)
+        if target is None or target.reference != reference or target.state != "sent":
+            return "stale"
+        kind = "delivered" if delivered else "undelivered"
+        reason = None if delivered else f"{provider}_{code or 'undelivered'}"
+        outcome = Outcome(
+            notification,
+            _receipt_subject(target),
+            target.milestone,
+            kind,
+            "email" if target.channel == "email" else "sms",
+            self._clock(),
+            provider=provider,
+            reason=reason,
+            reference=reference,
+        )
+        row = receipt_row(outcome)
+        if not await self._store.record_delivery(notification, reference, kind, reason, row):
+            return "stale"
+        self._metrics.notifications.labels(kind, outcome.channel).inc()
+        await self._pipeline.publish_receipts([row])
+        if delivered or target.channel != "sms":
+            return kind
+        return await self._fall_back_to_email(target)
+
+    async def _fall_back_to_email(self, target: DeliveryTarget) -> str:
+        sealed = await self._store.contact(target.notification_id)
+        if sealed is None or self._keyring is None:
+            log.warning(
+                "fallback_impossible", notification_id=str(target.notification_id), why="no sealed contact"
+            )
+            return "undelivered_no_fallback"
+        try:
+            event = self._keyring.decrypt(sealed.key_id, sealed.ciphertext, target.notification_id.bytes)
+            update = parse_event(event)
+        except NotifierError as exc:
+            log.error(
+                "fallback_impossible", notification_id=str(target.notification_id), why=type(exc).__name__
+            )
+            return "undelivered_no_fallback"
+        if not update.recipient.email:
+            return "undelivered_no_email"
+        outcome = await self._pipeline.deliver(
+            target.notification_id, update, target.milestone, email_only=True
+        )
+        await self._pipeline.record([outcome])
+        log.info(
+            "fallback_sent" if outcome.outcome == "sent" else "fallback_failed",
+            notification_id=str(target.notification_id),
+            outcome=outcome.outcome,
+            reason=outcome.reason,
+        )
+        return "undelivered_email_" + ("sent" if outcome.outcome == "sent" else "failed")

@@ -1,0 +1,344 @@
+"""The delivery engine: one notification through SMS provider A, then B, then email.
+
+For each step of the plan it respects the provider's circuit breaker and rate limit (counted in
+SMS segments), retries transient errors with jittered exponential backoff inside the message's
+deadline, and reads every provider error by its class:
+
+=====================  ==========================================================
+error                  what happens
+=====================  ==========================================================
+RateLimited (429)      pause that provider for Retry-After, try it again
+ProviderUnavailable    ambiguous: ask the provider whether it has the message
+                       (``find_sent``); if it does, that is the send; if it can't
+                       say, the retry may duplicate and is counted; then backoff
+InvalidRecipient       no more SMS: skip to email
+RecipientOptedOut      stop: nothing is sent anywhere, the outcome says so
+ContentRejected        this provider won't carry it: next provider
+ProviderRejected       our account/credentials at this provider: next provider
+=====================  ==========================================================
+
+Provider health (breaker) counts only what says something about the provider: unavailability
+and rejections of our account, not invalid numbers, opt-outs or rate limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from service.domain.backoff import backoff_delay
+from service.domain.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from service.domain.errors import (
+    ContentRejected,
+    InvalidRecipient,
+    ProviderError,
+    ProviderRejected,
+    RateLimited,
+    RecipientOptedOut,
+)
+from service.domain.ports import EmailMessage, EmailSender, SendAccepted, SmsSender
+from service.domain.ratelimit import TokenBucket
+from service.logs import get_logger
+from service.metrics import Metrics
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SmsContent:
+    body: str
+    segments: int
+    encoding: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRequest:
+    """What to deliver. ``phone`` is a valid E.164 mobile or None; ``email_message`` renders lazily."""
+
+    notification_id: uuid.UUID
+    phone: str | None = field(repr=False)
+    email: str | None = field(repr=False)
+    sms: SmsContent | None
+    email_message: Callable[[], EmailMessage] | None = field(default=None, repr=False)
+    skip_sms: bool = False  # e.g. the SMS was reported undelivered: email only
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    outcome: str  # sent | failed | suppressed_opted_out | suppressed_invalid_recipient
+    channel: str  # sms | email | none
+    provider: str | None = None
+    provider_message_id: str | None = None
+    reference: str | None = None
+    reason: str | None = None
+    sms_segments: int | None = None
+    sms_encoding: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderLimits:
+    rate_per_s: float
+    burst: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts_per_provider: int = 3
+    base_s: float = 0.2
+    cap_s: float = 5.0
+    deadline_s: float = 120.0
+
+
+class _Provider:
+    def __init__(
+        self, name: str, limits: ProviderLimits, policy: BreakerPolicy, now: float, metrics: Metrics
+    ) -> None:
+        self.name = name
+        self.limits = limits
+        self.bucket = TokenBucket(limits.rate_per_s, limits.burst, now=now)
+
+        def changed(old: BreakerState, new: BreakerState) -> None:
+            metrics.circuit_state.labels(name).set(new.level)
+            log.warning("circuit_changed", provider=name, old=old.value, new=new.value)
+
+        self.breaker = CircuitBreaker(policy, now=now, on_transition=changed)
+        metrics.circuit_state.labels(name).set(0)
+
+
+class _Skip(Exception):
+    """Internal: move to the next step of the plan."""
+
+    def __init__(self, reason: str, *, no_more_sms: bool = False, maybe_sent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.no_more_sms = no_more_sms
+        self.maybe_sent = maybe_sent  # the last attempt's fate is unknown: a later send may duplicate it
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        *,
+        sms: Sequence[SmsSender],
+        email: EmailSender | None,
+        limits: Mapping[str, ProviderLimits],
+        metrics: Metrics,
+        breaker: BreakerPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._sms = list(sms)
+        self._email = email
+        self._metrics = metrics
+        self._retry = retry or RetryPolicy()
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311  # jitter, not security
+        now = clock()
+        policy = breaker or BreakerPolicy()
+        senders: list[SmsSender | EmailSender] = [*self._sms, *([email] if email else [])]
+        self._providers = {
+            s.name: _Provider(s.name, limits.get(s.name, ProviderLimits(1e9, 1e9)), policy, now, metrics)
+            for s in senders
+        }
+
+    def set_share(self, fraction: float) -> None:
+        """This instance's share of every provider's rate (its share of the group's partitions)."""
+        now = self._clock()
+        for p in self._providers.values():
+            p.bucket.set_rate(max(p.limits.rate_per_s * fraction, 1e-6), now)
+
+    def circuit(self, provider: str) -> BreakerState:
+        return self._providers[provider].breaker.state(self._clock())
+
+    async def deliver(self, req: DeliveryRequest) -> DeliveryResult:
+        deadline = self._clock() + self._retry.deadline_s
+        last_reason = "no_channel"
+        sms_allowed = req.phone is not None and req.sms is not None and not req.skip_sms
+        if req.phone is None and not req.skip_sms:
+            last_reason = "invalid_phone"
+        for step, sender in enumerate(self._sms, start=1):
+            if not sms_allowed:
+                break
+            try:
+                accepted = await self._try_sms(sender, req, step, deadline)
+            except RecipientOptedOut as exc:
+                return DeliveryResult(
+                    "suppressed_opted_out", "none", exc.provider, reason=f"{exc.provider}_{exc.code}"
+                )
+            except _Skip as skip:
+                last_reason = skip.reason
+                if skip.maybe_sent:
+                    self._metrics.possible_duplicates.inc()
+                if skip.no_more_sms:
+                    sms_allowed = False
+                if sms_allowed and step < len(self._sms):
+                    self._metrics.failovers.labels(sender.name, "next_sms").inc()
+                continue
+            return DeliveryResult(
+                "sent",
+                "sms",
+                sender.name,
+                accepted.message_id,
+                _ref(req, step),
+                sms_segments=req.sms.segments if req.sms else None,
+                sms_encoding=req.sms.encoding if req.sms else None,
+            )
+        if self._email is not None and req.email and req.email_message is not None:
+            if req.phone is not None and not req.skip_sms:
+                self._metrics.failovers.labels(self._sms[-1].name if self._sms else "none", "email").inc()
+            step = len(self._sms) + 1
+            try:
+                accepted = await self._try_email(self._email, req, step, deadline)
+            except _Skip as skip:
+                return DeliveryResult("failed", "email", self._email.name, reason=skip.reason)
+            return DeliveryResult("sent", "email", self._email.name, accepted.message_id, _ref(req, step))
+        if req.phone is None and not req.skip_sms:
+            return DeliveryResult("suppressed_invalid_recipient", "none", reason=last_reason)
+        return DeliveryResult("failed", "none", reason=last_reason)
+
+    async def _try_sms(
+        self, sender: SmsSender, req: DeliveryRequest, step: int, deadline: float
+    ) -> SendAccepted:
+        phone, sms, reference = req.phone, req.sms, _ref(req, step)
+        if phone is None or sms is None:
+            raise _Skip("no_sms")
+
+        async def send() -> SendAccepted:
+            return await sender.send_sms(phone, sms.body, reference=reference)
+
+        async def check(since: datetime) -> SendAccepted | None:
+            return await sender.find_sent(phone, sms.body, reference=reference, since=since)
+
+        return await self._attempts(sender.name, send, check, float(sms.segments), deadline)
+
+    async def _try_email(
+        self, sender: EmailSender, req: DeliveryRequest, step: int, deadline: float
+    ) -> SendAccepted:
+        if req.email is None or req.email_message is None:
+            raise _Skip("no_email")
+        email, message, reference = req.email, req.email_message(), _ref(req, step)
+
+        async def send() -> SendAccepted:
+            return await sender.send_email(email, message, reference=reference)
+
+        return await self._attempts(sender.name, send, None, 1.0, deadline)
+
+    async def _attempts(
+        self,
+        name: str,
+        send: Callable[[], Awaitable[SendAccepted]],
+        check: Callable[[datetime], Awaitable[SendAccepted | None]] | None,
+        cost: float,
+        deadline: float,
+    ) -> SendAccepted:
+        p = self._providers[name]
+        m = self._metrics
+        reason = f"{name}_unavailable"
+        maybe_sent = False
+        for attempt in range(self._retry.attempts_per_provider):
+            await self._admit(p, cost, deadline)
+            if attempt:
+                m.retries.labels(name).inc()
+            if maybe_sent:
+                m.possible_duplicates.inc()  # we could not learn whether the last attempt went out
+            started, started_at = self._clock(), datetime.now(UTC)
+            m.attempts.labels(name).inc()
+            try:
+                accepted = await send()
+            except ProviderError as exc:
+                m.provider_latency.labels(name, "error").observe(self._clock() - started)
+                m.provider_errors.labels(name, type(exc).__name__).inc()
+                reason = f"{name}_{exc.code}"
+                if self._judge(p, exc, reason):
+                    maybe_sent = False
+                    continue  # rate limited: the bucket is paused, try again when it opens
+                maybe_sent = exc.ambiguous
+                if exc.ambiguous and check is not None:
+                    found, known = await self._reconcile(name, check, started_at)
+                    if found is not None:
+                        return found
+                    maybe_sent = not known
+                if attempt + 1 >= self._retry.attempts_per_provider:
+                    break  # no wait before failing over
+                delay = backoff_delay(
+                    attempt, base_s=self._retry.base_s, cap_s=self._retry.cap_s, rng=self._rng
+                )
+                if self._clock() + delay > deadline:
+                    break
+                await self._sleep(delay)
+                continue
+            m.provider_latency.labels(name, "ok").observe(self._clock() - started)
+            p.breaker.record_success(self._clock())
+            return accepted
+        raise _Skip(reason, maybe_sent=maybe_sent)
+
+    async def _admit(self, p: _Provider, cost: float, deadline: float) -> None:
+        """Wait for the provider's breaker and rate limit, or give up on it."""
+        now = self._clock()
+        if not p.breaker.allow(now):
+            self._metrics.failovers.labels(p.name, "circuit_open").inc()
+            raise _Skip(f"{p.name}_circuit_open")
+        wait = p.bucket.reserve(cost, now)
+        if wait <= 0:
+            return
+        if now + wait > deadline:
+            p.breaker.record_success(now)  # give back the probe slot: not the provider's fault
+            raise _Skip(f"{p.name}_rate_limit_deadline")
+        self._metrics.rate_limit_wait.labels(p.name).inc(wait)
+        await self._sleep(wait)
+
+    def _judge(self, p: _Provider, exc: ProviderError, reason: str) -> bool:
+        """Record what an error says about the provider. True: retry at once (rate limited).
+
+        Raises ``_Skip`` to move on, ``RecipientOptedOut`` to stop; returns False to back off and retry.
+        """
+        now = self._clock()
+        if isinstance(exc, RateLimited):
+            p.breaker.record_success(now)  # throttling is not ill health
+            p.bucket.pause_until(now + (exc.retry_after or 1.0))
+            return True
+        if isinstance(exc, RecipientOptedOut | InvalidRecipient | ContentRejected):
+            p.breaker.record_success(now)  # the provider works; this message won't go through it
+            if isinstance(exc, RecipientOptedOut):
+                raise exc
+            raise _Skip(reason, no_more_sms=isinstance(exc, InvalidRecipient))
+        p.breaker.record_failure(now)
+        if isinstance(exc, ProviderRejected) or not exc.retriable:
+            raise _Skip(reason)
+        return False
+
+    async def _reconcile(
+        self, name: str, check: Callable[[datetime], Awaitable[SendAccepted | None]], since: datetime
+    ) -> tuple[SendAccepted | None, bool]:
+        """After an ambiguous error, ask the provider whether it took the message after all.
+
+        Returns the message if it exists, and whether the answer is known.
+        """
+        try:
+            found = await check(since)
+        except ProviderError:
+            self._metrics.reconciliations.labels(name, "unknown").inc()
+            return None, False
+        self._metrics.reconciliations.labels(name, "found" if found else "not_found").inc()
+        return found, True
+
+
+def _ref(req: DeliveryRequest, step: int) -> str:
+    """The reference of one step of one notification: echoed by providers in their callbacks."""
+    return f"{req.notification_id.hex}.{step}"
+
+
+def parse_ref(reference: str) -> tuple[uuid.UUID, int] | None:
+    head, _, step = reference.partition(".")
+    try:
+        return uuid.UUID(hex=head), int(step)
+    except ValueError:
+        return None

@@ -1,0 +1,131 @@
+"""Delivery-report webhooks, one per provider, each verified by that provider's scheme.
+
+=========================  ======================================  ==========================
+route                      provider                                authenticity
+=========================  ======================================  ==========================
+/callbacks/twilio/status   Twilio StatusCallback (form)            ``X-Twilio-Signature``
+/callbacks/infobip/reports Infobip delivery reports (JSON)         HTTP Basic, shared secret
+/callbacks/sendgrid/events SendGrid Event Webhook (JSON array)     Signed Event Webhook (ECDSA)
+=========================  ======================================  ==========================
+
+A forged or unsigned request gets 403 and changes nothing. A verified report about an unknown
+or earlier attempt gets 200 (so the provider stops retrying) and changes nothing. If the
+database is down the answer is 503, and the provider retries later.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from service.callbacks import DeliveryReports
+from service.domain.errors import StoreUnavailable
+from service.logs import get_logger
+from service.providers.sendgrid import verify_sendgrid_signature
+from service.providers.twilio import verify_twilio_signature
+from service.settings import Settings
+
+log = get_logger(__name__)
+
+_TWILIO_DELIVERED = {"delivered"}
+_TWILIO_UNDELIVERED = {"undelivered", "failed"}
+_INFOBIP_UNDELIVERED = {"UNDELIVERABLE", "EXPIRED", "REJECTED"}
+_SENDGRID_UNDELIVERED = {"bounce", "dropped"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _forbidden(provider: str, why: str) -> web.Response:
+    log.warning("callback_rejected", provider=provider, why=why)
+    return web.json_response({"error": "forbidden"}, status=403)
+
+
+def _basic_auth_ok(header: str | None, user: str, password: str) -> bool:
+    if not header or not header.startswith("Basic "):
+        return False
+    try:
+        given = base64.b64decode(header[6:], validate=True)
+    except binascii.Error:
+        return False
+    return hmac.compare_digest(given, f"{user}:{password}".encode())
+
+
+def add_callback_routes(app: web.Application, settings: Settings, reports: DeliveryReports) -> None:
+    base = (settings.callback_base_url or "").rstrip("/")
+    twilio_token = settings.twilio_auth_token.get_secret_value()
+    infobip_user = settings.infobip_webhook_user
+    infobip_password = settings.infobip_webhook_password.get_secret_value()
+    sendgrid_key = settings.sendgrid_webhook_public_key
+
+    def store_errors(handler: Handler) -> Handler:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except StoreUnavailable:
+                return web.json_response({"error": "try again later"}, status=503)
+
+        return wrapped
+
+    @store_errors
+    async def twilio_status(request: web.Request) -> web.StreamResponse:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        signature = request.headers.get("X-Twilio-Signature", "")
+        url = f"{base}{request.path_qs}"
+        if not signature or not verify_twilio_signature(twilio_token, url, form, signature):
+            return _forbidden("twilio", "bad signature")
+        status = form.get("MessageStatus", "")
+        reference = request.query.get("ref", "")
+        if status in _TWILIO_DELIVERED | _TWILIO_UNDELIVERED:
+            await reports.report(
+                "twilio", reference, delivered=status in _TWILIO_DELIVERED, code=form.get("ErrorCode") or None
+            )
+        return web.Response(status=204)
+
+    @store_errors
+    async def infobip_reports(request: web.Request) -> web.StreamResponse:
+        if not _basic_auth_ok(request.headers.get("Authorization"), infobip_user, infobip_password):
+            return _forbidden("infobip", "bad credentials")
+        try:
+            results = (await request.json()).get("results", [])
+        except (json.JSONDecodeError, AttributeError):
+            return web.json_response({"error": "bad request"}, status=400)
+        for r in results if isinstance(results, list) else []:
+            group = str((r.get("status") or {}).get("groupName", ""))
+            reference = str(r.get("callbackData") or r.get("messageId") or "")
+            if group == "DELIVERED" or group in _INFOBIP_UNDELIVERED:
+                code = (r.get("error") or {}).get("name") or (r.get("status") or {}).get("name")
+                await reports.report("infobip", reference, delivered=group == "DELIVERED", code=code)
+        return web.Response(status=204)
+
+    @store_errors
+    async def sendgrid_events(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        signature = request.headers.get("X-Twilio-Email-Event-Webhook-Signature", "")
+        timestamp = request.headers.get("X-Twilio-Email-Event-Webhook-Timestamp", "")
+        if not (sendgrid_key and signature and timestamp) or not verify_sendgrid_signature(
+            sendgrid_key, body, signature, timestamp
+        ):
+            return _forbidden("sendgrid", "bad signature")
+        try:
+            events = json.loads(body)
+        except json.JSONDecodeError:
+            return web.json_response({"error": "bad request"}, status=400)
+        for e in events if isinstance(events, list) else []:
+            kind = str(e.get("event", ""))
+            if kind == "delivered" or kind in _SENDGRID_UNDELIVERED:
+                await reports.report(
+                    "sendgrid",
+                    str(e.get("ref", "")),
+                    delivered=kind == "delivered",
+                    code=e.get("type") or kind,
+                )
+        return web.Response(status=204)
+
+    app.router.add_post("/callbacks/twilio/status", twilio_status)
+    app.router.add_post("/callbacks/infobip/reports", infobip_reports)
+    app.router.add_post("/callbacks/sendgrid/events", sendgrid_events)

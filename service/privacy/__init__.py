@@ -1,0 +1,1 @@
+"""Protection of customer data: encryption at rest."""

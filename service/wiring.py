@@ -1,0 +1,80 @@
+"""Builds the delivery engine and its provider clients from settings (part of the composition root)."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from service.delivery import DeliveryEngine, ProviderLimits, RetryPolicy
+from service.domain.breaker import BreakerPolicy
+from service.domain.ports import EmailSender, SmsSender
+from service.metrics import Metrics
+from service.providers.infobip import InfobipClient
+from service.providers.sendgrid import SendGridClient
+from service.providers.twilio import TwilioClient
+from service.settings import Settings
+
+
+def sms_clients(s: Settings, session: aiohttp.ClientSession) -> list[SmsSender]:
+    callbacks = s.callback_base_url.rstrip("/") if s.callback_base_url else None
+    built: dict[str, SmsSender] = {
+        "twilio": TwilioClient(
+            session,
+            base_url=s.twilio_base_url,
+            account_sid=s.twilio_account_sid,
+            auth_token=s.twilio_auth_token.get_secret_value(),
+            sender=s.twilio_sender,
+            status_callback=f"{callbacks}/callbacks/twilio/status" if callbacks else None,
+            timeout_s=s.provider_timeout_s,
+        ),
+        "infobip": InfobipClient(
+            session,
+            base_url=s.infobip_base_url,
+            api_key=s.infobip_api_key.get_secret_value(),
+            sender=s.infobip_sender,
+            notify_url=f"{callbacks}/callbacks/infobip/reports" if callbacks else None,
+            timeout_s=s.provider_timeout_s,
+        ),
+    }
+    return [built[name] for name in s.sms_providers]
+
+
+def email_client(s: Settings, session: aiohttp.ClientSession) -> EmailSender | None:
+    if s.email_provider == "none":
+        return None
+    return SendGridClient(
+        session,
+        base_url=s.sendgrid_base_url,
+        api_key=s.sendgrid_api_key.get_secret_value(),
+        sender_email=s.email_sender_address,
+        sender_name=s.email_sender_name,
+        timeout_s=s.provider_timeout_s,
+    )
+
+
+def delivery_engine(
+    s: Settings,
+    metrics: Metrics,
+    session: aiohttp.ClientSession,
+    *,
+    sms: list[SmsSender] | None = None,
+    email: EmailSender | None = None,
+) -> DeliveryEngine:
+    """The engine; tests may pass their own clients in place of the configured ones."""
+    return DeliveryEngine(
+        sms=sms if sms is not None else sms_clients(s, session),
+        email=email if email is not None else email_client(s, session),
+        limits={
+            "twilio": ProviderLimits(s.twilio_rate_per_s, s.twilio_burst),
+            "infobip": ProviderLimits(s.infobip_rate_per_s, s.infobip_burst),
+            "sendgrid": ProviderLimits(s.sendgrid_rate_per_s, s.sendgrid_burst),
+        },
+        metrics=metrics,
+        breaker=BreakerPolicy(
+            window=s.breaker_window,
+            min_calls=s.breaker_min_calls,
+            failure_ratio=s.breaker_failure_ratio,
+            open_for_s=s.breaker_open_s,
+            max_open_for_s=s.breaker_max_open_s,
+        ),
+        retry=RetryPolicy(attempts_per_provider=s.send_attempts_per_provider, deadline_s=s.send_deadline_s),
+    )

@@ -1,0 +1,183 @@
+"""The delivery engine with fake providers and a fake clock: no network, no real sleeps."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+import pytest
+
+from service.delivery import DeliveryEngine, DeliveryRequest, ProviderLimits, RetryPolicy, SmsContent, parse_ref
+from service.domain.breaker import BreakerPolicy, BreakerState
+from service.domain.errors import (
+    ContentRejected,
+    InvalidRecipient,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+    RecipientOptedOut,
+)
+from service.domain.ports import EmailMessage
+from service.metrics import Metrics
+from service.testing import FakeClock, FakeEmailSender, FakeSmsSender
+
+PHONE = "+85291234567"
+EMAIL = "someone@example.com"
+SMS = SmsContent("hello", 1, "GSM-7")
+
+
+class Rig:
+    def __init__(self, limits: dict[str, ProviderLimits] | None = None, breaker: BreakerPolicy | None = None) -> None:
+        self.a = FakeSmsSender(name="a")
+        self.b = FakeSmsSender(name="b")
+        self.mail = FakeEmailSender(name="mail")
+        self.clock = FakeClock()
+        self.metrics = Metrics()
+        self.engine = DeliveryEngine(
+            sms=[self.a, self.b],
+            email=self.mail,
+            limits=limits or {},
+            metrics=self.metrics,
+            breaker=breaker or BreakerPolicy(window=10, min_calls=4, failure_ratio=0.5, open_for_s=30, half_open_probes=1, close_after_successes=2),
+            retry=RetryPolicy(attempts_per_provider=3, base_s=0.1, cap_s=1.0, deadline_s=60),
+            clock=self.clock,
+            sleep=self.clock.sleep,
+            rng=random.Random(3),
+        )
+
+    def request(self, *, phone: str | None = PHONE, email: str | None = EMAIL, skip_sms: bool = False) -> DeliveryRequest:
+        return DeliveryRequest(
+            uuid.uuid4(), phone, email, SMS, lambda: EmailMessage("subject", "text", "<p>text</p>"), skip_sms=skip_sms
+        )
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return Rig()
+
+
+async def test_first_provider_sends_and_the_reference_names_the_notification_and_step(rig: Rig) -> None:
+    req = rig.request()
+    result = await rig.engine.deliver(req)
+    assert (result.outcome, result.channel, result.provider) == ("sent", "sms", "a")
+    assert result.reference is not None
+    assert parse_ref(result.reference) == (req.notification_id, 1)
+    assert rig.b.sent == []
+
+
+async def test_transient_errors_are_retried_with_backoff_then_fail_over(rig: Rig) -> None:
+    rig.a.errors.extend(ProviderUnavailable("a", "503") for _ in range(3))
+    rig.a.lookup_fails = False  # the provider can tell us it has nothing: no possible duplicate
+    result = await rig.engine.deliver(rig.request())
+    assert (result.outcome, result.provider) == ("sent", "b")
+    assert len(rig.clock.slept) == 2  # two backoffs between three attempts at A
+    assert all(0 <= s <= 1.0 for s in rig.clock.slept)
+    assert rig.metric("notifier_provider_retries_total", provider="a") == 2
+    assert rig.metric("notifier_possible_duplicate_sends_total") == 0
+
+
+async def test_ambiguous_timeout_is_reconciled_and_not_sent_twice(rig: Rig) -> None:
+    rig.a.swallowed = 1  # accepted by the provider, but the answer was lost
+    result = await rig.engine.deliver(rig.request())
+    assert (result.outcome, result.provider) == ("sent", "a")
+    assert len(rig.a.sent) == 1
+    assert rig.metric("notifier_reconciliations_total", provider="a", result="found") == 1
+    assert rig.metric("notifier_possible_duplicate_sends_total") == 0
+
+
+async def test_ambiguous_timeout_that_cannot_be_checked_is_resent_and_counted(rig: Rig) -> None:
+    rig.a.swallowed = 1
+    rig.a.lookup_fails = True
+    result = await rig.engine.deliver(rig.request())
+    assert result.outcome == "sent"
+    assert len(rig.a.sent) == 2
+    assert rig.metric("notifier_possible_duplicate_sends_total") == 1
+
+
+async def test_rate_limited_provider_is_paused_for_retry_after_and_used_again(rig: Rig) -> None:
+    rig.a.errors.append(RateLimited("a", "429", retry_after=7))
+    start = rig.clock.now
+    result = await rig.engine.deliver(rig.request())
+    assert (result.outcome, result.provider) == ("sent", "a")
+    assert rig.clock.now - start >= 7
+    assert rig.metric("notifier_rate_limit_wait_seconds_total", provider="a") >= 7
+
+
+async def test_invalid_number_skips_every_sms_provider_for_email(rig: Rig) -> None:
+    rig.a.errors.append(InvalidRecipient("a", "21211"))
+    result = await rig.engine.deliver(rig.request())
+    assert (result.outcome, result.channel, result.provider) == ("sent", "email", "mail")
+    assert rig.b.sent == []
+
+
+async def test_content_rejected_by_one_provider_goes_to_the_other(rig: Rig) -> None:
+    rig.a.errors.append(ContentRejected("a", "30007"))
+    result = await rig.engine.deliver(rig.request())
+    assert (result.outcome, result.provider) == ("sent", "b")
+
+
+async def test_opt_out_at_a_provider_stops_everything(rig: Rig) -> None:
+    rig.a.errors.append(RecipientOptedOut("a", "21610"))
+    result = await rig.engine.deliver(rig.request())
+    assert result.outcome == "suppressed_opted_out"
+    assert rig.b.sent == []
+    assert rig.mail.sent == []
+
+
+async def test_no_valid_phone_and_no_email_is_suppressed(rig: Rig) -> None:
+    result = await rig.engine.deliver(rig.request(phone=None, email=None))
+    assert result.outcome == "suppressed_invalid_recipient"
+    assert rig.a.sent == rig.b.sent == []
+
+
+async def test_email_only_request_skips_sms(rig: Rig) -> None:
+    result = await rig.engine.deliver(rig.request(skip_sms=True))
+    assert (result.outcome, result.channel) == ("sent", "email")
+    assert rig.a.sent == []
+
+
+async def test_everything_down_fails_with_the_last_reason(rig: Rig) -> None:
+    rig.a.errors.append(ProviderRejected("a", "20003"))
+    rig.b.errors.append(ProviderRejected("b", "401"))
+    rig.mail.errors.append(ProviderRejected("mail", "403"))
+    result = await rig.engine.deliver(rig.request())
+    assert (result.outcome, result.reason) == ("failed", "mail_403")
+
+
+async def test_a_failing_provider_opens_its_circuit_and_traffic_returns_after_recovery(rig: Rig) -> None:
+    # A rejects everything: after min_calls failures its circuit opens and B takes the traffic.
+    rig.a.errors.extend(ProviderRejected("a", "500") for _ in range(4))
+    for _ in range(4):
+        assert (await rig.engine.deliver(rig.request())).provider == "b"
+    assert rig.engine.circuit("a") is BreakerState.OPEN
+    sent_at_a = len(rig.a.sent)
+    for _ in range(5):  # while open, A is not even tried
+        assert (await rig.engine.deliver(rig.request())).provider == "b"
+    assert len(rig.a.sent) == sent_at_a
+    assert rig.metric("notifier_circuit_state", provider="a") == 2
+
+    rig.clock.now += 31  # the open period passes; A has recovered
+    providers = [(await rig.engine.deliver(rig.request())).provider for _ in range(6)]
+    assert providers == ["a"] * 6  # probes succeed, the circuit closes, traffic stays on A
+    assert rig.engine.circuit("a") is BreakerState.CLOSED
+
+
+async def test_rate_limit_paces_sends_in_segments() -> None:
+    rig = Rig(limits={"a": ProviderLimits(rate_per_s=10, burst=1)})
+    start = rig.clock.now
+    for _ in range(21):
+        await rig.engine.deliver(rig.request())
+    # 21 one-segment messages at 10 segments/s with a burst of 1: the last waits 2 s
+    assert rig.clock.now - start == pytest.approx(2.0, abs=0.01)
+
+
+async def test_share_of_the_rate_scales_this_instances_pace() -> None:
+    rig = Rig(limits={"a": ProviderLimits(rate_per_s=10, burst=1)})
+    rig.engine.set_share(0.5)  # half the partitions: half the rate
+    start = rig.clock.now
+    for _ in range(11):
+        await rig.engine.deliver(rig.request())
+    assert rig.clock.now - start == pytest.approx(2.0, abs=0.01)
