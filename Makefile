@@ -39,11 +39,12 @@ test: install stack-up  ## run every test (unit + integration on the real local 
 test-unit: install  ## unit tests only: no Kafka or PostgreSQL needed
 	$(BIN)/pytest tests/unit
 
-lint: install  ## ruff lint + format check, mypy strict, schema drift
+lint: install  ## ruff lint + format check, mypy strict, schema drift, template budgets
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/notifier schemas check
+	$(BIN)/notifier templates check
 
 format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from service.domain.errors import ConfigError, NotifierError
+from service.domain.milestones import Milestone
 from service.settings import REPO_ROOT, Settings, load_settings
 
 EXIT_CONFIG = 2
@@ -40,6 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     fd = sub.add_parser("feed", help="publish a file of JSON-lines events to the input topic")
     fd.add_argument("file", type=Path, nargs="?", default=REPO_ROOT / "deploy/samples/events.jsonl")
     fd.add_argument("--topic", default=None, help="default: the first input topic")
+
+    tp_ = sub.add_parser("templates", help="check every message template, or preview one")
+    tp_sub = tp_.add_subparsers(dest="templates_command", required=True, metavar="ACTION")
+    tp_sub.add_parser("check", help="render every template against worst-case data; fail on budget or error")
+    rd = tp_sub.add_parser("render", help="print one rendered message with its encoding and segments")
+    rd.add_argument("--milestone", required=True, choices=[m.value for m in Milestone])
+    rd.add_argument("--locale", required=True, choices=["zh-HK", "en"])
+    rd.add_argument("--channel", choices=["sms", "email"], default="sms")
+    rd.add_argument("--worst-case", action="store_true", help="use the longest sample data")
 
     ky = sub.add_parser("keys", help="encryption keys for personal data at rest")
     ky.add_argument("action", choices=["generate"])
@@ -115,6 +125,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
             return 0
         case "schemas":
             return _schemas(args.action, args.dir)
+        case "templates":
+            return _templates(settings, args)
         case "demo":
             from service.demo import run_demo  # noqa: PLC0415
 
@@ -147,6 +159,32 @@ async def _sandbox(settings: Settings, host: str, port: int) -> int:
     print(f"sandbox provider listening on http://{host}:{port}", flush=True)
     await _stop_on_signals().wait()
     await runner.cleanup()
+    return 0
+
+
+def _templates(settings: Settings, args: argparse.Namespace) -> int:
+    from service.render import Renderer  # noqa: PLC0415
+    from service.templates_check import check_templates, format_results, sample_update  # noqa: PLC0415
+
+    renderer = Renderer(
+        settings.templates_dir,
+        brand=settings.brand_name,
+        contact_phone=settings.contact_phone,
+        contact_email=settings.contact_email,
+        default_locale=settings.default_locale,
+    )
+    if args.templates_command == "check":
+        results = check_templates(renderer, settings.templates_dir)
+        print(format_results(results))
+        return 0 if all(r.ok for r in results) else EXIT_FAILURE
+    milestone, update = Milestone(args.milestone), sample_update(worst_case=args.worst_case)
+    if args.channel == "sms":
+        msg = renderer.render_sms(milestone, update, args.locale)
+        print(msg.body)
+        print(f"\n-- {msg.encoding}, {msg.segments} segment(s), {len(msg.body)} characters")
+    else:
+        mail = renderer.render_email(milestone, update, args.locale)
+        print(f"Subject: {mail.subject}\n\n{mail.text}\n\n-- HTML --\n{mail.html}")
     return 0
 
 

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     infobip_burst: float = Field(default=10.0, ge=1)
     sendgrid_rate_per_s: float = Field(default=50.0, gt=0)
     sendgrid_burst: float = Field(default=10.0, ge=1)
+    rate_headroom: float = Field(
+        default=0.98,
+        gt=0,
+        le=1,
+        description="Fraction of each limit actually used: absorbs timer and network jitter, so the "
+        "provider, measuring on its side, never sees more than the limit.",
+    )
     # Circuit breakers (per provider)
     breaker_window: int = Field(default=20, ge=2)
     breaker_min_calls: int = Field(default=10, ge=1)

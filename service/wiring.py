@@ -64,9 +64,9 @@ def delivery_engine(
         sms=sms if sms is not None else sms_clients(s, session),
         email=email if email is not None else email_client(s, session),
         limits={
-            "twilio": ProviderLimits(s.twilio_rate_per_s, s.twilio_burst),
-            "infobip": ProviderLimits(s.infobip_rate_per_s, s.infobip_burst),
-            "sendgrid": ProviderLimits(s.sendgrid_rate_per_s, s.sendgrid_burst),
+            "twilio": ProviderLimits(s.twilio_rate_per_s * s.rate_headroom, s.twilio_burst),
+            "infobip": ProviderLimits(s.infobip_rate_per_s * s.rate_headroom, s.infobip_burst),
+            "sendgrid": ProviderLimits(s.sendgrid_rate_per_s * s.rate_headroom, s.sendgrid_burst),
         },
         metrics=metrics,
         breaker=BreakerPolicy(
