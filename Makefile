@@ -50,18 +50,18 @@ format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# A local key for personal data at rest, made once and never committed (.local is ignored).
-.local/pii.keys: | $(BIN)/.installed
-	mkdir -p .local && umask 077 && $(BIN)/notifier keys generate --id local1 > $@
+# Local keys (personal data at rest, blind indexes), made once and never committed (.local is ignored).
+.local/secrets.env: | $(BIN)/.installed
+	mkdir -p .local && umask 077 && $(BIN)/notifier keys generate --kind env --id local1 > $@
+WITH_SECRETS := set -a && . ./.local/secrets.env && set +a &&
 
-demo: install stack-up .local/pii.keys  ## run the whole thing locally with the sample feed and show what happened
-	NOTIFIER_PII_KEYS=$$(cat .local/pii.keys) NOTIFIER_LOG_FORMAT=console NOTIFIER_LOG_LEVEL=WARNING $(BIN)/notifier demo
+demo: install stack-up .local/secrets.env  ## run the whole thing locally with the sample feed and show what happened
+	$(WITH_SECRETS) NOTIFIER_LOG_FORMAT=console NOTIFIER_LOG_LEVEL=WARNING $(BIN)/notifier demo
 
-run: install stack-up .local/pii.keys  ## run the service against the local stack (start `make sandbox` in another shell)
+run: install stack-up .local/secrets.env  ## run the service against the local stack (start `make sandbox` in another shell)
 	$(BIN)/notifier db migrate
 	$(BIN)/notifier topics
-	NOTIFIER_PII_KEYS=$$(cat .local/pii.keys) NOTIFIER_CALLBACK_BASE_URL=http://127.0.0.1:8080 \
-		NOTIFIER_LOG_FORMAT=console $(BIN)/notifier run
+	$(WITH_SECRETS) NOTIFIER_CALLBACK_BASE_URL=http://127.0.0.1:8080 NOTIFIER_LOG_FORMAT=console $(BIN)/notifier run
 
 sandbox: install  ## run the sandbox SMS provider on 127.0.0.1:18700
 	$(BIN)/notifier sandbox

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from service.callbacks import DeliveryReports
-from service.domain.errors import NotifierError
+from service.domain.errors import ConfigError, NotifierError
 from service.domain.ports import EmailSender, SmsSender
 from service.http.callbacks import add_callback_routes
 from service.http.server import create_app, start_http
@@ -20,6 +20,7 @@ from service.kafka.producer import DeadLetterPublisher, ReceiptPublisher, build_
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.pipeline import Pipeline
+from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
 from service.render import Renderer
 from service.settings import Settings
@@ -49,6 +50,11 @@ class Service:
         store = self._store = await PostgresStore.connect(s.database_url, pool_size=s.database_pool_size)
         session = aiohttp.ClientSession()
         producer = build_producer(s.kafka_bootstrap_servers)
+        if s.blind_index_key is None:
+            raise ConfigError(
+                "NOTIFIER_BLIND_INDEX_KEY is required to honour opt-outs: `notifier keys generate --kind blind-index`"
+            )
+        blind_index = BlindIndex.parse(s.blind_index_key.get_secret_value())
         keyring = Keyring.parse(s.pii_keys.get_secret_value()) if s.pii_keys else None
         if keyring is None:
             log.warning("no_pii_keys", effect="an undelivered SMS cannot fall back to email")
@@ -78,6 +84,7 @@ class Service:
             metrics=self.metrics,
             send_concurrency=s.send_concurrency,
             keyring=keyring,
+            blind_index=blind_index,
         )
         app = create_app(self.metrics, self._ready)
         reports = DeliveryReports(store=store, pipeline=pipeline, keyring=keyring, metrics=self.metrics)

@@ -53,7 +53,14 @@ def _parser() -> argparse.ArgumentParser:
 
     ky = sub.add_parser("keys", help="encryption keys for personal data at rest")
     ky.add_argument("action", choices=["generate"])
-    ky.add_argument("--id", default="k1", help="key id to put before the key")
+    ky.add_argument(
+        "--kind",
+        choices=["pii", "blind-index", "env"],
+        default="pii",
+        help="pii: a keyring entry for NOTIFIER_PII_KEYS; blind-index: NOTIFIER_BLIND_INDEX_KEY; "
+        "env: both, as lines of an env file for local use",
+    )
+    ky.add_argument("--id", default="k1", help="key id to put before a pii key")
 
     sc = sub.add_parser("schemas", help="JSON Schemas of the event and receipt contracts")
     sc.add_argument("action", choices=["export", "check"])
@@ -70,9 +77,18 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "keys":  # needs no settings: it makes one
+        import base64  # noqa: PLC0415
+        import os  # noqa: PLC0415
+
         from service.privacy.crypto import Keyring  # noqa: PLC0415
 
-        print(Keyring.generate_spec(args.id))
+        blind = base64.b64encode(os.urandom(32)).decode()
+        if args.kind == "pii":
+            print(Keyring.generate_spec(args.id))
+        elif args.kind == "blind-index":
+            print(blind)
+        else:
+            print(f"NOTIFIER_PII_KEYS={Keyring.generate_spec(args.id)}\nNOTIFIER_BLIND_INDEX_KEY={blind}")
         return 0
     from service import logs  # noqa: PLC0415  # keep --help free of the logging set-up
 

@@ -26,6 +26,7 @@ from service.domain.plan import Verdict, milestone_orders, plan_batch
 from service.domain.ports import DeadLetter, DeadLetterSink, EmailMessage, NotificationStore, ReceiptSink
 from service.logs import get_logger
 from service.metrics import Metrics
+from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
 from service.render import Renderer
 
@@ -50,12 +51,14 @@ class Pipeline:
         dead_letters: DeadLetterSink,
         metrics: Metrics,
         send_concurrency: int = 32,
+        blind_index: BlindIndex,
         keyring: Keyring | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._store = store
         self._engine = engine
         self._keyring = keyring
+        self._blind = blind_index
         self._renderer = renderer
         self._receipts = receipts
         self._dead_letters = dead_letters
@@ -119,7 +122,16 @@ class Pipeline:
         m.events.labels("stale").inc(stale)
         m.events.labels("new_milestone").inc(len(work) - stale)
 
-        outcomes = await asyncio.gather(*(self._decide(r, granted[r.notification_id]) for r in work))
+        subjects = {r.notification_id: self._subjects(r.update) for r in work if r.state == STATE_CLAIMED}
+        blocked = await self._store.opted_out(sorted({s for ss in subjects.values() for s in ss}))
+        outcomes = await asyncio.gather(
+            *(
+                self._decide(
+                    r, granted[r.notification_id], bool(subjects.get(r.notification_id, set()) & blocked)
+                )
+                for r in work
+            )
+        )
         raw = {u.event_id: rec.value or b"" for rec, u in parsed}
         await self.record(
             outcomes, [self._seal(o, raw[o.update.event_id]) for o in outcomes if o.channel == "sms"]
@@ -180,7 +192,17 @@ class Pipeline:
             log.info("outbox_relayed", count=total)
         return total
 
-    async def _decide(self, req: ClaimRequest, claim: Claimed) -> Outcome:
+    def _subjects(self, update: ShipmentUpdate) -> set[bytes]:
+        """Blind indexes of the recipient's phone and email, to look up consent."""
+        out = set()
+        r = update.recipient
+        if r.phone and (e164 := normalize_hk_mobile(r.phone).e164):
+            out.add(self._blind.phone(e164))
+        if r.email:
+            out.add(self._blind.email(r.email))
+        return out
+
+    async def _decide(self, req: ClaimRequest, claim: Claimed, opted_out: bool) -> Outcome:
         if req.state == STATE_STALE:
             return Outcome(
                 req.notification_id,
@@ -198,7 +220,7 @@ class Pipeline:
                 "notification_reclaimed", notification_id=str(req.notification_id), claims=claim.claims
             )
 
-        return await self.deliver(req.notification_id, req.update, req.milestone)
+        return await self.deliver(req.notification_id, req.update, req.milestone, opted_out=opted_out)
 
     async def deliver(
         self,
@@ -207,8 +229,12 @@ class Pipeline:
         milestone: Milestone,
         *,
         email_only: bool = False,
+        opted_out: bool | None = None,
     ) -> Outcome:
-        """Render and send one notification through the engine's plan; the outcome is not yet recorded."""
+        """Render and send one notification through the engine's plan; the outcome is not yet recorded.
+
+        ``opted_out`` is the recipient's consent if the caller looked it up (in bulk); None: look it up.
+        """
 
         def outcome(kind: str, channel: Channel = "none", **kw: object) -> Outcome:
             return Outcome(
@@ -221,6 +247,10 @@ class Pipeline:
                 **kw,  # type: ignore[arg-type]
             )
 
+        if opted_out is None:
+            opted_out = bool(await self._store.opted_out(sorted(self._subjects(update))))
+        if opted_out:
+            return outcome("suppressed_opted_out", reason="opted_out")
         recipient = update.recipient
         phone = normalize_hk_mobile(recipient.phone) if recipient.phone and not email_only else None
         phone_note = None if phone is None or phone.e164 else f"phone_{phone.reason}"
@@ -247,6 +277,11 @@ class Pipeline:
         except RenderError as exc:
             log.error("render_failed", notification_id=str(notification), error=str(exc))
             return outcome("failed", locale=locale, reason="render_error")
+        if result.outcome == "suppressed_opted_out" and phone is not None and phone.e164:
+            # The provider says the recipient opted out with it (e.g. replied STOP): honour it everywhere.
+            await self._store.set_consent(
+                [self._blind.phone(phone.e164)], opted_out=True, source=f"provider:{result.provider}"
+            )
         if result.outcome == "sent" and result.channel == "sms" and sms is not None:
             self._metrics.sms_segments.labels(result.provider or "", sms.encoding).inc(sms.segments)
         if result.outcome != "sent":

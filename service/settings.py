@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         "Without keys no event is kept, so an undelivered SMS cannot fall back to email.",
     )
 
+    blind_index_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 key (32+ bytes) of the keyed hashes that find phones/emails (opt-outs) "
+        "without storing them; required by `notifier run` (`notifier keys generate --kind blind-index`).",
+    )
+
     # Content
     templates_dir: Path = REPO_ROOT / "templates"
     brand_name: str = "Specialized"

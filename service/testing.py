@@ -30,6 +30,8 @@ class FakeStore:
     events: dict[str, tuple[InboundRecord, ShipmentUpdate, str | None]] = field(default_factory=dict)
     outbox: dict[uuid.UUID, tuple[OutboxRow, bool]] = field(default_factory=dict)
     contacts: dict[uuid.UUID, SealedContact] = field(default_factory=dict)
+    opt_outs: dict[bytes, str] = field(default_factory=dict)
+    consent_events: list[tuple[bytes, str, str]] = field(default_factory=list)
     fail_next: Exception | None = None
 
     def _maybe_fail(self) -> None:
@@ -100,6 +102,20 @@ class FakeStore:
             row.request.update.event_id,
             row.request.update.occurred_at,
         )
+
+    async def opted_out(self, subjects: Sequence[bytes]) -> set[bytes]:
+        self._maybe_fail()
+        return {s for s in subjects if s in self.opt_outs}
+
+    async def set_consent(self, subjects: Sequence[bytes], *, opted_out: bool, source: str) -> int:
+        changed = [s for s in subjects if (s in self.opt_outs) != opted_out]
+        for s in changed:
+            if opted_out:
+                self.opt_outs[s] = source
+            else:
+                del self.opt_outs[s]
+            self.consent_events.append((s, "opt_out" if opted_out else "opt_in", source))
+        return len(changed)
 
     async def contact(self, notification: uuid.UUID) -> SealedContact | None:
         return self.contacts.get(notification)

@@ -77,6 +77,12 @@ class NotificationStore(Protocol):
 
     async def contact(self, notification: uuid.UUID) -> SealedContact | None: ...
 
+    async def opted_out(self, subjects: Sequence[bytes]) -> set[bytes]:
+        """Which of these blind indexes (phone or email) have opted out."""
+        ...
+
+    async def set_consent(self, subjects: Sequence[bytes], *, opted_out: bool, source: str) -> int: ...
+
     async def record_delivery(
         self, notification: uuid.UUID, reference: str, state: str, reason: str | None, receipt: OutboxRow
     ) -> bool:

@@ -258,3 +258,38 @@ class PostgresStore:
                 "UPDATE receipt_outbox SET published_at = now() WHERE receipt_id = ANY($1::uuid[])",
                 list(receipt_ids),
             )
+
+    async def opted_out(self, subjects: Sequence[bytes]) -> set[bytes]:
+        """Which of these blind indexes have opted out."""
+        if not subjects:
+            return set()
+        async with _translated():
+            rows = await self._pool.fetch(
+                "SELECT subject FROM opt_outs WHERE subject = ANY($1::bytea[])", list(subjects)
+            )
+        return {bytes(r["subject"]) for r in rows}
+
+    async def set_consent(self, subjects: Sequence[bytes], *, opted_out: bool, source: str) -> int:
+        """Record an opt-out (or an explicit opt-in) for each subject, with its history; returns changes."""
+        if not subjects:
+            return 0
+        action = "opt_out" if opted_out else "opt_in"
+        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            if opted_out:
+                changed = await conn.fetch(
+                    "INSERT INTO opt_outs (subject, source) SELECT unnest($1::bytea[]), $2"
+                    " ON CONFLICT (subject) DO NOTHING RETURNING subject",
+                    list(subjects),
+                    source,
+                )
+            else:
+                changed = await conn.fetch(
+                    "DELETE FROM opt_outs WHERE subject = ANY($1::bytea[]) RETURNING subject", list(subjects)
+                )
+            await conn.execute(
+                "INSERT INTO consent_events (subject, action, source) SELECT s, $2, $3 FROM unnest($1::bytea[]) s",
+                [bytes(r["subject"]) for r in changed],
+                action,
+                source,
+            )
+        return len(changed)

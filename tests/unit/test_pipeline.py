@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from service.domain.model import InboundRecord, notification_id
 from service.domain.outcome import ClaimRequest
 from service.metrics import Metrics
 from service.pipeline import Pipeline
+from service.privacy.blind_index import BlindIndex
+from service.privacy.crypto import Keyring
 from service.render import Renderer
 from service.testing import (
     FakeClock,
@@ -71,6 +74,7 @@ class Harness:
         self.email = FakeEmailSender()
         self.clock = FakeClock()
         self.metrics = Metrics()
+        self.blind = BlindIndex(os.urandom(32))
         self.receipts = FakeReceiptSink()
         self.dlq = FakeDeadLetterSink()
         self.pipeline = Pipeline(
@@ -93,6 +97,8 @@ class Harness:
             receipts=self.receipts,
             dead_letters=self.dlq,
             metrics=self.metrics,
+            blind_index=self.blind,
+            keyring=Keyring({"k1": os.urandom(32)}, "k1"),
         )
         self.offset = 0
 
@@ -271,3 +277,29 @@ async def test_claim_left_unfinished_by_a_crash_is_sent_again_and_counted(h: Har
     await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
     assert len(h.sender.sent) == 1
     assert h.metrics.registry.get_sample_value("notifier_possible_duplicate_sends_total") == 1
+
+
+async def test_opted_out_recipient_gets_nothing_and_the_receipt_says_so(h: Harness) -> None:
+    await h.store.set_consent([h.blind.phone("+85291234567")], opted_out=True, source="operator:test")
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    receipt = json.loads(h.receipts.published[0].payload)
+    assert (receipt["outcome"], receipt["reason"]) == ("suppressed_opted_out", "opted_out")
+    assert h.sender.sent == h.backup.sent == []
+    assert h.email.sent == []
+
+
+async def test_stop_reported_by_a_provider_is_honoured_for_the_next_event(h: Harness) -> None:
+    h.sender.errors.append(RecipientOptedOut("sms-a", "21610"))
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    await h.feed(event("A", "CUSTOMS_CLEARED"))
+    outcomes = [o for _, o in h.outcomes()]
+    assert outcomes == ["suppressed_opted_out", "suppressed_opted_out"]
+    assert h.store.consent_events == [(h.blind.phone("+85291234567"), "opt_out", "provider:sms-a")]
+    assert h.sender.sent == h.email.sent == []
+
+
+async def test_sent_sms_keeps_the_event_sealed_for_a_later_fallback(h: Harness) -> None:
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    (sealed,) = h.store.contacts.values()
+    assert PHONE.encode() not in sealed.ciphertext
+    assert NAME.encode() not in sealed.ciphertext

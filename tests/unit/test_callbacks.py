@@ -1,0 +1,81 @@
+"""Delivery reports applied to notifications, with fakes: delivered, undelivered -> email, stale."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from service.callbacks import DeliveryReports
+from tests.unit.test_pipeline import EMAIL, Harness, event
+
+
+@pytest.fixture
+def h() -> Harness:
+    return Harness()
+
+
+def reports(h: Harness) -> DeliveryReports:
+    return DeliveryReports(store=h.store, pipeline=h.pipeline, keyring=h.pipeline._keyring, metrics=h.metrics)
+
+
+def receipts(h: Harness) -> list[tuple[str, str, str | None]]:
+    return [
+        (d["outcome"], d["channel"], d["provider"])
+        for d in (json.loads(r.payload) for r in h.receipts.published)
+    ]
+
+
+async def test_delivered_report_closes_the_notification_with_a_receipt(h: Harness) -> None:
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    ref = h.sender.references[0]
+    assert await reports(h).report("sms-a", ref, delivered=True) == "delivered"
+    assert receipts(h) == [("sent", "sms", "sms-a"), ("delivered", "sms", "sms-a")]
+    assert await reports(h).report("sms-a", ref, delivered=True) == "stale"  # a repeat changes nothing
+    assert len(h.receipts.published) == 2
+
+
+async def test_undelivered_sms_falls_back_to_email_with_a_receipt_for_each_step(h: Harness) -> None:
+    await h.feed(event("A", "READY_FOR_PICKUP"))
+    ref = h.sender.references[0]
+    result = await reports(h).report("sms-a", ref, delivered=False, code="30003")
+    assert result == "undelivered_email_sent"
+    assert receipts(h) == [
+        ("sent", "sms", "sms-a"),
+        ("undelivered", "sms", "sms-a"),
+        ("sent", "email", "fake-email"),
+    ]
+    undelivered = json.loads(h.receipts.published[1].payload)
+    assert undelivered["reason"] == "sms-a_30003"
+    to, message = h.email.sent[0]
+    assert to == EMAIL
+    assert "旺角" in message.text
+    assert len({json.loads(r.payload)["receipt_id"] for r in h.receipts.published}) == 3
+
+
+async def test_report_for_an_unknown_or_malformed_reference_changes_nothing(h: Harness) -> None:
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert await reports(h).report("sms-a", "not-a-reference", delivered=False) == "bad_reference"
+    assert await reports(h).report("sms-a", "0" * 32 + ".1", delivered=False) == "stale"
+    wrong_step = h.sender.references[0].rsplit(".", 1)[0] + ".2"
+    assert await reports(h).report("sms-a", wrong_step, delivered=False) == "stale"
+    assert h.email.sent == []
+    assert len(h.receipts.published) == 1
+
+
+async def test_undelivered_email_is_final(h: Harness) -> None:
+    await h.feed(
+        event("A", "ARRIVED_HK_WAREHOUSE", recipient={"name": "x", "phone": "2123 4567", "email": EMAIL})
+    )
+    (outcome,) = receipts(h)
+    assert outcome == ("sent", "email", "fake-email")
+    ref = json.loads(h.receipts.published[0].payload)
+    target = await h.store.delivery_target(uuid.UUID(ref["notification_id"]))
+    assert target is not None
+    assert target.reference is not None
+    assert (
+        await reports(h).report("fake-email", target.reference, delivered=False, code="bounce")
+        == "undelivered"
+    )
+    assert len(h.email.sent) == 1
