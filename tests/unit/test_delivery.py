@@ -7,7 +7,14 @@ import uuid
 
 import pytest
 
-from service.delivery import DeliveryEngine, DeliveryRequest, ProviderLimits, RetryPolicy, SmsContent, parse_ref
+from service.delivery import (
+    DeliveryEngine,
+    DeliveryRequest,
+    ProviderLimits,
+    RetryPolicy,
+    SmsContent,
+    parse_ref,
+)
 from service.domain.breaker import BreakerPolicy, BreakerState
 from service.domain.errors import (
     ContentRejected,
@@ -27,7 +34,9 @@ SMS = SmsContent("hello", 1, "GSM-7")
 
 
 class Rig:
-    def __init__(self, limits: dict[str, ProviderLimits] | None = None, breaker: BreakerPolicy | None = None) -> None:
+    def __init__(
+        self, limits: dict[str, ProviderLimits] | None = None, breaker: BreakerPolicy | None = None
+    ) -> None:
         self.a = FakeSmsSender(name="a")
         self.b = FakeSmsSender(name="b")
         self.mail = FakeEmailSender(name="mail")
@@ -38,16 +47,31 @@ class Rig:
             email=self.mail,
             limits=limits or {},
             metrics=self.metrics,
-            breaker=breaker or BreakerPolicy(window=10, min_calls=4, failure_ratio=0.5, open_for_s=30, half_open_probes=1, close_after_successes=2),
+            breaker=breaker
+            or BreakerPolicy(
+                window=10,
+                min_calls=4,
+                failure_ratio=0.5,
+                open_for_s=30,
+                half_open_probes=1,
+                close_after_successes=2,
+            ),
             retry=RetryPolicy(attempts_per_provider=3, base_s=0.1, cap_s=1.0, deadline_s=60),
             clock=self.clock,
             sleep=self.clock.sleep,
             rng=random.Random(3),
         )
 
-    def request(self, *, phone: str | None = PHONE, email: str | None = EMAIL, skip_sms: bool = False) -> DeliveryRequest:
+    def request(
+        self, *, phone: str | None = PHONE, email: str | None = EMAIL, skip_sms: bool = False
+    ) -> DeliveryRequest:
         return DeliveryRequest(
-            uuid.uuid4(), phone, email, SMS, lambda: EmailMessage("subject", "text", "<p>text</p>"), skip_sms=skip_sms
+            uuid.uuid4(),
+            phone,
+            email,
+            SMS,
+            lambda: EmailMessage("subject", "text", "<p>text</p>"),
+            skip_sms=skip_sms,
         )
 
     def metric(self, name: str, **labels: str) -> float:
