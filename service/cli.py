@@ -179,15 +179,21 @@ async def _sandbox(settings: Settings, host: str, port: int) -> int:
 
 
 def _templates(settings: Settings, args: argparse.Namespace) -> int:
+    import os  # noqa: PLC0415
+
+    from service.domain.links import LinkSigner  # noqa: PLC0415
     from service.render import Renderer  # noqa: PLC0415
     from service.templates_check import check_templates, format_results, sample_update  # noqa: PLC0415
 
+    # Links as long as they will be in production (or a typical public URL when none is set).
+    links = LinkSigner(os.urandom(32), settings.public_base_url or "https://notify.example.com.hk")
     renderer = Renderer(
         settings.templates_dir,
         brand=settings.brand_name,
         contact_phone=settings.contact_phone,
         contact_email=settings.contact_email,
         default_locale=settings.default_locale,
+        links=links,
     )
     if args.templates_command == "check":
         results = check_templates(renderer, settings.templates_dir)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from service.contracts import ReceiptV1, parse_event
 from service.delivery import DeliveryEngine, DeliveryRequest, SmsContent
 from service.domain.errors import EventRejected, RenderError
+from service.domain.links import LinkSigner
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate, notification_id, receipt_id
 from service.domain.outcome import Channel, Claimed, ClaimRequest, OutboxRow, Outcome, SealedContact
@@ -53,12 +54,14 @@ class Pipeline:
         send_concurrency: int = 32,
         blind_index: BlindIndex,
         keyring: Keyring | None = None,
+        links: LinkSigner | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._store = store
         self._engine = engine
         self._keyring = keyring
         self._blind = blind_index
+        self._links = links
         self._renderer = renderer
         self._receipts = receipts
         self._dead_letters = dead_letters
@@ -103,11 +106,8 @@ class Pipeline:
         )
 
         requests = [
-            ClaimRequest(
-                notification_id(p.update.order_id, p.milestone),
-                p.update,
-                p.milestone,
-                STATE_CLAIMED if p.verdict is Verdict.CANDIDATE else STATE_STALE,
+            self._claim_request(
+                p.update, p.milestone, STATE_CLAIMED if p.verdict is Verdict.CANDIDATE else STATE_STALE
             )
             for p in plans
             if p.milestone is not None and p.verdict in (Verdict.CANDIDATE, Verdict.STALE)
@@ -122,7 +122,11 @@ class Pipeline:
         m.events.labels("stale").inc(stale)
         m.events.labels("new_milestone").inc(len(work) - stale)
 
-        subjects = {r.notification_id: self._subjects(r.update) for r in work if r.state == STATE_CLAIMED}
+        subjects = {
+            r.notification_id: {x for x in (r.phone_subject, r.email_subject) if x is not None}
+            for r in work
+            if r.state == STATE_CLAIMED
+        }
         blocked = await self._store.opted_out(sorted({s for ss in subjects.values() for s in ss}))
         outcomes = await asyncio.gather(
             *(
@@ -192,15 +196,17 @@ class Pipeline:
             log.info("outbox_relayed", count=total)
         return total
 
-    def _subjects(self, update: ShipmentUpdate) -> set[bytes]:
-        """Blind indexes of the recipient's phone and email, to look up consent."""
-        out = set()
+    def _claim_request(self, update: ShipmentUpdate, milestone: Milestone, state: str) -> ClaimRequest:
+        nid = notification_id(update.order_id, milestone)
+        phone, email = self._subjects(update)
+        link = self._links.link_id(nid) if self._links else None
+        return ClaimRequest(nid, update, milestone, state, link, phone, email)
+
+    def _subjects(self, update: ShipmentUpdate) -> tuple[bytes | None, bytes | None]:
+        """Blind indexes of the recipient's phone and email: consent look-ups, erasure, support."""
         r = update.recipient
-        if r.phone and (e164 := normalize_hk_mobile(r.phone).e164):
-            out.add(self._blind.phone(e164))
-        if r.email:
-            out.add(self._blind.email(r.email))
-        return out
+        e164 = normalize_hk_mobile(r.phone).e164 if r.phone else None
+        return (self._blind.phone(e164) if e164 else None, self._blind.email(r.email) if r.email else None)
 
     async def _decide(self, req: ClaimRequest, claim: Claimed, opted_out: bool) -> Outcome:
         if req.state == STATE_STALE:
@@ -248,7 +254,9 @@ class Pipeline:
             )
 
         if opted_out is None:
-            opted_out = bool(await self._store.opted_out(sorted(self._subjects(update))))
+            opted_out = bool(
+                await self._store.opted_out([x for x in self._subjects(update) if x is not None])
+            )
         if opted_out:
             return outcome("suppressed_opted_out", reason="opted_out")
         recipient = update.recipient

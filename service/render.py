@@ -21,9 +21,9 @@ the English one writes a plain hyphen, not an en dash, so English text stays GSM
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -31,8 +31,9 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from service.domain.errors import ConfigError, RenderError
+from service.domain.links import LinkSigner
 from service.domain.milestones import Milestone
-from service.domain.model import Pickup, ShipmentUpdate
+from service.domain.model import Pickup, ShipmentUpdate, notification_id
 from service.domain.ports import EmailMessage
 from service.domain.segments import Encoding, count_segments
 
@@ -161,10 +162,14 @@ class Renderer:
         contact_phone: str,
         contact_email: str,
         default_locale: str = "zh-HK",
+        links: LinkSigner | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if default_locale not in LOCALES:
             raise ConfigError(f"default locale {default_locale!r} is not one of {', '.join(LOCALES)}")
         self._default_locale = default_locale
+        self._links = links
+        self._clock = clock
         self._globals = {"brand": brand, "contact_phone": contact_phone, "contact_email": contact_email}
         self._loader = jinja2.FileSystemLoader(templates_dir)
         self._env = jinja2.Environment(
@@ -199,14 +204,14 @@ class Renderer:
 
     def render_sms(self, milestone: Milestone, update: ShipmentUpdate, locale: str) -> RenderedMessage:
         """Render the SMS for a milestone in a supported locale (see ``choose_locale``)."""
-        body = self._render(f"sms/{milestone.value}.{locale}.txt.j2", update, locale)
+        body = self._render(f"sms/{milestone.value}.{locale}.txt.j2", update, locale, milestone)
         count = count_segments(body)
         return RenderedMessage(locale=locale, body=body, encoding=count.encoding, segments=count.segments)
 
     def render_email(self, milestone: Milestone, update: ShipmentUpdate, locale: str) -> EmailMessage:
         """The email fallback: a subject, the SMS text as plain text, and the same text as escaped HTML."""
         subject = " ".join(
-            self._render(f"email/{milestone.value}.{locale}.subject.j2", update, locale).split()
+            self._render(f"email/{milestone.value}.{locale}.subject.j2", update, locale, milestone).split()
         )
         text = self.render_sms(milestone, update, locale).body
         try:
@@ -218,11 +223,11 @@ class Renderer:
         )
         return EmailMessage(subject=subject, text=text, html=html)
 
-    def _render(self, name: str, update: ShipmentUpdate, locale: str) -> str:
+    def _render(self, name: str, update: ShipmentUpdate, locale: str, milestone: Milestone) -> str:
         if locale not in LOCALES:
             raise RenderError(f"template {name}: unsupported locale")
         template, source = self._template(name)
-        context = self._context(update, locale, name)
+        context = self._context(update, locale, name, milestone)
         try:
             body = template.render(context)
         except jinja2.UndefinedError as exc:
@@ -248,9 +253,14 @@ class Renderer:
             self._templates[name] = cached
         return cached
 
-    def _context(self, update: ShipmentUpdate, locale: str, name: str) -> dict[str, object]:
+    def _context(
+        self, update: ShipmentUpdate, locale: str, name: str, milestone: Milestone
+    ) -> dict[str, object]:
+        nid, now = notification_id(update.order_id, milestone), self._clock()
         return {
             **self._globals,
+            "status_url": self._links.status_url(nid, now) if self._links else None,
+            "unsubscribe_url": self._links.unsubscribe_url(nid, now) if self._links else None,
             "customer_name": _one_line(update.recipient.name),
             "order_id": _one_line(update.order_id),
             "waybill": _one_line(update.waybill),

@@ -111,6 +111,17 @@ class Settings(BaseSettings):
         "without storing them; required by `notifier run` (`notifier keys generate --kind blind-index`).",
     )
 
+    # Links in messages: order status and unsubscribe pages served by this service
+    public_base_url: str | None = Field(
+        default=None,
+        description="Public URL of this service's pages, e.g. https://n.example.hk; None: no links.",
+    )
+    link_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 key (32+ bytes) signing the links (`notifier keys generate --kind blind-index`).",
+    )
+    link_ttl_days: int = Field(default=90, ge=1, le=3650)
+
     # Content
     templates_dir: Path = REPO_ROOT / "templates"
     brand_name: str = "Specialized"

@@ -38,6 +38,9 @@ class ClaimRequest:
     update: ShipmentUpdate
     milestone: Milestone
     state: str
+    link_id: bytes | None = None
+    phone_subject: bytes | None = None  # blind indexes of the recipient: no plaintext
+    email_subject: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +84,22 @@ class DeliveryTarget:
     waybill: str
     event_id: str
     occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedNotification:
+    """The notification a signed link names."""
+
+    notification_id: uuid.UUID
+    order_id: str
+    waybill: str
+    subjects: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    milestone: Milestone
+    state: str
+    channel: str | None
+    occurred_at: datetime
+    updated_at: datetime

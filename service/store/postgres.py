@@ -14,7 +14,16 @@ import asyncpg
 from service.domain.errors import StoreUnavailable
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate
-from service.domain.outcome import Claimed, ClaimRequest, DeliveryTarget, OutboxRow, Outcome, SealedContact
+from service.domain.outcome import (
+    Claimed,
+    ClaimRequest,
+    DeliveryTarget,
+    LinkedNotification,
+    OutboxRow,
+    Outcome,
+    SealedContact,
+    TimelineEntry,
+)
 from service.store.migrate import migrate
 
 _RECORD_EVENTS = """
@@ -32,8 +41,10 @@ SELECT order_id, max(milestone_rank) AS rank FROM notifications WHERE order_id =
 # is claimed again and counted; one that reached an outcome is a duplicate and returns nothing.
 _CLAIM = """
 INSERT INTO notifications
-    (id, order_id, waybill, milestone, milestone_rank, event_id, event_occurred_at, state)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int2[], $6::text[], $7::timestamptz[], $8::text[])
+    (id, order_id, waybill, milestone, milestone_rank, event_id, event_occurred_at, state,
+     link_id, phone_subject, email_subject)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int2[], $6::text[], $7::timestamptz[], $8::text[],
+                     $9::bytea[], $10::bytea[], $11::bytea[])
 ON CONFLICT (order_id, milestone) DO UPDATE
     SET claims = notifications.claims + 1, updated_at = now()
     WHERE notifications.state = 'claimed' AND EXCLUDED.state = 'claimed'
@@ -139,6 +150,9 @@ class PostgresStore:
             [r.update.event_id for r in requests],
             [r.update.occurred_at for r in requests],
             [r.state for r in requests],
+            [r.link_id for r in requests],
+            [r.phone_subject for r in requests],
+            [r.email_subject for r in requests],
         )
         async with _translated():
             rows = await self._pool.fetch(_CLAIM, *args)
@@ -293,3 +307,30 @@ class PostgresStore:
                 source,
             )
         return len(changed)
+
+    async def by_link(self, link_id: bytes) -> LinkedNotification | None:
+        """The notification behind a signed link, with the subjects an unsubscribe applies to."""
+        async with _translated():
+            r = await self._pool.fetchrow(
+                "SELECT id, order_id, waybill, phone_subject, email_subject FROM notifications WHERE link_id = $1",
+                link_id,
+            )
+        if r is None:
+            return None
+        subjects = tuple(bytes(s) for s in (r["phone_subject"], r["email_subject"]) if s is not None)
+        return LinkedNotification(r["id"], r["order_id"], r["waybill"], subjects)
+
+    async def timeline(self, order_id: str) -> list[TimelineEntry]:
+        """What the order's customer was told, milestone by milestone (no personal data)."""
+        async with _translated():
+            rows = await self._pool.fetch(
+                "SELECT milestone, state, channel, event_occurred_at, updated_at FROM notifications"
+                " WHERE order_id = $1 ORDER BY milestone_rank",
+                order_id,
+            )
+        return [
+            TimelineEntry(
+                Milestone(r["milestone"]), r["state"], r["channel"], r["event_occurred_at"], r["updated_at"]
+            )
+            for r in rows
+        ]

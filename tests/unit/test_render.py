@@ -82,13 +82,13 @@ GOLDEN = {
         "【Specialized】陳大文您好！您訂購的Tarmac SL8 Expert單車已到達香港（葵涌貨倉）。"
         "完成海關手續後，我們會再短訊通知您取車安排。\n"
         "訂單編號：SO-2026-004512\n"
-        "查詢：3001 2345／hk-support@example.com"
+        "查詢：3001 2345"
     ),
     (Milestone.CUSTOMS_CLEARED, "zh-HK"): (
         "【Specialized】陳大文您好！您訂購的Tarmac SL8 Expert單車已完成海關手續，"
         "我們正為您準備，可以取車時會再短訊通知您。多謝耐心等候！\n"
         "訂單編號：SO-2026-004512\n"
-        "查詢：3001 2345／hk-support@example.com"
+        "查詢：3001 2345"
     ),
     (Milestone.READY_FOR_PICKUP, "zh-HK"): (
         "【Specialized】陳大文您好！您的Tarmac SL8 Expert已可取車：\n"
@@ -96,19 +96,19 @@ GOLDEN = {
         "時間：11月24日（星期二）14:00–18:00\n"
         "請帶備：身份證、訂單確認書\n"
         "訂單編號：SO-2026-004512\n"
-        "查詢：3001 2345／hk-support@example.com"
+        "查詢：3001 2345"
     ),
     (Milestone.ARRIVED_HK_WAREHOUSE, "en"): (
         "Specialized: Hi Chan Tai Man, your Tarmac SL8 Expert has arrived in Hong Kong "
         "(Kwai Chung warehouse). Once it has cleared customs, we will text you about collecting it.\n"
         "Order: SO-2026-004512\n"
-        "Questions? Call +852 3001 2345 or email hk-support@example.com"
+        "Questions? Call +852 3001 2345"
     ),
     (Milestone.CUSTOMS_CLEARED, "en"): (
         "Specialized: Hi Chan Tai Man, good news: your Tarmac SL8 Expert has cleared Hong Kong customs. "
         "We are getting it ready and will text you when you can collect it.\n"
         "Order: SO-2026-004512\n"
-        "Questions? Call +852 3001 2345 or email hk-support@example.com"
+        "Questions? Call +852 3001 2345"
     ),
     (Milestone.READY_FOR_PICKUP, "en"): (
         "Specialized: Hi Chan Tai Man, your Tarmac SL8 Expert is ready to collect!\n"
@@ -116,7 +116,7 @@ GOLDEN = {
         "When: Tue 24 Nov, 14:00-18:00\n"
         "Please bring: HKID card, order confirmation\n"
         "Order: SO-2026-004512\n"
-        "Questions? Call +852 3001 2345 or email hk-support@example.com"
+        "Questions? Call +852 3001 2345"
     ),
 }
 
