@@ -61,7 +61,8 @@ demo: install stack-up .local/secrets.env  ## run the whole thing locally with t
 run: install stack-up .local/secrets.env  ## run the service against the local stack (start `make sandbox` in another shell)
 	$(BIN)/notifier db migrate
 	$(BIN)/notifier topics
-	$(WITH_SECRETS) NOTIFIER_CALLBACK_BASE_URL=http://127.0.0.1:8080 NOTIFIER_LOG_FORMAT=console $(BIN)/notifier run
+	$(WITH_SECRETS) NOTIFIER_CALLBACK_BASE_URL=http://127.0.0.1:8080 NOTIFIER_PUBLIC_BASE_URL=http://127.0.0.1:8080 \
+		NOTIFIER_LOG_FORMAT=console $(BIN)/notifier run
 
 sandbox: install  ## run the sandbox SMS provider on 127.0.0.1:18700
 	$(BIN)/notifier sandbox

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 from dataclasses import dataclass, field
 
@@ -12,8 +14,10 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from service.callbacks import DeliveryReports
 from service.domain.errors import ConfigError, NotifierError
+from service.domain.links import LinkSigner
 from service.domain.ports import EmailSender, SmsSender
 from service.http.callbacks import add_callback_routes
+from service.http.pages import add_page_routes
 from service.http.server import create_app, start_http
 from service.kafka.consumer import ShareOnAssignment, build_consumer, next_offsets, to_records
 from service.kafka.producer import DeadLetterPublisher, ReceiptPublisher, build_producer
@@ -56,6 +60,7 @@ class Service:
             )
         blind_index = BlindIndex.parse(s.blind_index_key.get_secret_value())
         keyring = Keyring.parse(s.pii_keys.get_secret_value()) if s.pii_keys else None
+        links = link_signer(s)
         if keyring is None:
             log.warning("no_pii_keys", effect="an undelivered SMS cannot fall back to email")
         engine = delivery_engine(s, self.metrics, session, sms=self.sms, email=self.email)
@@ -78,6 +83,7 @@ class Service:
                 contact_phone=s.contact_phone,
                 contact_email=s.contact_email,
                 default_locale=s.default_locale,
+                links=links,
             ),
             receipts=ReceiptPublisher(producer, s.receipts_topic),
             dead_letters=DeadLetterPublisher(producer, s.dead_letter_topic),
@@ -85,10 +91,23 @@ class Service:
             send_concurrency=s.send_concurrency,
             keyring=keyring,
             blind_index=blind_index,
+            links=links,
         )
         app = create_app(self.metrics, self._ready)
         reports = DeliveryReports(store=store, pipeline=pipeline, keyring=keyring, metrics=self.metrics)
         add_callback_routes(app, s, reports)
+        if links is not None:
+            add_page_routes(
+                app,
+                templates_dir=s.templates_dir,
+                signer=links,
+                store=store,
+                page_globals={
+                    "brand": s.brand_name,
+                    "contact_phone": s.contact_phone,
+                    "contact_email": s.contact_email,
+                },
+            )
         runner, self.http_port = await start_http(app, s.http_host, s.http_port)
         relay: asyncio.Task[None] | None = None
         try:
@@ -162,3 +181,15 @@ class Service:
             "kafka_assigned": bool(self._consumer is not None and self._consumer.assignment()),
             "database": bool(self._store is not None and await self._store.ping()),
         }
+
+
+def link_signer(s: Settings) -> LinkSigner | None:
+    if s.public_base_url is None:
+        return None
+    if s.link_signing_key is None:
+        raise ConfigError("NOTIFIER_LINK_SIGNING_KEY is required with NOTIFIER_PUBLIC_BASE_URL")
+    try:
+        key = base64.b64decode(s.link_signing_key.get_secret_value(), validate=True)
+        return LinkSigner(key, s.public_base_url, s.link_ttl_days)
+    except (binascii.Error, ValueError):
+        raise ConfigError("NOTIFIER_LINK_SIGNING_KEY must be base64 of at least 32 bytes") from None

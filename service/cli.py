@@ -57,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         "--kind",
         choices=["pii", "blind-index", "env"],
         default="pii",
-        help="pii: a keyring entry for NOTIFIER_PII_KEYS; blind-index: NOTIFIER_BLIND_INDEX_KEY; "
-        "env: both, as lines of an env file for local use",
+        help="pii: a keyring entry for NOTIFIER_PII_KEYS; blind-index: a 32-byte base64 key "
+        "(NOTIFIER_BLIND_INDEX_KEY, NOTIFIER_LINK_SIGNING_KEY); env: all three, as an env file for local use",
     )
     ky.add_argument("--id", default="k1", help="key id to put before a pii key")
 
@@ -88,7 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.kind == "blind-index":
             print(blind)
         else:
-            print(f"NOTIFIER_PII_KEYS={Keyring.generate_spec(args.id)}\nNOTIFIER_BLIND_INDEX_KEY={blind}")
+            link = base64.b64encode(os.urandom(32)).decode()
+            print(
+                f"NOTIFIER_PII_KEYS={Keyring.generate_spec(args.id)}\nNOTIFIER_BLIND_INDEX_KEY={blind}\n"
+                f"NOTIFIER_LINK_SIGNING_KEY={link}"
+            )
         return 0
     from service import logs  # noqa: PLC0415  # keep --help free of the logging set-up
 

@@ -1,0 +1,118 @@
+"""The customer-facing pages behind the links in messages: order status and unsubscribe.
+
+``GET /s/{token}``  bilingual order status (milestones and times only: no personal data)
+``GET /u/{token}``  bilingual confirmation page; nothing changes on GET, so link scanners that
+                    only fetch pages cannot unsubscribe anyone
+``POST /u/{token}`` records the opt-out for the recipient's phone and email (by blind index)
+
+A tampered or expired token gets a clear bilingual error page (400 / 410).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+from aiohttp import web
+
+from service.domain.links import LinkInvalid, LinkSigner
+from service.domain.milestones import Milestone
+from service.domain.outcome import LinkedNotification
+from service.logs import get_logger
+from service.store.postgres import PostgresStore
+
+log = get_logger(__name__)
+_HK = ZoneInfo("Asia/Hong_Kong")
+
+MILESTONE_LABELS = {
+    Milestone.ARRIVED_HK_WAREHOUSE: ("已到達香港倉庫", "Arrived at our Hong Kong warehouse"),
+    Milestone.CUSTOMS_CLEARED: ("已完成海關手續", "Cleared customs"),
+    Milestone.READY_FOR_PICKUP: ("可以取車", "Ready to collect"),
+}
+_ERRORS = {
+    "expired": (410, "連結已過期", "This link has expired"),
+    "tampered": (400, "連結無效", "This link is not valid"),
+    "malformed": (400, "連結無效", "This link is not valid"),
+    "unknown": (404, "找不到此通知", "We could not find this notification"),
+}
+
+
+def add_page_routes(
+    app: web.Application,
+    *,
+    templates_dir: Path,
+    signer: LinkSigner,
+    store: PostgresStore,
+    page_globals: dict[str, str],
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+
+    def page(name: str, status: int = 200, **context: object) -> web.Response:
+        html = env.get_template(f"web/{name}.html.j2").render(**page_globals, **context)
+        return web.Response(
+            text=html,
+            status=status,
+            content_type="text/html",
+            headers={
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer",
+                "X-Frame-Options": "DENY",
+            },
+        )
+
+    def error(reason: str) -> web.Response:
+        status, zh, en = _ERRORS[reason]
+        return page("error", status, zh=zh, en=en)
+
+    async def resolve(request: web.Request) -> LinkedNotification | web.Response:
+        try:
+            link_id = signer.verify(request.match_info["token"], clock())
+        except LinkInvalid as exc:
+            log.info("link_refused", reason=exc.reason, path=request.path[:3])
+            return error(exc.reason)
+        found = await store.by_link(link_id)
+        return found if found is not None else error("unknown")
+
+    async def status_page(request: web.Request) -> web.Response:
+        found = await resolve(request)
+        if isinstance(found, web.Response):
+            return found
+        rows = []
+        for entry in await store.timeline(found.order_id):
+            zh, en = MILESTONE_LABELS[entry.milestone]
+            rows.append({"zh": zh, "en": en, "when": f"{entry.occurred_at.astimezone(_HK):%Y-%m-%d %H:%M}"})
+        return page(
+            "status",
+            waybill=found.waybill,
+            milestones=rows,
+            unsubscribe_path=f"/u/{request.match_info['token']}",
+        )
+
+    async def unsubscribe_form(request: web.Request) -> web.Response:
+        found = await resolve(request)
+        if isinstance(found, web.Response):
+            return found
+        return page("unsubscribe", done=False, action=f"/u/{request.match_info['token']}")
+
+    async def unsubscribe(request: web.Request) -> web.Response:
+        found = await resolve(request)
+        if isinstance(found, web.Response):
+            return found
+        changed = await store.set_consent(found.subjects, opted_out=True, source="unsubscribe_link")
+        log.info(
+            "opted_out",
+            notification_id=str(found.notification_id),
+            source="unsubscribe_link",
+            changed=changed,
+        )
+        return page("unsubscribe", done=True, action="")
+
+    app.router.add_get("/s/{token}", status_page)
+    app.router.add_get("/u/{token}", unsubscribe_form)
+    app.router.add_post("/u/{token}", unsubscribe)
