@@ -21,6 +21,7 @@ the English one writes a plain hyphen, not an en dash, so English text stays GSM
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -151,6 +152,35 @@ def _hk_time(value: datetime, template: str) -> datetime:
     return value.astimezone(HK_TZ)
 
 
+Closings = list[tuple[tuple[str, ...], Mapping[str, str]]]
+
+
+def _load_closings(path: Path) -> Closings:
+    """Per-bike-type closing lines (``templates/bike_lines.toml``); none when the file is absent."""
+    if not path.exists():
+        return []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return [
+        (
+            tuple(str(k).lower() for k in kind.get("match", [])),
+            {k: str(v) for k, v in kind.items() if k != "match"},
+        )
+        for kind in data.values()
+        if isinstance(kind, dict)
+    ]
+
+
+def _closing(closings: Closings, bike_model: str, locale: str) -> str | None:
+    model = bike_model.lower()
+    for keywords, lines in closings:
+        if any(k in model for k in keywords):
+            return lines.get(locale)
+    return None
+
+
 class Renderer:
     """Chooses the customer's locale and renders SMS bodies. Templates are compiled once and kept."""
 
@@ -184,6 +214,7 @@ class Renderer:
         self._env.filters["window_en"] = window_en
         self._env.filters["hk_local"] = hk_local
         self._templates: dict[str, tuple[jinja2.Template, str]] = {}
+        self._closings = _load_closings(templates_dir / "bike_lines.toml")
         # HTML email: the same loader, but every value escaped.
         self._html_env = jinja2.Environment(
             loader=self._loader, autoescape=True, trim_blocks=True, lstrip_blocks=True, auto_reload=False
@@ -259,6 +290,7 @@ class Renderer:
         nid, now = notification_id(update.order_id, milestone), self._clock()
         return {
             **self._globals,
+            "closing": _closing(self._closings, update.bike_model, locale),
             "status_url": self._links.status_url(nid, now) if self._links else None,
             "unsubscribe_url": self._links.unsubscribe_url(nid, now) if self._links else None,
             "customer_name": _one_line(update.recipient.name),

@@ -13,6 +13,7 @@ from service.domain.model import Pickup, Recipient, ShipmentUpdate
 from service.render import Renderer, window_en, window_zh_hk
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+REPO = Path(__file__).resolve().parents[2]
 PHONE = "+852 3001 2345"
 EMAIL = "hk-support@example.com"
 
@@ -95,6 +96,7 @@ GOLDEN = {
         "地點：Specialized 旺角門市，九龍旺角花園街123號地下\n"
         "時間：11月24日（星期二）14:00–18:00\n"
         "請帶備：身份證、訂單確認書\n"
+        "祝您公路騎行突破自我！\n"
         "訂單編號：SO-2026-004512\n"
         "查詢：3001 2345"
     ),
@@ -115,6 +117,7 @@ GOLDEN = {
         "Where: Specialized Mong Kok, 123 Fa Yuen Street, Mong Kok, Kowloon\n"
         "When: Tue 24 Nov, 14:00-18:00\n"
         "Please bring: HKID card, order confirmation\n"
+        "Enjoy the road!\n"
         "Order: SO-2026-004512\n"
         "Questions? Call +852 3001 2345"
     ),
@@ -360,3 +363,23 @@ def test_window_filters(start: tuple[int, ...], end: tuple[int, ...], zh: str, e
     s, e = datetime(*start), datetime(*end)  # wall-clock times: the filters format what they get
     assert window_zh_hk(s, e) == zh
     assert window_en(s, e) == en
+
+
+@pytest.mark.parametrize(
+    ("model", "locale", "closing"),
+    [
+        ("Stumpjumper 15 Comp", "en", "Enjoy the trails!"),
+        ("S-Works Turbo Levo SL", "zh-HK", "祝您山徑騎行愉快！"),
+        ("Diverge Comp Carbon", "en", "Enjoy exploring!"),
+        ("Mystery Bike 3000", "en", None),
+    ],
+)
+def test_closing_line_follows_the_kind_of_bike(model: str, locale: str, closing: str | None) -> None:
+    from dataclasses import replace
+
+    r = Renderer(REPO / "templates", brand="Specialized", contact_phone=PHONE, contact_email=EMAIL)
+    body = r.render_sms(Milestone.READY_FOR_PICKUP, replace(SAMPLES[locale], bike_model=model), locale).body
+    if closing is None:
+        assert not any(line.startswith(("Enjoy", "祝您")) for line in body.splitlines())
+    else:
+        assert closing in body.splitlines()
