@@ -29,6 +29,7 @@ from service.privacy.crypto import Keyring
 from service.render import Renderer
 from service.settings import Settings
 from service.store.postgres import PostgresStore
+from service.store.privacy import PrivacyStore
 from service.wiring import delivery_engine
 
 log = get_logger(__name__)
@@ -110,11 +111,13 @@ class Service:
             )
         runner, self.http_port = await start_http(app, s.http_host, s.http_port)
         relay: asyncio.Task[None] | None = None
+        purge: asyncio.Task[None] | None = None
         try:
             await producer.start()
             await consumer.start()
             await pipeline.relay_outbox()
             relay = asyncio.create_task(self._relay_forever(pipeline, stop))
+            purge = asyncio.create_task(self._purge_forever(PrivacyStore(store.pool), stop))
             log.info(
                 "service_started",
                 topics=s.input_topics,
@@ -123,10 +126,11 @@ class Service:
             )
             await self._consume(consumer, pipeline, stop)
         finally:
-            if relay:
-                relay.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay
+            for task in (relay, purge):
+                if task:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             with contextlib.suppress(KafkaError):
                 await consumer.stop()
             with contextlib.suppress(KafkaError):
@@ -175,6 +179,18 @@ class Service:
                 await pipeline.relay_outbox(older_than_s=_RELAY_INTERVAL_S)
             except NotifierError as exc:
                 log.warning("outbox_relay_failed", error=type(exc).__name__)
+
+    async def _purge_forever(self, privacy: PrivacyStore, stop: asyncio.Event) -> None:
+        """The retention job: destroys personal data past the retention period, on a timer."""
+        while not stop.is_set():
+            try:
+                d = await privacy.purge(self.settings.retention_days)
+                if d.contacts or d.subjects:
+                    log.info("retention_purge", contacts=d.contacts, subjects=d.subjects)
+            except NotifierError as exc:
+                log.warning("retention_purge_failed", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.purge_interval_s)
 
     async def _ready(self) -> dict[str, bool]:
         return {

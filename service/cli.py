@@ -51,8 +51,32 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("--channel", choices=["sms", "email"], default="sms")
     rd.add_argument("--worst-case", action="store_true", help="use the longest sample data")
 
+    pg = sub.add_parser(
+        "purge", help="destroy personal data past the retention period (the service also does it)"
+    )
+    pg.add_argument("--days", type=int, default=None, help="default: NOTIFIER_RETENTION_DAYS")
+
+    er = sub.add_parser("erase", help="erase one customer's personal data on request")
+    who = er.add_mutually_exclusive_group(required=True)
+    who.add_argument("--order")
+    who.add_argument("--phone")
+    who.add_argument("--email")
+
+    oo = sub.add_parser(
+        "optout", help="record an opt-out (or, with --opt-in, withdraw one) for a phone or email"
+    )
+    target = oo.add_mutually_exclusive_group(required=True)
+    target.add_argument("--phone")
+    target.add_argument("--email")
+    oo.add_argument(
+        "--opt-in", action="store_true", help="the customer explicitly asked to receive messages again"
+    )
+    oo.add_argument(
+        "--by", required=True, help="who records it (operator name or ticket), kept in the history"
+    )
+
     ky = sub.add_parser("keys", help="encryption keys for personal data at rest")
-    ky.add_argument("action", choices=["generate"])
+    ky.add_argument("action", choices=["generate", "rotate"])
     ky.add_argument(
         "--kind",
         choices=["pii", "blind-index", "env"],
@@ -76,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "keys":  # needs no settings: it makes one
+    if args.command == "keys" and args.action == "generate":  # needs no settings: it makes one
         import base64  # noqa: PLC0415
         import os  # noqa: PLC0415
 
@@ -147,6 +171,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
             return _schemas(args.action, args.dir)
         case "templates":
             return _templates(settings, args)
+        case "purge" | "erase" | "optout" | "keys":
+            from service.privacy_cli import run_privacy_command  # noqa: PLC0415
+
+            return await run_privacy_command(settings, args)
         case "demo":
             from service.demo import run_demo  # noqa: PLC0415
 

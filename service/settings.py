@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         "Without keys no event is kept, so an undelivered SMS cannot fall back to email.",
     )
 
+    retention_days: int = Field(
+        default=90, ge=1, le=3650, description="Keep personal data this long after an order's last milestone."
+    )
+    purge_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often the service runs the retention purge."
+    )
     blind_index_key: SecretStr | None = Field(
         default=None,
         description="Base64 key (32+ bytes) of the keyed hashes that find phones/emails (opt-outs) "

@@ -76,7 +76,7 @@ ON CONFLICT (receipt_id) DO NOTHING
 
 
 @asynccontextmanager
-async def _translated() -> AsyncIterator[None]:
+async def translated() -> AsyncIterator[None]:
     try:
         yield
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
@@ -89,12 +89,16 @@ class PostgresStore:
 
     @classmethod
     async def connect(cls, dsn: str, *, pool_size: int = 4, run_migrations: bool = True) -> PostgresStore:
-        async with _translated():
+        async with translated():
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, command_timeout=30)
             if run_migrations:
                 async with pool.acquire() as conn:
                     await migrate(conn)
         return cls(pool)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
 
     async def close(self) -> None:
         await self._pool.close()
@@ -127,13 +131,13 @@ class PostgresStore:
                 strict=True,
             ):
                 col.append(v)
-        async with _translated():
+        async with translated():
             await self._pool.execute(_RECORD_EVENTS, *cols)
 
     async def highest_ranks(self, order_ids: Sequence[str]) -> dict[str, int]:
         if not order_ids:
             return {}
-        async with _translated():
+        async with translated():
             rows = await self._pool.fetch(_HIGHEST_RANK, list(order_ids))
         return {r["order_id"]: int(r["rank"]) for r in rows}
 
@@ -154,7 +158,7 @@ class PostgresStore:
             [r.phone_subject for r in requests],
             [r.email_subject for r in requests],
         )
-        async with _translated():
+        async with translated():
             rows = await self._pool.fetch(_CLAIM, *args)
         return [Claimed(r["id"], int(r["claims"])) for r in rows]
 
@@ -185,7 +189,7 @@ class PostgresStore:
             [r.order_id for r in receipts],
             [r.payload for r in receipts],
         )
-        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+        async with translated(), self._pool.acquire() as conn, conn.transaction():
             await conn.execute(_FINISH, *state_args)
             await conn.execute(_OUTBOX_INSERT, *outbox_args)
             if contacts:
@@ -197,7 +201,7 @@ class PostgresStore:
                 )
 
     async def delivery_target(self, notification: uuid.UUID) -> DeliveryTarget | None:
-        async with _translated():
+        async with translated():
             r = await self._pool.fetchrow(
                 "SELECT id, milestone, state, channel, provider, reference, order_id, waybill, event_id,"
                 " event_occurred_at FROM notifications WHERE id = $1",
@@ -219,7 +223,7 @@ class PostgresStore:
         )
 
     async def contact(self, notification: uuid.UUID) -> SealedContact | None:
-        async with _translated():
+        async with translated():
             r = await self._pool.fetchrow(
                 "SELECT key_id, ciphertext FROM notification_contacts WHERE notification_id = $1",
                 notification,
@@ -230,7 +234,7 @@ class PostgresStore:
         self, notification: uuid.UUID, reference: str, state: str, reason: str | None, receipt: OutboxRow
     ) -> bool:
         """Apply a provider's report to the attempt it names; False when it is stale or repeated."""
-        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+        async with translated(), self._pool.acquire() as conn, conn.transaction():
             updated = await conn.fetchval(
                 "UPDATE notifications SET state = $3, reason = coalesce($4, reason), updated_at = now(),"
                 " delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END"
@@ -252,7 +256,7 @@ class PostgresStore:
         return True
 
     async def unpublished_receipts(self, limit: int = 1000, older_than_s: float = 0.0) -> list[OutboxRow]:
-        async with _translated():
+        async with translated():
             rows = await self._pool.fetch(
                 "SELECT receipt_id, notification_id, order_id, payload FROM receipt_outbox"
                 " WHERE published_at IS NULL AND created_at <= now() - make_interval(secs => $2)"
@@ -267,7 +271,7 @@ class PostgresStore:
     async def mark_published(self, receipt_ids: Sequence[uuid.UUID]) -> None:
         if not receipt_ids:
             return
-        async with _translated():
+        async with translated():
             await self._pool.execute(
                 "UPDATE receipt_outbox SET published_at = now() WHERE receipt_id = ANY($1::uuid[])",
                 list(receipt_ids),
@@ -277,7 +281,7 @@ class PostgresStore:
         """Which of these blind indexes have opted out."""
         if not subjects:
             return set()
-        async with _translated():
+        async with translated():
             rows = await self._pool.fetch(
                 "SELECT subject FROM opt_outs WHERE subject = ANY($1::bytea[])", list(subjects)
             )
@@ -288,7 +292,7 @@ class PostgresStore:
         if not subjects:
             return 0
         action = "opt_out" if opted_out else "opt_in"
-        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+        async with translated(), self._pool.acquire() as conn, conn.transaction():
             if opted_out:
                 changed = await conn.fetch(
                     "INSERT INTO opt_outs (subject, source) SELECT unnest($1::bytea[]), $2"
@@ -310,7 +314,7 @@ class PostgresStore:
 
     async def by_link(self, link_id: bytes) -> LinkedNotification | None:
         """The notification behind a signed link, with the subjects an unsubscribe applies to."""
-        async with _translated():
+        async with translated():
             r = await self._pool.fetchrow(
                 "SELECT id, order_id, waybill, phone_subject, email_subject FROM notifications WHERE link_id = $1",
                 link_id,
@@ -322,7 +326,7 @@ class PostgresStore:
 
     async def timeline(self, order_id: str) -> list[TimelineEntry]:
         """What the order's customer was told, milestone by milestone (no personal data)."""
-        async with _translated():
+        async with translated():
             rows = await self._pool.fetch(
                 "SELECT milestone, state, channel, event_occurred_at, updated_at FROM notifications"
                 " WHERE order_id = $1 ORDER BY milestone_rank",
