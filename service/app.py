@@ -19,6 +19,7 @@ from service.domain.ports import EmailSender, SmsSender
 from service.http.callbacks import add_callback_routes
 from service.http.pages import add_page_routes
 from service.http.server import create_app, start_http
+from service.http.support import SupportSite
 from service.kafka.consumer import ShareOnAssignment, build_consumer, next_offsets, to_records
 from service.kafka.producer import DeadLetterPublisher, ReceiptPublisher, build_producer
 from service.logs import get_logger
@@ -97,6 +98,14 @@ class Service:
         app = create_app(self.metrics, self._ready)
         reports = DeliveryReports(store=store, pipeline=pipeline, keyring=keyring, metrics=self.metrics)
         add_callback_routes(app, s, reports)
+        page_globals = {
+            "brand": s.brand_name,
+            "contact_phone": s.contact_phone,
+            "contact_email": s.contact_email,
+        }
+        SupportSite(
+            templates_dir=s.templates_dir, store=store, keyring=keyring, page_globals=page_globals
+        ).routes(app)
         if links is not None:
             add_page_routes(
                 app,

@@ -17,6 +17,51 @@ EXIT_CONFIG = 2
 EXIT_FAILURE = 1
 
 
+def _add_privacy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pg = sub.add_parser(
+        "purge", help="destroy personal data past the retention period (the service also does it)"
+    )
+    pg.add_argument("--days", type=int, default=None, help="default: NOTIFIER_RETENTION_DAYS")
+
+    er = sub.add_parser("erase", help="erase one customer's personal data on request")
+    who = er.add_mutually_exclusive_group(required=True)
+    who.add_argument("--order")
+    who.add_argument("--phone")
+    who.add_argument("--email")
+
+    oo = sub.add_parser(
+        "optout", help="record an opt-out (or, with --opt-in, withdraw one) for a phone or email"
+    )
+    target = oo.add_mutually_exclusive_group(required=True)
+    target.add_argument("--phone")
+    target.add_argument("--email")
+    oo.add_argument(
+        "--opt-in", action="store_true", help="the customer explicitly asked to receive messages again"
+    )
+    oo.add_argument(
+        "--by", required=True, help="who records it (operator name or ticket), kept in the history"
+    )
+
+    st = sub.add_parser("staff", help="customer-service access tokens")
+    st_sub = st.add_subparsers(dest="staff_command", required=True, metavar="ACTION")
+    sa = st_sub.add_parser("add", help="create a token (printed once; only its hash is stored)")
+    sa.add_argument("--name", required=True)
+    sa.add_argument("--role", required=True, choices=["cs_agent", "admin"])
+    sr = st_sub.add_parser("revoke", help="revoke every token of a staff member")
+    sr.add_argument("--name", required=True)
+
+    ky = sub.add_parser("keys", help="encryption keys for personal data at rest")
+    ky.add_argument("action", choices=["generate", "rotate"])
+    ky.add_argument(
+        "--kind",
+        choices=["pii", "blind-index", "env"],
+        default="pii",
+        help="pii: a keyring entry for NOTIFIER_PII_KEYS; blind-index: a 32-byte base64 key "
+        "(NOTIFIER_BLIND_INDEX_KEY, NOTIFIER_LINK_SIGNING_KEY); env: all three, as an env file for local use",
+    )
+    ky.add_argument("--id", default="k1", help="key id to put before a pii key")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="notifier",
@@ -51,40 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("--channel", choices=["sms", "email"], default="sms")
     rd.add_argument("--worst-case", action="store_true", help="use the longest sample data")
 
-    pg = sub.add_parser(
-        "purge", help="destroy personal data past the retention period (the service also does it)"
-    )
-    pg.add_argument("--days", type=int, default=None, help="default: NOTIFIER_RETENTION_DAYS")
-
-    er = sub.add_parser("erase", help="erase one customer's personal data on request")
-    who = er.add_mutually_exclusive_group(required=True)
-    who.add_argument("--order")
-    who.add_argument("--phone")
-    who.add_argument("--email")
-
-    oo = sub.add_parser(
-        "optout", help="record an opt-out (or, with --opt-in, withdraw one) for a phone or email"
-    )
-    target = oo.add_mutually_exclusive_group(required=True)
-    target.add_argument("--phone")
-    target.add_argument("--email")
-    oo.add_argument(
-        "--opt-in", action="store_true", help="the customer explicitly asked to receive messages again"
-    )
-    oo.add_argument(
-        "--by", required=True, help="who records it (operator name or ticket), kept in the history"
-    )
-
-    ky = sub.add_parser("keys", help="encryption keys for personal data at rest")
-    ky.add_argument("action", choices=["generate", "rotate"])
-    ky.add_argument(
-        "--kind",
-        choices=["pii", "blind-index", "env"],
-        default="pii",
-        help="pii: a keyring entry for NOTIFIER_PII_KEYS; blind-index: a 32-byte base64 key "
-        "(NOTIFIER_BLIND_INDEX_KEY, NOTIFIER_LINK_SIGNING_KEY); env: all three, as an env file for local use",
-    )
-    ky.add_argument("--id", default="k1", help="key id to put before a pii key")
+    _add_privacy_commands(sub)
 
     sc = sub.add_parser("schemas", help="JSON Schemas of the event and receipt contracts")
     sc.add_argument("action", choices=["export", "check"])
@@ -171,7 +183,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
             return _schemas(args.action, args.dir)
         case "templates":
             return _templates(settings, args)
-        case "purge" | "erase" | "optout" | "keys":
+        case "purge" | "erase" | "optout" | "keys" | "staff":
             from service.privacy_cli import run_privacy_command  # noqa: PLC0415
 
             return await run_privacy_command(settings, args)

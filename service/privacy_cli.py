@@ -1,4 +1,4 @@
-"""The operator's privacy commands: purge, erase, opt-out / opt-in, key rotation."""
+"""The operator's commands on personal data: purge, erase, opt-out / opt-in, key rotation, staff tokens."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from service.privacy.crypto import Keyring
 from service.settings import Settings
 from service.store.postgres import PostgresStore
 from service.store.privacy import Destruction, PrivacyStore
+from service.store.staff import StaffStore
 
 
 def _blind(settings: Settings) -> BlindIndex:
@@ -61,6 +62,16 @@ async def run_privacy_command(settings: Settings, args: argparse.Namespace) -> i
             )
             state = "opted in again" if args.opt_in else "opted out"
             print(f"{state}: {'recorded' if changed else 'already so, nothing changed'}")
+        elif args.command == "staff":
+            staff = StaffStore(store.pool)
+            if args.staff_command == "add":
+                token = await staff.add(args.name, args.role)
+                print(
+                    f"token for {args.name} ({args.role}), shown once; give it to them over a safe channel:"
+                )
+                print(token)
+            else:
+                print(f"revoked {await staff.revoke(args.name)} token(s)")
         elif args.command == "keys":  # rotate
             if settings.pii_keys is None:
                 raise ConfigError("NOTIFIER_PII_KEYS is not set")
