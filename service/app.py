@@ -97,7 +97,11 @@ class Service:
         )
         app = create_app(self.metrics, self._ready)
         reports = DeliveryReports(store=store, pipeline=pipeline, keyring=keyring, metrics=self.metrics)
-        add_callback_routes(app, s, reports)
+
+        async def consent(phone: str, opted_out: bool, source: str) -> int:
+            return await store.set_consent([blind_index.phone(phone)], opted_out=opted_out, source=source)
+
+        add_callback_routes(app, s, reports, consent)
         page_globals = {
             "brand": s.brand_name,
             "contact_phone": s.contact_phone,

@@ -6,6 +6,7 @@ route                      provider                                authenticity
 /callbacks/twilio/status   Twilio StatusCallback (form)            ``X-Twilio-Signature``
 /callbacks/infobip/reports Infobip delivery reports (JSON)         HTTP Basic, shared secret
 /callbacks/sendgrid/events SendGrid Event Webhook (JSON array)     Signed Event Webhook (ECDSA)
+/callbacks/twilio/inbound  a customer's SMS reply (STOP, 退訂…)      ``X-Twilio-Signature``
 =========================  ======================================  ==========================
 
 A forged or unsigned request gets 403 and changes nothing. A verified report about an unknown
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from service.callbacks import DeliveryReports
 from service.domain.errors import StoreUnavailable
+from service.domain.phone import normalize_hk_mobile
 from service.logs import get_logger
 from service.providers.sendgrid import verify_sendgrid_signature
 from service.providers.twilio import verify_twilio_signature
@@ -55,7 +57,27 @@ def _basic_auth_ok(header: str | None, user: str, password: str) -> bool:
     return hmac.compare_digest(given, f"{user}:{password}".encode())
 
 
-def add_callback_routes(app: web.Application, settings: Settings, reports: DeliveryReports) -> None:
+_STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "退訂", "取消", "停止"}
+_START_WORDS = {"START", "UNSTOP", "訂閱"}
+
+
+def consent_word(body: str) -> bool | None:
+    """True for an opt-out keyword (STOP, 退訂 …), False for an opt-in (START …), None otherwise."""
+    word = body.strip().upper().rstrip(".!。！")
+    if word in _STOP_WORDS:
+        return True
+    if word in _START_WORDS:
+        return False
+    return None
+
+
+def add_callback_routes(  # noqa: PLR0915  # one small handler per provider webhook
+    app: web.Application,
+    settings: Settings,
+    reports: DeliveryReports,
+    consent: Callable[[str, bool, str], Awaitable[int]],
+) -> None:
+    """``consent(phone_e164, opted_out, source)`` records a customer's STOP / START reply."""
     base = (settings.callback_base_url or "").rstrip("/")
     twilio_token = settings.twilio_auth_token.get_secret_value()
     infobip_user = settings.infobip_webhook_user
@@ -126,6 +148,24 @@ def add_callback_routes(app: web.Application, settings: Settings, reports: Deliv
                 )
         return web.Response(status=204)
 
+    @store_errors
+    async def twilio_inbound(request: web.Request) -> web.StreamResponse:
+        """A customer's reply (Twilio's inbound-message webhook): STOP / 退訂 opts out, START opts in."""
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature or not verify_twilio_signature(
+            twilio_token, f"{base}{request.path_qs}", form, signature
+        ):
+            return _forbidden("twilio", "bad signature")
+        wants_out = consent_word(form.get("Body", ""))
+        phone = normalize_hk_mobile(form.get("From", ""), allow_foreign_mobiles=True).e164
+        if wants_out is not None and phone:
+            await consent(phone, wants_out, "sms_reply:twilio")
+            log.info("consent_reply", opted_out=wants_out, source="sms_reply:twilio")
+        # An empty TwiML response: Twilio sends no reply of its own.
+        return web.Response(text="<Response/>", content_type="text/xml")
+
     app.router.add_post("/callbacks/twilio/status", twilio_status)
+    app.router.add_post("/callbacks/twilio/inbound", twilio_inbound)
     app.router.add_post("/callbacks/infobip/reports", infobip_reports)
     app.router.add_post("/callbacks/sendgrid/events", sendgrid_events)
