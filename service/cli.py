@@ -164,12 +164,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
             print("migrations applied")
             return 0
         case "topics":
-            from service.kafka.admin import ensure_topics  # noqa: PLC0415
+            from service.kafka.admin import ensure_topics, topic_configs  # noqa: PLC0415
 
             topics = dict.fromkeys(
                 [*settings.input_topics, settings.receipts_topic, settings.dead_letter_topic], args.partitions
             )
-            await ensure_topics(settings.kafka_bootstrap_servers, topics)
+            await ensure_topics(settings.kafka_bootstrap_servers, topics, topic_configs(settings))
             print("topics ready: " + ", ".join(topics))
             return 0
         case "feed":

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from service.app import Service
 from service.domain.phone import mask_phone
 from service.feed import publish_feed, read_feed
-from service.kafka.admin import ensure_topics, partitions_of
+from service.kafka.admin import ensure_topics, partitions_of, topic_configs
 from service.sandbox.server import SandboxState, run_sandbox
 from service.settings import Settings
 
@@ -82,7 +82,7 @@ async def _collect(
 async def run_demo(settings: Settings, feed: Path, *, timeout_s: float = 60.0) -> int:
     tag = uuid.uuid4().hex[:6]
     topics = dict.fromkeys([*settings.input_topics, settings.receipts_topic, settings.dead_letter_topic], 4)
-    await ensure_topics(settings.kafka_bootstrap_servers, topics)
+    await ensure_topics(settings.kafka_bootstrap_servers, topics, topic_configs(settings))
     sandbox_port = int(settings.twilio_base_url.rsplit(":", 1)[1].split("/")[0])
     state = SandboxState(
         account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token.get_secret_value()

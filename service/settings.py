@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     )
     receipts_topic: str = "notification.receipts.v1"
     dead_letter_topic: str = "shipment.status.v1.dlq"
+    dead_letter_retention_days: int = Field(
+        default=7, ge=1, le=365, description="The DLQ keeps raw events (personal data): short retention."
+    )
     consumer_group: str = "milestone-notifier"
     batch_max_records: int = Field(default=500, ge=1, le=10_000)
     batch_timeout_ms: int = Field(default=200, ge=1, le=60_000)
