@@ -22,6 +22,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed  ## create .venv and install the service with its dev tools
 
 stack-up:  ## install (if missing) and start Kafka and PostgreSQL on 127.0.0.1
+	deploy/local/prereqs.sh
 	deploy/local/kafka.sh start
 	deploy/local/postgres.sh start
 

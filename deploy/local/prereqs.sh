@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the local stack needs when it is missing: a JDK 17 and Maven (for Kafka) and
-# PostgreSQL, all from Debian's packages. Does nothing when they are present.
+# Installs what the local stack and the tests need when it is missing: a JDK 17 and Maven (for
+# Kafka), PostgreSQL, and Chromium (the browser test of the support page), all from Debian's
+# packages. Does nothing when they are present.
 set -euo pipefail
 
 need=()
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -193,13 +193,13 @@ class SupportSite:
                     Staff("unknown", "none"), "login_failed", order_id=None, remote=request.remote
                 )
                 return self.page("cs_login", 401, error="權杖無效 Invalid token")
-            response = web.HTTPSeeOther("/cs")
+            response = web.Response(status=303, headers={"Location": "/cs"})
             response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/", max_age=8 * 3600)
             await self.staff_store.audit(staff, "login", order_id=None, remote=request.remote)
             return response
 
         async def logout(_: web.Request) -> web.StreamResponse:
-            response = web.HTTPSeeOther("/cs")
+            response = web.Response(status=303, headers={"Location": "/cs"})
             response.del_cookie(COOKIE, path="/")
             return response
 
