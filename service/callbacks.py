@@ -58,6 +58,10 @@ class DeliveryReports:
         self._metrics = metrics
         self._clock = clock
 
+    def rejected(self, provider: str) -> None:
+        """A callback that failed authentication: counted, so forgery attempts show on a dashboard."""
+        self._metrics.callbacks.labels(provider, "forged").inc()
+
     async def report(self, provider: str, reference: str, *, delivered: bool, code: str | None = None) -> str:
         """Apply one report; returns what became of it (also counted in ``notifier_callbacks``)."""
         result = await self._apply(provider, reference, delivered=delivered, code=code)

@@ -84,6 +84,10 @@ def add_callback_routes(  # noqa: PLR0915  # one small handler per provider webh
     infobip_password = settings.infobip_webhook_password.get_secret_value()
     sendgrid_key = settings.sendgrid_webhook_public_key
 
+    def forbidden(provider: str, why: str) -> web.Response:
+        reports.rejected(provider)
+        return _forbidden(provider, why)
+
     def store_errors(handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             try:
@@ -99,7 +103,7 @@ def add_callback_routes(  # noqa: PLR0915  # one small handler per provider webh
         signature = request.headers.get("X-Twilio-Signature", "")
         url = f"{base}{request.path_qs}"
         if not signature or not verify_twilio_signature(twilio_token, url, form, signature):
-            return _forbidden("twilio", "bad signature")
+            return forbidden("twilio", "bad signature")
         status = form.get("MessageStatus", "")
         reference = request.query.get("ref", "")
         if status in _TWILIO_DELIVERED | _TWILIO_UNDELIVERED:
@@ -111,7 +115,7 @@ def add_callback_routes(  # noqa: PLR0915  # one small handler per provider webh
     @store_errors
     async def infobip_reports(request: web.Request) -> web.StreamResponse:
         if not _basic_auth_ok(request.headers.get("Authorization"), infobip_user, infobip_password):
-            return _forbidden("infobip", "bad credentials")
+            return forbidden("infobip", "bad credentials")
         try:
             results = (await request.json()).get("results", [])
         except (json.JSONDecodeError, AttributeError):
@@ -132,7 +136,7 @@ def add_callback_routes(  # noqa: PLR0915  # one small handler per provider webh
         if not (sendgrid_key and signature and timestamp) or not verify_sendgrid_signature(
             sendgrid_key, body, signature, timestamp
         ):
-            return _forbidden("sendgrid", "bad signature")
+            return forbidden("sendgrid", "bad signature")
         try:
             events = json.loads(body)
         except json.JSONDecodeError:
@@ -156,7 +160,7 @@ def add_callback_routes(  # noqa: PLR0915  # one small handler per provider webh
         if not signature or not verify_twilio_signature(
             twilio_token, f"{base}{request.path_qs}", form, signature
         ):
-            return _forbidden("twilio", "bad signature")
+            return forbidden("twilio", "bad signature")
         wants_out = consent_word(form.get("Body", ""))
         phone = normalize_hk_mobile(form.get("From", ""), allow_foreign_mobiles=True).e164
         if wants_out is not None and phone:

@@ -1,0 +1,398 @@
+"""The deploy artifacts (container, Kubernetes, Grafana, Prometheus) agree with the code they deploy.
+
+Every metric a dashboard or alert queries is one the service exports, with labels it has; every
+``NOTIFIER_*`` variable is a real setting; every command is one the CLI accepts; every alert has a
+runbook section. These break when the code moves and the artifacts do not.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.cli import _parser
+from service.metrics import Metrics
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+DOCKERFILE = DEPLOY / "container" / "Dockerfile"
+COMPOSE = DEPLOY / "container" / "compose.yaml"
+K8S = DEPLOY / "k8s"
+DASHBOARD = DEPLOY / "grafana" / "notifier-dashboard.json"
+ALERTS = DEPLOY / "prometheus" / "alerts.yaml"
+RUNBOOK = DEPLOY / "prometheus" / "RUNBOOK.md"
+RUNBOOK_LINK = "deploy/prometheus/RUNBOOK.md#"
+
+METRIC_RE = re.compile(r"\bnotifier_[a-z0-9_]+\b")
+ENV_RE = re.compile(r"\bNOTIFIER_[A-Z0-9_]+\b")
+SELECTOR_RE = re.compile(r"\b(notifier_[a-z0-9_]+)\s*\{([^}]*)\}")
+MATCHER_RE = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
+GROUPING_RE = re.compile(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)")
+# Labels Prometheus adds to every scraped series, and the histogram bucket bound.
+TARGET_LABELS = {"namespace", "instance", "job", "pod", "service", "endpoint", "container", "le"}
+UNPREFIXED_ENV = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"}
+SEVERITIES = {"critical", "warning", "info"}
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104  # containers must listen beyond loopback
+
+
+# --- what the service exports -------------------------------------------------------------------
+
+
+def _exposition() -> dict[str, set[str]]:
+    """Sample name -> label names, from ``Metrics().render()`` after touching every label set."""
+    metrics = Metrics()
+    for metric in vars(metrics).values():
+        if isinstance(metric, MetricWrapperBase) and metric._labelnames:
+            metric.labels(*("x" for _ in metric._labelnames))
+    samples: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            samples.setdefault(sample.name, set()).update(sample.labels)
+    return samples
+
+
+EXPORTED = _exposition()
+
+
+def test_the_exposition_has_the_usual_suffixes() -> None:
+    # Guards the helper itself: counters as _total, histograms as _bucket/_sum/_count.
+    assert "notifier_events_total" in EXPORTED
+    assert {"notifier_end_to_end_seconds_bucket", "notifier_end_to_end_seconds_count"} <= set(EXPORTED)
+    assert EXPORTED["notifier_circuit_state"] == {"provider"}
+    assert "le" in EXPORTED["notifier_provider_request_seconds_bucket"]
+
+
+# --- reading the artifacts ----------------------------------------------------------------------
+
+
+def _dashboard() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return data
+
+
+def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in panels:
+        yield panel
+        yield from _panels(panel.get("panels", []))  # a collapsed row keeps its panels inside
+
+
+def _dashboard_exprs() -> list[tuple[str, str]]:
+    return [
+        (panel["title"], target["expr"])
+        for panel in _panels(_dashboard()["panels"])
+        for target in panel.get("targets", [])
+    ]
+
+
+def _rules() -> list[dict[str, Any]]:
+    doc = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
+def _k8s_docs() -> dict[str, dict[str, Any]]:
+    """kind -> the manifest (one of each kind here)."""
+    docs: dict[str, dict[str, Any]] = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            assert doc["kind"] not in docs, f"two {doc['kind']} manifests"
+            docs[doc["kind"]] = doc
+    return docs
+
+
+def _compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return data
+
+
+def _all_exprs() -> list[Any]:
+    """Every PromQL query, as pytest params named after their panel or alert."""
+    queries = [(f"dashboard: {t}", e) for t, e in _dashboard_exprs()]
+    queries += [(f"alert: {r['alert']}", r["expr"]) for r in _rules()]
+    return [pytest.param(where, expr, id=f"{where} #{i}") for i, (where, expr) in enumerate(queries)]
+
+
+# --- metrics in PromQL --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("where", "expr"), _all_exprs())
+def test_every_queried_metric_is_exported(where: str, expr: str) -> None:
+    unknown = sorted(set(METRIC_RE.findall(expr)) - set(EXPORTED))
+    assert not unknown, f"{where} queries {unknown}, not in service/metrics.py's exposition"
+
+
+@pytest.mark.parametrize(("where", "expr"), _all_exprs())
+def test_every_label_in_a_query_exists_on_its_metric(where: str, expr: str) -> None:
+    for name, matchers in SELECTOR_RE.findall(expr):
+        for label in MATCHER_RE.findall(matchers):
+            assert label in EXPORTED.get(name, set()) | TARGET_LABELS, f"{where}: {name} has no {label}"
+    names = set(METRIC_RE.findall(expr))
+    if not names:
+        return  # an exporter's metric (consumer lag), not ours
+    known = set().union(*(EXPORTED.get(n, set()) for n in names)) | TARGET_LABELS
+    for group in GROUPING_RE.findall(expr):
+        for label in filter(None, (g.strip() for g in group.split(","))):
+            assert label in known, f"{where}: no metric of {sorted(names)} has the label {label}"
+
+
+def test_the_dashboard_charts_every_exported_metric() -> None:
+    charted = {m for _, e in _dashboard_exprs() for m in METRIC_RE.findall(e)}
+    families = {re.sub(r"_(total|bucket|sum|count|created)$", "", n) for n in EXPORTED}
+    uncharted = sorted(f for f in families if not any(c.startswith(f) for c in charted))
+    assert not uncharted, f"add a panel to {DASHBOARD.name} for {uncharted}"
+
+
+def test_metric_names_in_the_docs_exist() -> None:
+    for path in (RUNBOOK, K8S / "README.md"):
+        unknown = sorted(set(METRIC_RE.findall(path.read_text(encoding="utf-8"))) - set(EXPORTED))
+        assert not unknown, f"{path.name} names {unknown}"
+
+
+# --- the dashboard ------------------------------------------------------------------------------
+
+
+def test_dashboard_parses_and_every_panel_has_a_title_and_a_query() -> None:
+    dashboard = _dashboard()
+    assert dashboard["schemaVersion"] >= 36
+    assert [i["name"] for i in dashboard["__inputs"]] == ["DS_PROMETHEUS"]
+    panels = list(_panels(dashboard["panels"]))
+    assert len({p["id"] for p in panels}) == len(panels), "panel ids must be unique"
+    for panel in panels:
+        assert panel.get("title"), f"panel {panel['id']} has no title"
+        if panel["type"] == "row":
+            continue
+        assert panel.get("targets"), f"panel {panel['title']!r} has no target"
+        assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}", panel["title"]
+        for target in panel["targets"]:
+            assert target.get("expr", "").strip(), f"panel {panel['title']!r} has an empty query"
+            assert target["datasource"]["uid"] == "${DS_PROMETHEUS}", panel["title"]
+
+
+def test_dashboard_covers_what_sre_asked_for() -> None:
+    exprs = " ".join(e for _, e in _dashboard_exprs())
+    for needed in (
+        'outcome=~"sent|delivered"',  # success rate
+        "histogram_quantile(0.99, sum by (le) (rate(notifier_end_to_end_seconds_bucket",
+        "kafka_consumergroup_lag",  # the service exports no lag: kafka-exporter's
+    ):
+        assert needed in exprs
+    circuit = [p for p in _panels(_dashboard()["panels"]) if "notifier_circuit_state" in json.dumps(p)]
+    texts = {
+        o["text"]
+        for p in circuit
+        for m in p["fieldConfig"]["defaults"].get("mappings", [])
+        for o in m["options"].values()
+    }
+    assert {"closed", "half-open", "open"} <= texts
+
+
+# --- alerts and runbook -------------------------------------------------------------------------
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    anchors = set()
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            text = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", text)))
+    return anchors
+
+
+def test_every_alert_is_complete_and_has_a_runbook_section() -> None:
+    rules = _rules()
+    anchors = _anchors(RUNBOOK.read_text(encoding="utf-8"))
+    assert len({r["alert"] for r in rules}) == len(rules), "alert names must be unique"
+    for rule in rules:
+        name = rule["alert"]
+        assert rule.get("expr", "").strip(), name
+        assert rule["labels"]["severity"] in SEVERITIES, name
+        notes = rule["annotations"]
+        assert notes.get("summary"), name
+        assert notes.get("description"), name
+        assert notes["runbook"].startswith(RUNBOOK_LINK), name
+        anchor = notes["runbook"].removeprefix(RUNBOOK_LINK)
+        assert anchor in anchors, f"{name}: RUNBOOK.md has no heading for #{anchor}"
+        assert notes.get("runbook_url", notes["runbook"]) == notes["runbook"], name
+        if "for" in rule:
+            assert re.fullmatch(r"(\d+[smhd])+", rule["for"]), name
+
+
+def test_alerts_cover_what_sre_asked_for() -> None:
+    exprs = {r["alert"]: r["expr"] for r in _rules()}
+    all_open = next(e for e in exprs.values() if 'provider="twilio"' in e and 'provider="infobip"' in e)
+    assert "== 2" in all_open
+    for metric in (
+        "notifier_possible_duplicate_sends_total",
+        "notifier_dead_letters_total",
+        "notifier_ready",
+        "notifier_events_total",
+        "notifier_callbacks_total",
+        "notifier_end_to_end_seconds_bucket",
+    ):
+        assert any(metric in e for e in exprs.values()), metric
+
+
+def test_runbook_links_point_at_its_own_sections() -> None:
+    text = RUNBOOK.read_text(encoding="utf-8")
+    anchors = _anchors(text)
+    for link in re.findall(r"\]\(#([^)]+)\)", text):
+        assert link in anchors, link
+    alerts = {r["alert"].lower() for r in _rules()}
+    orphans = sorted({a for a in anchors if a.startswith("notifier") and a != "notifier-runbook"} - alerts)
+    assert not orphans, f"RUNBOOK.md sections without an alert: {orphans}"
+
+
+# --- settings named in the deployment -----------------------------------------------------------
+
+
+def _env_files() -> list[Path]:
+    return [DOCKERFILE, COMPOSE, RUNBOOK, *sorted(K8S.glob("*.yaml")), K8S / "README.md"]
+
+
+@pytest.mark.parametrize("path", _env_files(), ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_every_notifier_variable_is_a_setting(path: Path) -> None:
+    fields = set(Settings.model_fields)
+    unknown = sorted(
+        name
+        for name in set(ENV_RE.findall(path.read_text(encoding="utf-8")))
+        if name.removeprefix("NOTIFIER_").lower() not in fields
+    )
+    assert not unknown, f"{path.name} names settings that do not exist: {unknown}"
+
+
+def _is_setting(name: str) -> bool:
+    return name in UNPREFIXED_ENV or (
+        name.startswith("NOTIFIER_") and name.removeprefix("NOTIFIER_").lower() in Settings.model_fields
+    )
+
+
+def test_configmap_secret_and_compose_environments_hold_settings_only() -> None:
+    docs = _k8s_docs()
+    config, secret = docs["ConfigMap"]["data"], docs["Secret"]["stringData"]
+    environments = [config, secret] + [
+        s["environment"] for s in _compose()["services"].values() if "notifier" in s.get("image", "")
+    ]
+    for env in environments:
+        assert env, "empty environment"
+        bad = sorted(k for k in env if not _is_setting(k))
+        assert not bad, f"not settings: {bad}"
+    assert not set(config) & set(secret), "a setting both in the ConfigMap and the Secret"
+
+
+def test_secret_template_holds_placeholders_only() -> None:
+    secret = _k8s_docs()["Secret"]["stringData"]
+    for key in ("NOTIFIER_PII_KEYS", "NOTIFIER_BLIND_INDEX_KEY", "NOTIFIER_LINK_SIGNING_KEY"):
+        assert key in secret
+    for key, value in secret.items():
+        assert "REPLACE_ME" in value, f"{key} looks like a real value"
+    secret_fields = {n for n, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation)}
+    in_config = {k.removeprefix("NOTIFIER_").lower() for k in _k8s_docs()["ConfigMap"]["data"]}
+    assert not secret_fields & in_config, "a secret setting in the ConfigMap"
+
+
+# --- container and manifests --------------------------------------------------------------------
+
+
+def _instruction(dockerfile: str, name: str) -> list[str]:
+    lines = [line for line in dockerfile.splitlines() if line.startswith(f"{name} ")]
+    assert len(lines) == 1, name
+    value: list[str] = json.loads(lines[0].removeprefix(f"{name} "))
+    return value
+
+
+def _accepted(argv: list[str]) -> bool:
+    try:
+        _parser().parse_args(argv)
+    except SystemExit:
+        return False
+    return True
+
+
+def test_dockerfile_runs_the_notifier_command() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert _instruction(text, "ENTRYPOINT") == ["notifier"]
+    assert _accepted(_instruction(text, "CMD"))
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert "notifier" in scripts
+    assert re.search(r"^USER (?!root|0\b)", text, re.MULTILINE), "the image must not run as root"
+    assert "NOTIFIER_TEMPLATES_DIR=/app/templates" in text
+    assert "COPY templates/ /app/templates/" in text
+    assert "EXPOSE 8080" in text
+    assert "/healthz" in text
+
+
+def test_every_command_in_compose_and_kubernetes_is_one_the_cli_accepts() -> None:
+    commands = [s["command"] for s in _compose()["services"].values() if "notifier" in s.get("image", "")]
+    docs = _k8s_docs()
+    for kind in ("Deployment", "Job"):
+        commands += [c["args"] for c in docs[kind]["spec"]["template"]["spec"]["containers"]]
+    assert ["db", "migrate"] in commands
+    assert ["run"] in commands
+    for argv in commands:
+        assert _accepted(argv), argv
+
+
+def test_compose_wires_the_parts_together() -> None:
+    services = _compose()["services"]
+    assert services["kafka"]["image"] == "apache/kafka:3.9.1"
+    assert services["postgres"]["image"].startswith("postgres:15")
+    assert services["sandbox"]["command"] == ["sandbox", "--host", ALL_INTERFACES, "--port", "18700"]
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+    notifier = services["notifier"]
+    assert notifier["env_file"][0]["path"] == "secrets.env"
+    assert notifier["environment"]["NOTIFIER_HTTP_HOST"] == ALL_INTERFACES
+    assert set(notifier["depends_on"]) >= {"migrate", "topics"}
+
+
+def test_kubernetes_manifests_fit_together() -> None:
+    docs = _k8s_docs()
+    deployment, service, monitor = docs["Deployment"], docs["Service"], docs["ServiceMonitor"]
+    pod = deployment["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    (container,) = pod["spec"]["containers"]
+    assert deployment["spec"]["replicas"] == 2
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 60
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["http"] == int(docs["ConfigMap"]["data"]["NOTIFIER_HTTP_PORT"]) == 8080
+    sources = {next(iter(ref)): next(iter(ref.values()))["name"] for ref in container["envFrom"]}
+    assert sources == {
+        "configMapRef": docs["ConfigMap"]["metadata"]["name"],
+        "secretRef": docs["Secret"]["metadata"]["name"],
+    }
+    for selector in (
+        deployment["spec"]["selector"]["matchLabels"],
+        service["spec"]["selector"],
+        docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
+    ):
+        assert selector.items() <= labels.items(), selector
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    for doc in docs.values():
+        assert "namespace" not in doc.get("metadata", {}), f"{doc['kind']} names a namespace"
+
+
+def test_kustomization_lists_existing_files_but_not_the_secret_template() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    for resource in kustomization["resources"]:
+        assert (K8S / resource).is_file(), resource
+    assert "secret.example.yaml" not in kustomization["resources"]
