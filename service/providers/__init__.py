@@ -1,2 +1,2 @@
-"""Adapters for the SMS providers: each implements ``service.domain.ports.SmsSender`` and
-translates its provider's failures into ``service.domain.errors``."""
+"""Adapters for the SMS and email providers: each implements ``SmsSender`` or ``EmailSender``
+(``service.domain.ports``) and translates its provider's failures into ``service.domain.errors``."""

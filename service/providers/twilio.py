@@ -1,4 +1,5 @@
-"""Twilio Programmable Messaging client (``POST /2010-04-01/Accounts/{Sid}/Messages.json``).
+"""Twilio Programmable Messaging client (``/2010-04-01/Accounts/{Sid}/Messages.json``) and
+Twilio's request signature (``X-Twilio-Signature``), which the callback endpoint verifies.
 
 Every failure is translated here into ``service.domain.errors``; nothing above this module sees
 an aiohttp exception. Privacy: our errors carry only the provider name and a code (Twilio's
@@ -9,8 +10,14 @@ never read; the number, the body and the auth token never reach an exception or 
 
 from __future__ import annotations
 
-import math
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -24,8 +31,22 @@ from service.domain.errors import (
     RecipientOptedOut,
 )
 from service.domain.ports import SendAccepted
+from service.providers.wire import Reply, parse_retry_after, request
+
+__all__ = [
+    "ERROR_CLASSES",
+    "PROVIDER",
+    "TwilioClient",
+    "error_for",
+    "parse_retry_after",
+    "twilio_signature",
+    "verify_twilio_signature",
+]
 
 PROVIDER: Final = "twilio"
+API_VERSION: Final = "2010-04-01"
+#: How many pages of the message list ``find_sent`` reads before it gives up.
+MAX_LOOKUP_PAGES: Final = 3
 
 #: Twilio error code -> our error. A code not listed falls back on the HTTP status
 #: (429 -> RateLimited, 5xx -> ProviderUnavailable, any other -> ProviderRejected).
@@ -57,8 +78,33 @@ ERROR_CLASSES: Final[dict[int, type[ProviderError]]] = {
 }
 
 
+def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
+    """Twilio's ``X-Twilio-Signature``: base64 HMAC-SHA1, keyed with the auth token, of the full
+    URL (query included) followed by every POST parameter's name and value, sorted by name."""
+    signed = url + "".join(name + params[name] for name in sorted(params))
+    digest = hmac.new(auth_token.encode(), signed.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify_twilio_signature(auth_token: str, url: str, params: Mapping[str, str], signature: str) -> bool:
+    """Whether ``signature`` is Twilio's for this URL and form, compared in constant time."""
+    expected = twilio_signature(auth_token, url, params)
+    return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace"))
+
+
+def with_query(url: str, **params: str) -> str:
+    """``url`` with ``params`` added to (or replacing those in) its query string."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    return urlunsplit(parts._replace(query=urlencode([*query, *params.items()])))
+
+
 class TwilioClient:
-    """Sends SMS through Twilio's Messages API; implements ``SmsSender``."""
+    """Sends SMS through Twilio's Messages API; implements ``SmsSender``.
+
+    ``status_callback`` is the base URL of our status endpoint; each message asks Twilio to call
+    it back at ``<status_callback>?ref=<reference>``.
+    """
 
     name: str = PROVIDER
 
@@ -90,40 +136,82 @@ class TwilioClient:
 
     @property
     def messages_url(self) -> str:
-        return f"{self._base_url}/2010-04-01/Accounts/{self._account_sid}/Messages.json"
+        return f"{self._base_url}/{API_VERSION}/Accounts/{self._account_sid}/Messages.json"
 
-    async def send_sms(self, to_e164: str, body: str) -> SendAccepted:
+    def status_callback_url(self, reference: str) -> str | None:
+        """The StatusCallback URL for one message, or ``None`` when no callbacks are wanted."""
+        return with_query(self._status_callback, ref=reference) if self._status_callback else None
+
+    async def send_sms(self, to_e164: str, body: str, *, reference: str) -> SendAccepted:
         form = {"To": to_e164, "From": self._sender, "Body": body}
-        if self._status_callback:
-            form["StatusCallback"] = self._status_callback
-        try:
-            async with self._session.post(
-                self.messages_url,
-                data=form,
-                headers=self._headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as resp:
-                status = resp.status
-                retry_after = resp.headers.get("Retry-After")
-                payload = await _read_json(resp)
-        except TimeoutError as exc:
-            raise ProviderUnavailable(PROVIDER, "timeout") from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderUnavailable(PROVIDER, "network", type(exc).__name__) from exc
+        if callback := self.status_callback_url(reference):
+            form["StatusCallback"] = callback
+        reply = await self._call("POST", self.messages_url, data=form)
+        if reply.status in (200, 201):
+            return _accepted(reply.status, reply.payload)
+        raise error_for(reply.status, reply.payload, reply.headers.get("Retry-After"))
 
-        if status in (200, 201):
-            return _accepted(status, payload)
-        raise error_for(status, payload, retry_after)
+    async def find_sent(
+        self, to_e164: str, body: str, *, reference: str, since: datetime
+    ) -> SendAccepted | None:
+        """The message to ``to_e164`` with this body created at or after ``since``, if Twilio lists one.
 
-
-async def _read_json(resp: aiohttp.ClientResponse) -> Any:
-    """The decoded JSON body, or ``None`` when there is none (an HTML 502 page, say)."""
-    try:
-        return await resp.json(content_type=None)
-    except ValueError:
-        # The decoder's exception keeps the whole document (number, body) in ``.doc``: drop it.
+        Twilio keeps no reference of ours on a message, so the match is on recipient, body and
+        creation time (whole seconds, as Twilio stamps them). Reads at most three pages.
+        """
+        since_utc = since.astimezone(UTC).replace(microsecond=0)
+        url: str | None = self.messages_url
+        params: dict[str, str] | None = {"To": to_e164, "DateSent>": since_utc.date().isoformat()}
+        for _ in range(MAX_LOOKUP_PAGES):
+            if url is None:
+                break
+            reply = await self._call("GET", url, params=params)
+            if reply.status != 200:
+                raise error_for(reply.status, reply.payload, reply.headers.get("Retry-After"))
+            page = reply.payload if isinstance(reply.payload, dict) else {}
+            for message in page.get("messages") or []:
+                if _matches(message, to_e164, body, since_utc):
+                    return SendAccepted(PROVIDER, message["sid"], message["status"])
+            next_uri = page.get("next_page_uri")
+            url = (
+                self._base_url + next_uri if isinstance(next_uri, str) and next_uri.startswith("/") else None
+            )
+            params = None  # the next page's URI carries the filters
         return None
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+    ) -> Reply:
+        return await request(
+            self._session,
+            method,
+            url,
+            provider=PROVIDER,
+            client_timeout=self._timeout,
+            headers=self._headers,
+            params=params,
+            data=data,
+        )
+
+
+def _matches(message: Any, to_e164: str, body: str, since: datetime) -> bool:
+    if not isinstance(message, dict) or message.get("to") != to_e164 or message.get("body") != body:
+        return False
+    sid, status, created = message.get("sid"), message.get("status"), message.get("date_created")
+    if not (isinstance(sid, str) and sid and isinstance(status, str) and status and isinstance(created, str)):
+        return False
+    try:
+        created_at = parsedate_to_datetime(created)
+    except (TypeError, ValueError):
+        return False
+    if created_at.tzinfo is None:  # RFC 2822 "-0000": UTC with no stated zone
+        created_at = created_at.replace(tzinfo=UTC)
+    return created_at >= since
 
 
 def _accepted(status: int, payload: Any) -> SendAccepted:
@@ -153,16 +241,3 @@ def error_for(status: int, payload: Any, retry_after: str | None = None) -> Prov
     if cls is RateLimited:
         return RateLimited(PROVIDER, code, parse_retry_after(retry_after))
     return cls(PROVIDER, code)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header; ``None`` when absent or not a number of seconds."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds

@@ -1,2 +1,2 @@
-"""A sandbox SMS provider for tests and demos: speaks the providers' wire formats on loopback,
-records what it accepts and injects faults on request."""
+"""A sandbox provider for tests and demos: speaks Twilio's, Infobip's and SendGrid's wire formats on
+loopback, records what it accepts, sends their delivery callbacks and injects faults on request."""

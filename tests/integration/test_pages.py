@@ -79,7 +79,7 @@ async def test_status_page_shows_the_milestones_and_no_personal_data(site: Site)
     assert "可以取車" in html
     assert "Ready to collect" in html
     assert f"/u/{token}" in html
-    for pii in ("陳大文", "9123", "customer@example.com"):
+    for pii in ("陳大文", "9123 4567", "91234567", "customer@example.com"):
         assert pii not in html
 
 

@@ -158,5 +158,5 @@ async def test_state_is_durable_in_postgres_and_holds_no_personal_data(
     assert row["state"] == "sent"
     assert row["provider"] == "twilio"
     assert unpublished == 0
-    for pii in ("6123", "Test Customer", "customer@example.com"):
+    for pii in ("6123 4567", "61234567", "Test Customer", "customer@example.com"):
         assert pii not in dump

@@ -126,7 +126,8 @@ async def test_agent_sees_the_masked_timeline_by_order_or_waybill_and_is_audited
     )
     assert (await desk.call("GET", "/api/cs/orders/SF777", desk.agent))[0] == 200
     text = json.dumps(body, ensure_ascii=False)
-    assert "9123" not in text
+    assert "9123 4567" not in text
+    assert "91234567" not in text
     assert "陳大文" not in text
     assert await _audit(desk.url) == [("agent-amy", "lookup", ORDER), ("agent-amy", "lookup", ORDER)]
 

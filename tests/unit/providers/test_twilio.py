@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import traceback
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
@@ -20,29 +22,22 @@ from service.domain.errors import (
     RecipientOptedOut,
 )
 from service.domain.ports import SendAccepted, SmsSender
-from service.providers.twilio import ERROR_CLASSES, TwilioClient, error_for, parse_retry_after
-from service.sandbox.server import Fault, SandboxState, run_sandbox
+from service.providers.twilio import (
+    ERROR_CLASSES,
+    TwilioClient,
+    error_for,
+    parse_retry_after,
+    twilio_signature,
+    verify_twilio_signature,
+)
+from service.sandbox.server import Fault, SandboxState
+from tests.unit.providers.conftest import ACCOUNT_SID, TOKEN
+from tests.unit.providers.helpers import assert_no_secrets, free_port
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-TOKEN = "tok-5f2b9c1d-secret"
 SENDER = "+15005550006"
 NUMBER = "+85291234567"
 BODY = "Parcel HK-4711 is out for delivery today"
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[tuple[SandboxState, str]]:
-    state = SandboxState(ACCOUNT_SID, TOKEN)
-    runner = await run_sandbox("127.0.0.1", 0, state)
-    host, port = runner.addresses[0][:2]
-    yield state, f"http://{host}:{port}"
-    await runner.cleanup()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+REF = "4f1c0a9e2b7d4c35a1e08f6b9d2c7e11.0"
 
 
 MakeClient = Callable[..., TwilioClient]
@@ -63,18 +58,11 @@ def make_client(session: aiohttp.ClientSession, sandbox: tuple[SandboxState, str
     return make
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 async def test_send_returns_twilio_sid_and_status(
     make_client: MakeClient, sandbox: tuple[SandboxState, str]
 ) -> None:
     client: SmsSender = make_client()
-    accepted = await client.send_sms(NUMBER, BODY)
+    accepted = await client.send_sms(NUMBER, BODY, reference=REF)
 
     assert isinstance(accepted, SendAccepted)
     assert accepted.provider == "twilio" == client.name
@@ -115,7 +103,7 @@ async def test_request_is_form_encoded_with_basic_auth_and_status_callback(
             sender=SENDER,
             status_callback="https://notifier.example/receipts/twilio",
         )
-        await client.send_sms(NUMBER, BODY)
+        await client.send_sms(NUMBER, BODY, reference=REF)
     finally:
         await runner.cleanup()
 
@@ -127,7 +115,7 @@ async def test_request_is_form_encoded_with_basic_auth_and_status_callback(
         "To": NUMBER,
         "From": SENDER,
         "Body": BODY,
-        "StatusCallback": "https://notifier.example/receipts/twilio",
+        "StatusCallback": f"https://notifier.example/receipts/twilio?ref={REF}",
     }
 
 
@@ -154,7 +142,7 @@ async def test_fault_maps_to_error_class(
     sandbox[0].fault = Fault(error_rate=1.0, error_code=error_code)
 
     with pytest.raises(expected) as info:
-        await make_client().send_sms(NUMBER, BODY)
+        await make_client().send_sms(NUMBER, BODY, reference=REF)
 
     assert type(info.value) is expected
     assert (info.value.provider, info.value.code) == ("twilio", code)
@@ -178,7 +166,7 @@ async def test_retriable_and_permanent_flags(
 ) -> None:
     sandbox[0].fault = Fault(error_rate=1.0, error_code=error_code)
     with pytest.raises(ProviderError) as info:
-        await make_client().send_sms(NUMBER, BODY)
+        await make_client().send_sms(NUMBER, BODY, reference=REF)
     assert info.value.retriable is expected.retriable
     assert info.value.permanent is expected.permanent
     assert info.value.retriable != info.value.permanent
@@ -186,19 +174,19 @@ async def test_retriable_and_permanent_flags(
 
 async def test_wrong_token_is_provider_rejected(make_client: MakeClient) -> None:
     with pytest.raises(ProviderRejected) as info:
-        await make_client(auth_token="not-the-token").send_sms(NUMBER, BODY)
+        await make_client(auth_token="not-the-token").send_sms(NUMBER, BODY, reference=REF)
     assert info.value.code == "20003"
 
 
 async def test_wrong_account_is_provider_rejected(make_client: MakeClient) -> None:
     with pytest.raises(ProviderRejected) as info:
-        await make_client(account_sid="AC" + "f" * 32).send_sms(NUMBER, BODY)
+        await make_client(account_sid="AC" + "f" * 32).send_sms(NUMBER, BODY, reference=REF)
     assert info.value.code == "20003"
 
 
 async def test_malformed_number_is_invalid_recipient(make_client: MakeClient) -> None:
     with pytest.raises(InvalidRecipient) as info:
-        await make_client().send_sms("85291234567", BODY)
+        await make_client().send_sms("85291234567", BODY, reference=REF)
     assert info.value.code == "21211"
 
 
@@ -207,7 +195,7 @@ async def test_rate_limited_carries_retry_after(
 ) -> None:
     sandbox[0].fault = Fault(error_rate=1.0, error_code=429, retry_after=7)
     with pytest.raises(RateLimited) as info:
-        await make_client().send_sms(NUMBER, BODY)
+        await make_client().send_sms(NUMBER, BODY, reference=REF)
     assert info.value.retry_after == 7.0
     assert info.value.code == "20429"
 
@@ -221,7 +209,7 @@ async def test_connection_refused_is_provider_unavailable(session: aiohttp.Clien
         sender=SENDER,
     )
     with pytest.raises(ProviderUnavailable) as info:
-        await client.send_sms(NUMBER, BODY)
+        await client.send_sms(NUMBER, BODY, reference=REF)
     assert info.value.code == "network"
     assert info.value.ambiguous
 
@@ -231,7 +219,7 @@ async def test_timeout_is_provider_unavailable(
 ) -> None:
     sandbox[0].fault = Fault(latency_ms=300)
     with pytest.raises(ProviderUnavailable) as info:
-        await make_client(timeout_s=0.05).send_sms(NUMBER, BODY)
+        await make_client(timeout_s=0.05).send_sms(NUMBER, BODY, reference=REF)
     assert info.value.code == "timeout"
 
 
@@ -290,7 +278,7 @@ async def test_unreadable_success_is_ambiguous(session: aiohttp.ClientSession) -
             sender=SENDER,
         )
         with pytest.raises(ProviderUnavailable) as info:
-            await client.send_sms(NUMBER, BODY)
+            await client.send_sms(NUMBER, BODY, reference=REF)
     finally:
         await runner.cleanup()
     assert info.value.code == "201"
@@ -298,11 +286,7 @@ async def test_unreadable_success_is_ambiguous(session: aiohttp.ClientSession) -
 
 
 def assert_no_personal_data(exc: BaseException, number: str) -> None:
-    """Neither the message, the repr nor the full traceback (with its causes) leaks anything."""
-    rendered = [str(exc), repr(exc), "".join(traceback.format_exception(exc)), str(exc.args)]
-    for text in rendered:
-        for secret in (number, number.lstrip("+"), BODY, TOKEN):
-            assert secret not in text
+    assert_no_secrets(exc, (number, number.lstrip("+"), BODY, TOKEN))
 
 
 PRIVACY_CASES = [
@@ -331,7 +315,261 @@ async def test_errors_never_contain_number_body_or_token(
     client = make_client(**overrides)
 
     with pytest.raises(ProviderError) as info:
-        await client.send_sms(number, BODY)
+        await client.send_sms(number, BODY, reference=REF)
 
     assert_no_personal_data(info.value, number)
     assert TOKEN not in repr(client)
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        ("https://n.example/cb", f"https://n.example/cb?ref={REF}"),
+        ("https://n.example/cb?tenant=hk", f"https://n.example/cb?tenant=hk&ref={REF}"),
+        ("https://n.example/cb?ref=old", f"https://n.example/cb?ref={REF}"),
+    ],
+)
+def test_status_callback_url_carries_the_reference(make_client: MakeClient, base: str, expected: str) -> None:
+    assert make_client(status_callback=base).status_callback_url(REF) == expected
+    assert make_client().status_callback_url(REF) is None
+
+
+# --- find_sent: reconciling after an ambiguous failure ------------------------------------------
+
+
+async def test_find_sent_finds_the_message_created_since(make_client: MakeClient) -> None:
+    client = make_client()
+    since = datetime.now(UTC)
+    accepted = await client.send_sms(NUMBER, BODY, reference=REF)
+    await client.send_sms(NUMBER, "another message", reference="other.0")
+    await client.send_sms("+85298765432", BODY, reference="other.1")
+
+    found = await client.find_sent(NUMBER, BODY, reference=REF, since=since)
+
+    assert found == SendAccepted("twilio", accepted.message_id, "queued")
+
+
+async def test_find_sent_ignores_messages_created_before_since(make_client: MakeClient) -> None:
+    client = make_client()
+    await client.send_sms(NUMBER, BODY, reference=REF)
+    later = datetime.now(UTC) + timedelta(seconds=2)
+    assert await client.find_sent(NUMBER, BODY, reference=REF, since=later) is None
+
+
+async def test_find_sent_counts_whole_seconds_like_twilio(
+    make_client: MakeClient, sandbox: tuple[SandboxState, str]
+) -> None:
+    """Twilio stamps date_created to the second: a send started at .9 s is found from .0 s."""
+    fixed = datetime(2025, 3, 4, 5, 6, 7, 900_000, tzinfo=UTC)
+    sandbox[0]._now = lambda: fixed  # the sandbox's clock, for this one test
+    client = make_client()
+    accepted = await client.send_sms(NUMBER, BODY, reference=REF)
+    found = await client.find_sent(NUMBER, BODY, reference=REF, since=fixed.replace(microsecond=950_000))
+    assert found is not None
+    assert found.message_id == accepted.message_id
+
+
+async def test_find_sent_returns_none_when_nothing_matches(make_client: MakeClient) -> None:
+    assert await make_client().find_sent(NUMBER, BODY, reference=REF, since=datetime.now(UTC)) is None
+
+
+async def test_find_sent_reads_at_most_three_pages(session: aiohttp.ClientSession) -> None:
+    pages: list[dict[str, str]] = []
+
+    async def listing(request: web.Request) -> web.Response:
+        pages.append(dict(request.query))
+        page = int(request.query.get("Page", 0))
+        base = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+        body = {
+            "messages": [{"sid": "SM" + "1" * 32, "to": NUMBER, "body": "other", "status": "sent",
+                          "date_created": "Tue, 04 Mar 2025 05:06:07 +0000"}],
+            "next_page_uri": f"{base}?To=%2B85291234567&PageSize=1&Page={page + 1}&PageToken=PA{page}",
+        }  # fmt: skip
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", listing)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        client = TwilioClient(
+            session,
+            base_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
+            account_sid=ACCOUNT_SID,
+            auth_token=TOKEN,
+            sender=SENDER,
+        )
+        since = datetime(2025, 3, 4, tzinfo=UTC)
+        assert await client.find_sent(NUMBER, BODY, reference=REF, since=since) is None
+    finally:
+        await runner.cleanup()
+
+    assert len(pages) == 3
+    assert pages[0] == {"To": NUMBER, "DateSent>": "2025-03-04"}
+    assert [p.get("Page") for p in pages] == [None, "1", "2"]
+
+
+async def test_find_sent_follows_pages_of_the_sandbox(
+    make_client: MakeClient, sandbox: tuple[SandboxState, str], session: aiohttp.ClientSession
+) -> None:
+    client = make_client()
+    since = datetime.now(UTC)
+    accepted = await client.send_sms(NUMBER, BODY, reference=REF)
+    for n in range(60):  # newest first: ours is on page 2 of Twilio's default 50
+        await client.send_sms(NUMBER, f"later message {n}", reference=f"later.{n}")
+    found = await client.find_sent(NUMBER, BODY, reference=REF, since=since)
+    assert found is not None
+    assert found.message_id == accepted.message_id
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected", "code"),
+    [
+        (Fault(1.0, 503), ProviderUnavailable, "20503"),
+        (Fault(1.0, 429, retry_after=3), RateLimited, "20429"),
+    ],
+)
+async def test_find_sent_errors_are_translated_like_send(
+    session: aiohttp.ClientSession,
+    fault: Fault,
+    expected: type[ProviderError],
+    code: str,
+) -> None:
+    async def failing(request: web.Request) -> web.Response:
+        status = int(fault.error_code)
+        headers = {"Retry-After": "3"} if status == 429 else None
+        return web.json_response({"code": 20000 + status, "message": NUMBER}, status=status, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", failing)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        client = TwilioClient(
+            session,
+            base_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
+            account_sid=ACCOUNT_SID,
+            auth_token=TOKEN,
+            sender=SENDER,
+        )
+        with pytest.raises(expected) as info:
+            await client.find_sent(NUMBER, BODY, reference=REF, since=datetime.now(UTC))
+    finally:
+        await runner.cleanup()
+    assert info.value.code == code
+    assert_no_personal_data(info.value, NUMBER)
+
+
+async def test_find_sent_with_wrong_token_is_rejected(make_client: MakeClient) -> None:
+    with pytest.raises(ProviderRejected):
+        await make_client(auth_token="wrong").find_sent(NUMBER, BODY, reference=REF, since=datetime.now(UTC))
+
+
+async def test_find_sent_timeout_and_refusal_are_unavailable(session: aiohttp.ClientSession) -> None:
+    async def slow(_: web.Request) -> web.Response:
+        await asyncio.sleep(0.2)
+        return web.json_response({"messages": []})
+
+    app = web.Application()
+    app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        for base_url, code in [
+            (f"http://127.0.0.1:{runner.addresses[0][1]}", "timeout"),
+            (f"http://127.0.0.1:{free_port()}", "network"),
+        ]:
+            client = TwilioClient(
+                session,
+                base_url=base_url,
+                account_sid=ACCOUNT_SID,
+                auth_token=TOKEN,
+                sender=SENDER,
+                timeout_s=0.05,
+            )
+            with pytest.raises(ProviderUnavailable) as info:
+                await client.find_sent(NUMBER, BODY, reference=REF, since=datetime.now(UTC))
+            assert info.value.code == code
+            assert_no_personal_data(info.value, NUMBER)
+    finally:
+        await runner.cleanup()
+
+
+# --- X-Twilio-Signature ---------------------------------------------------------------------------
+
+
+def test_signature_matches_twilios_documented_example() -> None:
+    """The worked example of Twilio's "Webhooks security" page (token 12345)."""
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    params = {
+        "CallSid": "CA1234567890ABCDE",
+        "Caller": "+12349013030",
+        "Digits": "1234",
+        "From": "+12349013030",
+        "To": "+18005551212",
+    }
+    assert twilio_signature("12345", url, params) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+
+
+def test_signature_agrees_with_the_official_sdk() -> None:
+    from twilio.request_validator import RequestValidator
+
+    rng = random.Random(3)
+    validator = RequestValidator(TOKEN)
+    for n in range(20):
+        params = {f"P{rng.randrange(100)}": f"v{rng.random()} ü{n}" for _ in range(rng.randrange(1, 8))}
+        url = f"https://notifier.example/callbacks/twilio/status?ref={n}.0"
+        signature = twilio_signature(TOKEN, url, params)
+        assert validator.compute_signature(url, params) == signature
+        assert validator.validate(url, params, signature)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda u, p, s: (u + "x", p, s), id="url"),
+        pytest.param(lambda u, p, s: (u, {**p, "MessageStatus": "delivered"}, s), id="param-value"),
+        pytest.param(lambda u, p, s: (u, {**p, "Extra": ""}, s), id="param-added"),
+        pytest.param(lambda u, p, s: (u, p, s[:-2] + "A="), id="signature"),
+        pytest.param(lambda u, p, s: (u, p, ""), id="empty"),
+        pytest.param(lambda u, p, s: (u, p, "ü" * 28), id="non-ascii"),
+    ],
+)
+def test_verify_rejects_tampering(tamper: Callable[[str, dict[str, str], str], Any]) -> None:
+    url, params = f"https://n.example/cb?ref={REF}", {"MessageStatus": "undelivered", "ErrorCode": "30003"}
+    signature = twilio_signature(TOKEN, url, params)
+    assert verify_twilio_signature(TOKEN, url, params, signature)
+    assert not verify_twilio_signature(TOKEN, *tamper(url, params, signature))
+    assert not verify_twilio_signature("other-token", url, params, signature)
+
+
+# --- status callbacks from the sandbox --------------------------------------------------------------
+
+
+async def test_status_callbacks_arrive_signed_and_verify(
+    make_client: MakeClient, sandbox: tuple[SandboxState, str], receiver: Any
+) -> None:
+    callback = f"{receiver.base_url}/callbacks/twilio/status"
+    accepted = await make_client(status_callback=callback).send_sms(NUMBER, BODY, reference=REF)
+    await sandbox[0].callbacks.drain()
+
+    assert [r.form()["MessageStatus"] for r in receiver.received] == ["sent", "delivered"]
+    for r in receiver.received:
+        form = r.form()
+        assert r.url == f"{callback}?ref={REF}"
+        assert (form["MessageSid"], form["AccountSid"], form["To"], form["From"]) == (
+            accepted.message_id,
+            ACCOUNT_SID,
+            NUMBER,
+            SENDER,
+        )
+        assert form["ApiVersion"] == "2010-04-01"
+        assert "ErrorCode" not in form
+        assert verify_twilio_signature(TOKEN, r.url, form, r.headers["X-Twilio-Signature"])
+        assert not verify_twilio_signature(
+            TOKEN, r.url, {**form, "MessageStatus": "failed"}, r.headers["X-Twilio-Signature"]
+        )
+    assert sandbox[0].callbacks.failures == []

@@ -22,6 +22,7 @@ from service.sandbox.server import (
     create_app,
     run_sandbox,
 )
+from service.sandbox.twilio import accept
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 TOKEN = "sandbox-token"
@@ -29,6 +30,7 @@ AUTH = {"Authorization": aiohttp.encode_basic_auth(ACCOUNT_SID, TOKEN)}
 MESSAGES = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 SEND = {"To": "+85291234567", "From": "+15005550006", "Body": "Your parcel is out for delivery"}
 NOW = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
+MONO = 4242.5
 
 #: The properties of ``api.v2010.account.message`` in Twilio's OpenAPI spec (twilio-oai).
 MESSAGE_PROPERTIES = {
@@ -41,7 +43,12 @@ MESSAGE_PROPERTIES = {
 def make_state(seed: int = 0) -> SandboxState:
     ids = iter(f"{n:032x}" for n in range(1, 1000))
     return SandboxState(
-        ACCOUNT_SID, TOKEN, rng=random.Random(seed), now=lambda: NOW, new_id=lambda: next(ids)
+        ACCOUNT_SID,
+        TOKEN,
+        rng=random.Random(seed),
+        now=lambda: NOW,
+        monotonic=lambda: MONO,
+        new_id=lambda: next(ids),
     )
 
 
@@ -94,7 +101,9 @@ async def test_send_returns_twilio_message_resource(
         "uri": f"{uri}.json",
     }
     assert parsedate_to_datetime(body["date_created"]) == NOW
-    assert state.messages == [RecordedMessage("twilio", sid, SEND["To"], SEND["From"], SEND["Body"], NOW)]
+    assert state.messages == [
+        RecordedMessage("twilio", sid, SEND["To"], SEND["From"], SEND["Body"], NOW, MONO)
+    ]
     listed = await (await client.get("/sandbox/messages")).json()
     assert listed == [
         {
@@ -103,14 +112,17 @@ async def test_send_returns_twilio_message_resource(
             "to": SEND["To"],
             "from": SEND["From"],
             "body": SEND["Body"],
+            "subject": None,
+            "reference": None,
             "received_at": NOW.isoformat(),
+            "received_mono": MONO,
         }
     ]
 
 
 async def test_default_sids_look_like_twilio_sids() -> None:
     state = SandboxState(ACCOUNT_SID, TOKEN)
-    resource = state.accept(SEND["To"], SEND["From"], SEND["Body"], None)
+    resource = accept(state, SEND["To"], SEND["From"], SEND["Body"], None)
     assert re.fullmatch(r"SM[0-9a-f]{32}", resource["sid"])
     assert parsedate_to_datetime(resource["date_created"]).tzinfo is not None
     assert TOKEN not in repr(state)
@@ -230,8 +242,11 @@ async def test_injected_fault_answers_twilio_error(
     assert await resp.json() == {
         "error_rate": 1.0,
         "error_code": error_code,
-        "latency_ms": 0,
+        "latency_ms": 0.0,
         "retry_after": 4,
+        "outage_s": 0.0,
+        "undelivered_rate": 0.0,
+        "callback_delay_ms": 0.0,
     }
 
     got_status, body, headers = await send(client)
@@ -371,3 +386,151 @@ async def test_official_twilio_sdk_accepts_sandbox_responses() -> None:
     assert [m.sid for m in state.messages] == [message.sid]
     assert (info.value.status, info.value.code) == (400, 21211)
     assert (auth_info.value.status, auth_info.value.code) == (401, 20003)
+
+
+# --- the message list (Twilio's), and the control endpoints for every provider ---------------------------
+
+
+async def send_to(client: TestClient[Any, Any], to: str, body: str) -> str:
+    status, created, _ = await send(client, {**SEND, "To": to, "Body": body})
+    assert status == 201
+    return str(created["sid"])
+
+
+async def test_list_filters_by_to_and_date_newest_first(client: TestClient[Any, Any]) -> None:
+    first = await send_to(client, "+85291234567", "one")
+    await send_to(client, "+85298765432", "other number")
+    last = await send_to(client, "+85291234567", "two")
+
+    for date_filter in (
+        {"DateSent>": "2025-03-04"},
+        {"DateSent>": "2025-03-04T05:00:00Z"},
+        {"DateSent": "2025-03-04"},
+    ):
+        resp = await client.get(MESSAGES, params={"To": "+85291234567", **date_filter}, headers=AUTH)
+        page = await resp.json()
+        assert [m["sid"] for m in page["messages"]] == [last, first], date_filter
+    for date_filter in ({"DateSent>": "2025-03-05"}, {"DateSent<": "2025-03-03"}, {"DateSent": "2025-03-03"}):
+        resp = await client.get(MESSAGES, params={"To": "+85291234567", **date_filter}, headers=AUTH)
+        assert (await resp.json())["messages"] == [], date_filter
+
+
+async def test_list_pages_like_twilio(client: TestClient[Any, Any]) -> None:
+    sids = [await send_to(client, "+85291234567", f"m{n}") for n in range(5)]
+    resp = await client.get(
+        MESSAGES, params={"To": "+85291234567", "DateSent>": "2025-03-04", "PageSize": "2"}, headers=AUTH
+    )
+    page = await resp.json()
+    seen = [m["sid"] for m in page["messages"]]
+    assert (page["page"], page["page_size"], page["start"], page["end"], page["previous_page_uri"]) == (
+        0,
+        2,
+        0,
+        1,
+        None,
+    )
+    assert page["uri"] == f"{MESSAGES}?To=%2B85291234567&DateSent%3E=2025-03-04&PageSize=2&Page=0"
+    while page["next_page_uri"]:
+        page = await (await client.get(page["next_page_uri"], headers=AUTH)).json()
+        seen += [m["sid"] for m in page["messages"]]
+    assert seen == sids[::-1]
+    assert (page["page"], page["start"], page["end"]) == (2, 4, 4)
+    assert page["previous_page_uri"].endswith(
+        "PageSize=2&Page=1&PageToken=PA0123456789abcdef0123456789abcdef1"
+    )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"DateSent>": "yesterday"}, {"PageSize": "0"}, {"PageSize": "1001"}, {"Page": "-1"}, {"Page": "x"}],
+)
+async def test_list_rejects_bad_parameters(client: TestClient[Any, Any], params: dict[str, str]) -> None:
+    resp = await client.get(MESSAGES, params=params, headers=AUTH)
+    assert resp.status == 400
+    assert (await resp.json())["code"] == 20001
+
+
+async def test_list_requires_auth(client: TestClient[Any, Any]) -> None:
+    assert (await client.get(MESSAGES)).status == 401
+
+
+@pytest.mark.parametrize("callback", ["ftp://n.example/cb", "not a url", "http:///no-host"])
+async def test_bad_status_callback_is_21609(client: TestClient[Any, Any], callback: str) -> None:
+    status, body, _ = await send(client, {**SEND, "StatusCallback": callback})
+    assert (status, body["code"]) == (400, 21609)
+
+
+async def test_messages_of_every_provider_filtered_by_provider(
+    client: TestClient[Any, Any], state: SandboxState
+) -> None:
+    state._monotonic = iter([1.0, 2.5, 4.0]).__next__  # a clock that moves
+    await send(client)
+    state.record("infobip", "ib-1", "+85291234567", "Specialized", "hi", reference="r.1")
+    state.record("sendgrid", "sg-1", "a@example.com", "n@example.com", "text", reference="r.2", subject="S")
+
+    everything = await (await client.get("/sandbox/messages")).json()
+    assert [(m["provider"], m["received_mono"]) for m in everything] == [
+        ("twilio", 1.0),
+        ("infobip", 2.5),
+        ("sendgrid", 4.0),
+    ]
+    assert datetime.fromisoformat(everything[1]["received_at"]) == NOW
+    only = await (await client.get("/sandbox/messages", params={"provider": "sendgrid"})).json()
+    assert [(m["sid"], m["to"], m["subject"], m["reference"]) for m in only] == [
+        ("sg-1", "a@example.com", "S", "r.2")
+    ]
+    assert (await client.get("/sandbox/messages", params={"provider": "vonage"})).status == 400
+
+    assert (await client.delete("/sandbox/messages")).status == 204
+    assert state.messages == []
+
+
+async def test_faults_per_provider(client: TestClient[Any, Any], state: SandboxState) -> None:
+    assert (await client.put("/sandbox/faults/infobip", json={"error_code": "REJECTED_SENDER"})).status == 200
+    assert (
+        await client.put("/sandbox/faults/sendgrid", json={"latency_ms": {"p50": 10, "p99": 40}})
+    ).status == 200
+    assert (await client.put("/sandbox/faults/vonage", json={})).status == 404
+    faults = await (await client.get("/sandbox/faults")).json()
+    assert faults["infobip"]["error_code"] == "REJECTED_SENDER"
+    assert faults["sendgrid"]["latency_ms"] == {"p50": 10.0, "p99": 40.0}
+    assert "twilio" not in faults
+    assert (await send(client))[0] == 201  # Infobip's fault is not Twilio's
+
+    assert (await client.delete("/sandbox/faults/infobip")).status == 204
+    assert set(state.faults) == {"sendgrid"}
+
+
+@pytest.mark.parametrize(
+    ("provider", "payload"),
+    [
+        ("twilio", {"error_code": "REJECTED_SENDER"}),
+        ("infobip", {"error_code": 21211}),
+        ("infobip", {"error_code": "EC_NOT_A_STATUS"}),
+        ("sendgrid", {"error_code": 30008}),
+        ("sendgrid", {"error_code": "bounce"}),
+    ],
+)
+async def test_fault_codes_are_per_provider(
+    client: TestClient[Any, Any], provider: str, payload: object
+) -> None:
+    resp = await client.put(f"/sandbox/faults/{provider}", json=payload)
+    assert resp.status == 400
+
+
+async def test_official_twilio_sdk_lists_with_its_own_date_format() -> None:
+    from twilio.rest import Client
+
+    state = SandboxState(ACCOUNT_SID, TOKEN)
+    runner = await run_sandbox("127.0.0.1", 0, state)
+    sdk = Client(ACCOUNT_SID, TOKEN, environment={})
+    sdk.api.base_url = "http://{}:{}".format(*runner.addresses[0][:2])
+    try:
+        for n in range(3):
+            await asyncio.to_thread(sdk.messages.create, to=SEND["To"], from_=SEND["From"], body=f"m{n}")
+        since = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        listed = await asyncio.to_thread(sdk.messages.list, to=SEND["To"], date_sent_after=since, page_size=2)
+    finally:
+        sdk.http_client.session.close()
+        await runner.cleanup()
+    assert [m.body for m in listed] == ["m2", "m1", "m0"]  # the SDK followed next_page_uri
