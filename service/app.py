@@ -97,6 +97,7 @@ class Service:
         )
         app = create_app(self.metrics, self._ready)
         reports = DeliveryReports(store=store, pipeline=pipeline, keyring=keyring, metrics=self.metrics)
+        pipeline.after_record = reports.apply_held
 
         async def consent(phone: str, opted_out: bool, source: str) -> int:
             return await store.set_consent([blind_index.phone(phone)], opted_out=opted_out, source=source)

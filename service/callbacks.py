@@ -8,7 +8,7 @@ they name (its reference): a late report for an earlier attempt, or a repeat, ch
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from service.contracts import parse_event
@@ -74,6 +74,13 @@ class DeliveryReports:
             return "bad_reference"
         notification, _ = parsed
         target = await self._store.delivery_target(notification)
+        if target is not None and target.state == "claimed":
+            # The report overtook the send's own bookkeeping: hold it until the send is recorded,
+            # then look again, in case the send was recorded meanwhile (whoever takes it applies it).
+            await self._store.hold_report(reference, provider, delivered, code)
+            target = await self._store.delivery_target(notification)
+            if target is None or target.state == "claimed" or not await self._store.take_reports([reference]):
+                return "held"
         if target is None or target.reference != reference or target.state != "sent":
             return "stale"
         kind = "delivered" if delivered else "undelivered"
@@ -97,6 +104,11 @@ class DeliveryReports:
         if delivered or target.channel != "sms":
             return kind
         return await self._fall_back_to_email(target)
+
+    async def apply_held(self, outcomes: Sequence[Outcome]) -> None:
+        """After outcomes are recorded: apply any report that arrived before them."""
+        for held in await self._store.take_reports([o.reference for o in outcomes if o.reference]):
+            await self.report(held.provider, held.reference, delivered=held.delivered, code=held.code)
 
     async def _fall_back_to_email(self, target: DeliveryTarget) -> str:
         sealed = await self._store.contact(target.notification_id)

@@ -72,9 +72,16 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", help="run the service: consume events, send notifications, publish receipts")
 
-    sb = sub.add_parser("sandbox", help="run the sandbox SMS provider (Twilio Messages API) for local use")
+    sb = sub.add_parser(
+        "sandbox", help="run the sandbox providers (Twilio, Infobip, SendGrid APIs) for local use"
+    )
     sb.add_argument("--host", default="127.0.0.1")
     sb.add_argument("--port", type=int, default=18700)
+    sb.add_argument(
+        "--sendgrid-events-url",
+        default="http://127.0.0.1:8080/callbacks/sendgrid/events",
+        help="where the sandbox posts SendGrid's signed events (the service's callback endpoint)",
+    )
 
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -155,7 +162,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
         case "run":
             return await _run(settings)
         case "sandbox":
-            return await _sandbox(settings, args.host, args.port)
+            return await _sandbox(settings, args)
         case "db":
             from service.store.postgres import PostgresStore  # noqa: PLC0415
 
@@ -209,14 +216,21 @@ async def _run(settings: Settings) -> int:
     return 0
 
 
-async def _sandbox(settings: Settings, host: str, port: int) -> int:
+async def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from service.sandbox.server import SandboxState, run_sandbox  # noqa: PLC0415
 
     state = SandboxState(
-        account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token.get_secret_value()
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        infobip_api_key=settings.infobip_api_key.get_secret_value(),
+        infobip_webhook_user=settings.infobip_webhook_user,
+        infobip_webhook_password=settings.infobip_webhook_password.get_secret_value(),
+        sendgrid_api_key=settings.sendgrid_api_key.get_secret_value(),
+        sendgrid_event_webhook_url=args.sendgrid_events_url,
     )
-    runner = await run_sandbox(host, port, state)
-    print(f"sandbox provider listening on http://{host}:{port}", flush=True)
+    runner = await run_sandbox(args.host, args.port, state)
+    print(f"sandbox providers (Twilio, Infobip, SendGrid) on http://{args.host}:{args.port}", flush=True)
+    print(f"SendGrid event-webhook public key: {state.sendgrid_signer.public_key_b64}", flush=True)
     await _stop_on_signals().wait()
     await runner.cleanup()
     return 0

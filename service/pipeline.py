@@ -12,7 +12,7 @@ import asyncio
 import functools
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from service.contracts import ReceiptV1, parse_event
@@ -62,6 +62,8 @@ class Pipeline:
         self._keyring = keyring
         self._blind = blind_index
         self._links = links
+        #: Called with every batch of recorded outcomes (the composition root applies held reports).
+        self.after_record: Callable[[Sequence[Outcome]], Awaitable[None]] | None = None
         self._renderer = renderer
         self._receipts = receipts
         self._dead_letters = dead_letters
@@ -165,6 +167,8 @@ class Pipeline:
         for o in outcomes:
             self._metrics.notifications.labels(o.outcome, o.channel).inc()
         await self.publish_receipts(rows)
+        if self.after_record is not None:
+            await self.after_record(outcomes)
 
     def _seal(self, o: Outcome, event: bytes) -> SealedContact | None:
         """Keep the event, encrypted, while an SMS may still be reported undelivered (email fallback)."""

@@ -10,7 +10,15 @@ from datetime import datetime
 
 from service.domain.errors import ProviderError, ProviderUnavailable
 from service.domain.model import InboundRecord, ShipmentUpdate
-from service.domain.outcome import Claimed, ClaimRequest, DeliveryTarget, OutboxRow, Outcome, SealedContact
+from service.domain.outcome import (
+    Claimed,
+    ClaimRequest,
+    DeliveryTarget,
+    HeldReport,
+    OutboxRow,
+    Outcome,
+    SealedContact,
+)
 from service.domain.ports import DeadLetter, EmailMessage, SendAccepted
 
 
@@ -31,6 +39,7 @@ class FakeStore:
     outbox: dict[uuid.UUID, tuple[OutboxRow, bool]] = field(default_factory=dict)
     contacts: dict[uuid.UUID, SealedContact] = field(default_factory=dict)
     opt_outs: dict[bytes, str] = field(default_factory=dict)
+    held: dict[tuple[str, bool], HeldReport] = field(default_factory=dict)
     consent_events: list[tuple[bytes, str, str]] = field(default_factory=list)
     fail_next: Exception | None = None
 
@@ -116,6 +125,15 @@ class FakeStore:
                 del self.opt_outs[s]
             self.consent_events.append((s, "opt_out" if opted_out else "opt_in", source))
         return len(changed)
+
+    async def hold_report(self, reference: str, provider: str, delivered: bool, code: str | None) -> None:
+        self.held.setdefault((reference, delivered), HeldReport(reference, provider, delivered, code))
+
+    async def take_reports(self, references: Sequence[str]) -> list[HeldReport]:
+        taken = [r for key, r in self.held.items() if key[0] in references]
+        for r in taken:
+            del self.held[(r.reference, r.delivered)]
+        return taken
 
     async def contact(self, notification: uuid.UUID) -> SealedContact | None:
         return self.contacts.get(notification)

@@ -103,3 +103,13 @@ class TimelineEntry:
     channel: str | None
     occurred_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HeldReport:
+    """A provider's report that arrived before its send was recorded."""
+
+    reference: str
+    provider: str
+    delivered: bool
+    code: str | None

@@ -9,7 +9,15 @@ from datetime import datetime
 from typing import Protocol
 
 from service.domain.model import InboundRecord, ShipmentUpdate
-from service.domain.outcome import Claimed, ClaimRequest, DeliveryTarget, OutboxRow, Outcome, SealedContact
+from service.domain.outcome import (
+    Claimed,
+    ClaimRequest,
+    DeliveryTarget,
+    HeldReport,
+    OutboxRow,
+    Outcome,
+    SealedContact,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,10 @@ class NotificationStore(Protocol):
         ...
 
     async def set_consent(self, subjects: Sequence[bytes], *, opted_out: bool, source: str) -> int: ...
+
+    async def hold_report(self, reference: str, provider: str, delivered: bool, code: str | None) -> None: ...
+
+    async def take_reports(self, references: Sequence[str]) -> list[HeldReport]: ...
 
     async def record_delivery(
         self, notification: uuid.UUID, reference: str, state: str, reason: str | None, receipt: OutboxRow

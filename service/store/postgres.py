@@ -18,6 +18,7 @@ from service.domain.outcome import (
     Claimed,
     ClaimRequest,
     DeliveryTarget,
+    HeldReport,
     LinkedNotification,
     OutboxRow,
     Outcome,
@@ -338,3 +339,26 @@ class PostgresStore:
             )
             for r in rows
         ]
+
+    async def hold_report(self, reference: str, provider: str, delivered: bool, code: str | None) -> None:
+        async with translated():
+            await self._pool.execute(
+                "INSERT INTO early_reports (reference, provider, delivered, code) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT DO NOTHING",
+                reference,
+                provider,
+                delivered,
+                code,
+            )
+
+    async def take_reports(self, references: Sequence[str]) -> list[HeldReport]:
+        """Remove and return the held reports for these references (each is taken once)."""
+        if not references:
+            return []
+        async with translated():
+            rows = await self._pool.fetch(
+                "DELETE FROM early_reports WHERE reference = ANY($1::text[])"
+                " RETURNING reference, provider, delivered, code",
+                list(references),
+            )
+        return [HeldReport(r["reference"], r["provider"], r["delivered"], r["code"]) for r in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 
 from service.kafka.admin import ensure_topics
+from service.privacy.crypto import Keyring
 
 pytestmark = pytest.mark.e2e
 
@@ -83,6 +85,7 @@ async def _eventually(url: str, status: int = 200, timeout_s: float = 30) -> str
 @pytest_asyncio.fixture
 async def env(kafka_bootstrap: str, database_url: str) -> AsyncIterator[dict[str, str]]:
     run = uuid.uuid4().hex[:8]
+    port, sandbox = _free_port(), f"http://127.0.0.1:{_free_port()}"
     e = {
         **{k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")},
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -91,8 +94,15 @@ async def env(kafka_bootstrap: str, database_url: str) -> AsyncIterator[dict[str
         "NOTIFIER_RECEIPTS_TOPIC": f"e2e.{run}.receipts",
         "NOTIFIER_DEAD_LETTER_TOPIC": f"e2e.{run}.dlq",
         "NOTIFIER_CONSUMER_GROUP": f"e2e-{run}",
-        "NOTIFIER_HTTP_PORT": str(_free_port()),
-        "NOTIFIER_TWILIO_BASE_URL": f"http://127.0.0.1:{_free_port()}",
+        "NOTIFIER_HTTP_PORT": str(port),
+        "NOTIFIER_TWILIO_BASE_URL": sandbox,
+        "NOTIFIER_INFOBIP_BASE_URL": sandbox,
+        "NOTIFIER_SENDGRID_BASE_URL": sandbox,
+        "NOTIFIER_CALLBACK_BASE_URL": f"http://127.0.0.1:{port}",
+        "NOTIFIER_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "NOTIFIER_PII_KEYS": Keyring.generate_spec("k1"),
+        "NOTIFIER_BLIND_INDEX_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "NOTIFIER_LINK_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
         "NOTIFIER_LOG_LEVEL": "DEBUG",
     }
     await ensure_topics(
@@ -118,10 +128,11 @@ async def _read(bootstrap: str, topic: str, at_least: int, timeout_s: float = 45
 
 async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> None:
     sandbox_port = env["NOTIFIER_TWILIO_BASE_URL"].rsplit(":", 1)[1]
-    sandbox = await _spawn(env, "sandbox", "--port", sandbox_port)
-    service = await _spawn(env, "run")
+    events_url = f"{env['NOTIFIER_CALLBACK_BASE_URL']}/callbacks/sendgrid/events"
+    sandbox = await _spawn(env, "sandbox", "--port", sandbox_port, "--sendgrid-events-url", events_url)
+    key = json.loads(await _eventually(f"http://127.0.0.1:{sandbox_port}/sandbox/sendgrid/public-key"))
+    service = await _spawn({**env, "NOTIFIER_SENDGRID_WEBHOOK_PUBLIC_KEY": key["public_key"]}, "run")
     try:
-        await _eventually(f"http://127.0.0.1:{sandbox_port}/sandbox/messages")
         await _eventually(f"http://127.0.0.1:{env['NOTIFIER_HTTP_PORT']}/readyz")
 
         feed = await _spawn(env, "feed", str(SAMPLES))
@@ -131,7 +142,8 @@ async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> N
 
         receipts = [
             json.loads(v)
-            for v in await _read(env["KAFKA_BOOTSTRAP_SERVERS"], env["NOTIFIER_RECEIPTS_TOPIC"], 9)
+            # 9 outcomes, then a "delivered" report for each of the 8 sends (7 SMS, 1 email)
+            for v in await _read(env["KAFKA_BOOTSTRAP_SERVERS"], env["NOTIFIER_RECEIPTS_TOPIC"], 17)
         ]
         dead = await _read(env["KAFKA_BOOTSTRAP_SERVERS"], env["NOTIFIER_DEAD_LETTER_TOPIC"], 2)
         _, body = await _get(f"http://127.0.0.1:{sandbox_port}/sandbox/messages")
@@ -142,20 +154,26 @@ async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> N
         _, service_log = await asyncio.wait_for(service.communicate(), 30)
         await asyncio.wait_for(sandbox.communicate(), 30)
 
-    outcomes = sorted((r["order_id"], r["milestone"], r["outcome"]) for r in receipts)
+    decided = [r for r in receipts if r["outcome"] != "delivered"]
+    outcomes = sorted((r["order_id"], r["milestone"], r["outcome"], r["channel"]) for r in decided)
     assert outcomes == [
-        ("SO-HK-24001", "arrived_hk_warehouse", "sent"),
-        ("SO-HK-24001", "customs_cleared", "sent"),
-        ("SO-HK-24001", "ready_for_pickup", "sent"),
-        ("SO-HK-24002", "arrived_hk_warehouse", "sent"),
-        ("SO-HK-24002", "customs_cleared", "sent"),
-        ("SO-HK-24003", "ready_for_pickup", "sent"),
-        ("SO-HK-24004", "arrived_hk_warehouse", "suppressed_invalid_recipient"),
-        ("SO-HK-24005", "arrived_hk_warehouse", "suppressed_stale"),
-        ("SO-HK-24005", "ready_for_pickup", "sent"),
+        ("SO-HK-24001", "arrived_hk_warehouse", "sent", "sms"),
+        ("SO-HK-24001", "customs_cleared", "sent", "sms"),
+        ("SO-HK-24001", "ready_for_pickup", "sent", "sms"),
+        ("SO-HK-24002", "arrived_hk_warehouse", "sent", "sms"),
+        ("SO-HK-24002", "customs_cleared", "sent", "sms"),
+        ("SO-HK-24003", "ready_for_pickup", "sent", "sms"),
+        ("SO-HK-24004", "arrived_hk_warehouse", "sent", "email"),  # a fixed-line number: email instead
+        ("SO-HK-24005", "arrived_hk_warehouse", "suppressed_stale", "none"),
+        ("SO-HK-24005", "ready_for_pickup", "sent", "sms"),
     ]
-    sms = json.loads(body)
+    assert [r["reason"] for r in decided if r["order_id"] == "SO-HK-24004"] == ["phone_fixed_line"]
+    delivered = sorted((r["order_id"], r["milestone"]) for r in receipts if r["outcome"] == "delivered")
+    assert delivered == sorted((o, m) for o, m, kind, _ in outcomes if kind == "sent")
+    recorded = json.loads(body)
+    sms = [m for m in recorded if m["provider"] == "twilio"]
     assert len(sms) == 7
+    assert [m["provider"] for m in recorded if m["provider"] != "twilio"] == ["sendgrid"]
     assert {m["to"] for m in sms} == {"+85291234567", "+85251234567", "+85262345678", "+85269876543"}
     english = [m["body"] for m in sms if "Emily" in m["body"]]
     assert english
@@ -164,6 +182,7 @@ async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> N
     assert len(dead) == 2
 
     assert 'notifier_notifications_total{channel="sms",outcome="sent"} 7.0' in metrics
+    assert 'notifier_notifications_total{channel="email",outcome="sent"} 1.0' in metrics
     assert 'notifier_dead_letters_total{reason="malformed_json"} 1.0' in metrics
     assert "notifier_end_to_end_seconds_count 9.0" in metrics
 

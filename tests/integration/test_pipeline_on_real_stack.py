@@ -155,7 +155,7 @@ async def test_state_is_durable_in_postgres_and_holds_no_personal_data(
     finally:
         await conn.close()
     assert row is not None
-    assert row["state"] == "sent"
+    assert row["state"] in {"sent", "delivered"}  # the sandbox reports delivery soon after
     assert row["provider"] == "twilio"
     assert unpublished == 0
     for pii in ("6123 4567", "61234567", "Test Customer", "customer@example.com"):

@@ -79,3 +79,20 @@ async def test_undelivered_email_is_final(h: Harness) -> None:
         == "undelivered"
     )
     assert len(h.email.sent) == 1
+
+
+async def test_a_report_that_overtakes_the_send_is_held_and_applied_once_recorded(h: Harness) -> None:
+    r = reports(h)
+    h.pipeline.after_record = r.apply_held
+    original = h.store.finish
+
+    async def report_first(*args: object, **kwargs: object) -> None:
+        # The provider's report arrives while the send is still being recorded.
+        ref = h.sender.references[0]
+        assert await r.report("sms-a", ref, delivered=True) == "held"
+        await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    h.store.finish = report_first  # type: ignore[method-assign]
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert receipts(h) == [("sent", "sms", "sms-a"), ("delivered", "sms", "sms-a")]
+    assert h.store.held == {}
