@@ -104,9 +104,11 @@ class _Provider:
 
         def changed(old: BreakerState, new: BreakerState) -> None:
             metrics.circuit_state.labels(name).set(new.level)
+            metrics.circuit_transitions.labels(name, new.value).inc()
             log.warning("circuit_changed", provider=name, old=old.value, new=new.value)
 
         self.breaker = CircuitBreaker(policy, now=now, on_transition=changed)
+        self.pacing = asyncio.Lock()  # sends to one provider are admitted one at a time
         metrics.circuit_state.labels(name).set(0)
 
 
@@ -286,14 +288,16 @@ class DeliveryEngine:
         if not p.breaker.allow(now):
             self._metrics.failovers.labels(p.name, "circuit_open").inc()
             raise _Skip(f"{p.name}_circuit_open")
-        wait = p.bucket.reserve(cost, now)
-        if wait <= 0:
-            return
-        if now + wait > deadline:
-            p.breaker.record_success(now)  # give back the probe slot: not the provider's fault
-            raise _Skip(f"{p.name}_rate_limit_deadline")
-        self._metrics.rate_limit_wait.labels(p.name).inc(wait)
-        await self._sleep(wait)
+        async with p.pacing:
+            now = self._clock()
+            wait = p.bucket.reserve(cost, now)
+            if wait > 0:
+                if now + wait > deadline:
+                    p.breaker.record_success(now)  # give back the probe slot: not the provider's fault
+                    raise _Skip(f"{p.name}_rate_limit_deadline")
+                self._metrics.rate_limit_wait.labels(p.name).inc(wait)
+                await self._sleep(wait)
+            p.bucket.sent(self._clock())
 
     def _judge(self, p: _Provider, exc: ProviderError, reason: str) -> bool:
         """Record what an error says about the provider. True: retry at once (rate limited).

@@ -67,6 +67,12 @@ class Metrics:
             ["provider"],
             registry=r,
         )
+        self.circuit_transitions = Counter(
+            "notifier_circuit_transitions",
+            "Circuit breaker changes per provider, by the state entered (flapping shows here)",
+            ["provider", "to"],
+            registry=r,
+        )
         self.reconciliations = Counter(
             "notifier_reconciliations",
             "Checks with a provider after an ambiguous error, by answer",

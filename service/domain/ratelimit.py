@@ -88,6 +88,17 @@ class TokenBucket:
         self._tokens -= amount
         return max(0.0, send_at - now)
 
+    def sent(self, now: float) -> None:
+        """The caller actually sent at ``now``: it gets no credit for having woken late.
+
+        A waiter that wakes after its time (a busy event loop) would otherwise leave credit in the
+        bucket for the next one, and the two would go out closer together than the rate allows, as
+        the provider would measure it. Callers that send one at a time through ``reserve`` and
+        ``sent`` keep every gap at least ``amount / rate``.
+        """
+        self._settle(now)
+        self._tokens = min(self._tokens, 0.0)
+
     def pause_until(self, t: float) -> None:
         """A provider's 429 Retry-After: later reservations are not sendable before ``t``.
 

@@ -113,3 +113,16 @@ def event(
         }
     doc.update(extra)
     return order.encode(), json.dumps(doc, ensure_ascii=False).encode()
+
+
+async def read_decisions(
+    bootstrap: str, topic: str, at_least: int, timeout_s: float = 30
+) -> list[dict[str, object]]:
+    """The receipts that record a decision (not the later "delivered" reports), at least ``at_least``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = await read_topic(bootstrap, topic, at_least=0, timeout_s=1)
+        found = [d for d in (json.loads(r.value) for r in records) if d["outcome"] != "delivered"]
+        if len(found) >= at_least or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.3)

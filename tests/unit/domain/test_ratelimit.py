@@ -290,3 +290,11 @@ def test_property_no_reservation_waits_longer_than_needed(
         send_at = now + bucket.reserve(amount, now)
         assert send_at <= max(now, previous) + amount / rate + 1e-6
         previous = send_at
+
+
+def test_a_late_sender_leaves_no_credit_for_the_next_one() -> None:
+    bucket = TokenBucket(10.0, 1.0, now=0.0)
+    assert bucket.reserve(1, 0.0) == 0.0
+    assert bucket.reserve(1, 0.0) == pytest.approx(0.1)
+    bucket.sent(0.5)  # the second woke 0.4 s late
+    assert bucket.reserve(1, 0.5) == pytest.approx(0.1)  # still a full gap after the actual send
