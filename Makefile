@@ -55,6 +55,8 @@ format: install  ## apply ruff's fixes and formatting
 .local/secrets.env: | $(BIN)/.installed
 	mkdir -p .local && umask 077 && $(BIN)/notifier keys generate --kind env --id local1 > $@
 WITH_SECRETS := set -a && . ./.local/secrets.env && set +a &&
+# The running sandbox's SendGrid event-signing key, so that `make run` accepts its events.
+export SANDBOX_KEY := import json,urllib.request as u; print(json.load(u.urlopen("http://127.0.0.1:18700/sandbox/sendgrid/public-key"))["public_key"])
 
 demo: install stack-up .local/secrets.env  ## run the whole thing locally with the sample feed and show what happened
 	$(WITH_SECRETS) NOTIFIER_LOG_FORMAT=console NOTIFIER_LOG_LEVEL=WARNING $(BIN)/notifier demo
@@ -63,9 +65,10 @@ run: install stack-up .local/secrets.env  ## run the service against the local s
 	$(BIN)/notifier db migrate
 	$(BIN)/notifier topics
 	$(WITH_SECRETS) NOTIFIER_CALLBACK_BASE_URL=http://127.0.0.1:8080 NOTIFIER_PUBLIC_BASE_URL=http://127.0.0.1:8080 \
+		NOTIFIER_SENDGRID_WEBHOOK_PUBLIC_KEY=$$($(BIN)/python -c "$$SANDBOX_KEY" 2>/dev/null) \
 		NOTIFIER_LOG_FORMAT=console $(BIN)/notifier run
 
-sandbox: install  ## run the sandbox SMS provider on 127.0.0.1:18700
+sandbox: install  ## run the sandbox providers (Twilio, Infobip, SendGrid) on 127.0.0.1:18700
 	$(BIN)/notifier sandbox
 
 schemas: install  ## regenerate schemas/ from the pydantic models

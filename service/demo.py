@@ -84,11 +84,27 @@ async def run_demo(settings: Settings, feed: Path, *, timeout_s: float = 60.0) -
     topics = dict.fromkeys([*settings.input_topics, settings.receipts_topic, settings.dead_letter_topic], 4)
     await ensure_topics(settings.kafka_bootstrap_servers, topics, topic_configs(settings))
     sandbox_port = int(settings.twilio_base_url.rsplit(":", 1)[1].split("/")[0])
+    own = f"http://127.0.0.1:{settings.http_port}"
     state = SandboxState(
-        account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token.get_secret_value()
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        infobip_api_key=settings.infobip_api_key.get_secret_value(),
+        infobip_webhook_user=settings.infobip_webhook_user,
+        infobip_webhook_password=settings.infobip_webhook_password.get_secret_value(),
+        sendgrid_api_key=settings.sendgrid_api_key.get_secret_value(),
+        sendgrid_event_webhook_url=f"{own}/callbacks/sendgrid/events",
     )
     sandbox = await run_sandbox("127.0.0.1", sandbox_port, state)
-    service = Service(settings.model_copy(update={"http_port": 0}))
+    # Providers report delivery to the service's own callback endpoints, and links point at it.
+    service = Service(
+        settings.model_copy(
+            update={
+                "callback_base_url": settings.callback_base_url or own,
+                "public_base_url": settings.public_base_url or own,
+                "sendgrid_webhook_public_key": state.sendgrid_signer.public_key_b64,
+            }
+        )
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:
@@ -103,14 +119,19 @@ async def run_demo(settings: Settings, feed: Path, *, timeout_s: float = 60.0) -
             await asyncio.wait_for(task, 30)
         await sandbox.cleanup()
 
-    print(f"SMS received by the sandbox provider ({len(state.messages)}):")
+    print(f"Messages received by the sandbox providers ({len(state.messages)}):")
     for m in state.messages:
-        print(f"--- to {mask_phone(m.to)}\n{m.body}\n")
+        to = (
+            mask_phone(m.to)
+            if m.provider != "sendgrid"
+            else m.to.split("@")[0][:1] + "***@" + m.to.split("@")[-1]
+        )
+        print(f"--- {m.provider} to {to}" + (f" — {m.subject}" if m.subject else "") + f"\n{m.body}\n")
     receipts = [json.loads(v) for t, v in out if t == settings.receipts_topic]
     print(f"Receipts on {settings.receipts_topic} ({len(receipts)}):")
     for r in receipts:
         detail = r["reason"] or r["provider_message_id"] or ""
-        print(f"  {r['order_id']:<22} {r['milestone']:<22} {r['outcome']:<30} {detail}")
+        print(f"  {r['order_id']:<20} {r['milestone']:<21} {r['outcome']:<29} {r['channel']:<5} {detail}")
     dead = [v for t, v in out if t == settings.dead_letter_topic]
     print(f"\nDead letters on {settings.dead_letter_topic}: {len(dead)}")
     print("\nMetrics (as served on /metrics):")
