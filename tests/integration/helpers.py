@@ -8,10 +8,11 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from service.app import Service
+from service.feed import publish_feed
 from service.kafka.admin import partitions_of
 
 
@@ -28,14 +29,8 @@ async def running(service: Service) -> AsyncIterator[Service]:
 
 
 async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        for key, value in messages:
-            await producer.send(topic, value=value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    """Publish (key, value) pairs and wait until the broker has them all (the feed's publisher)."""
+    await publish_feed(bootstrap, topic, messages)
 
 
 async def read_topic(bootstrap: str, topic: str, *, at_least: int, timeout_s: float = 30.0) -> list:  # type: ignore[type-arg]
