@@ -94,6 +94,7 @@ class Service:
             keyring=keyring,
             blind_index=blind_index,
             links=links,
+            allow_foreign_mobiles=s.allow_foreign_mobiles,
         )
         app = create_app(self.metrics, self._ready)
         reports = DeliveryReports(store=store, pipeline=pipeline, keyring=keyring, metrics=self.metrics)

@@ -55,6 +55,7 @@ class Pipeline:
         blind_index: BlindIndex,
         keyring: Keyring | None = None,
         links: LinkSigner | None = None,
+        allow_foreign_mobiles: bool = False,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._store = store
@@ -62,6 +63,7 @@ class Pipeline:
         self._keyring = keyring
         self._blind = blind_index
         self._links = links
+        self._foreign = allow_foreign_mobiles
         #: Called with every batch of recorded outcomes (the composition root applies held reports).
         self.after_record: Callable[[Sequence[Outcome]], Awaitable[None]] | None = None
         self._renderer = renderer
@@ -209,7 +211,7 @@ class Pipeline:
     def _subjects(self, update: ShipmentUpdate) -> tuple[bytes | None, bytes | None]:
         """Blind indexes of the recipient's phone and email: consent look-ups, erasure, support."""
         r = update.recipient
-        e164 = normalize_hk_mobile(r.phone).e164 if r.phone else None
+        e164 = normalize_hk_mobile(r.phone, allow_foreign_mobiles=self._foreign).e164 if r.phone else None
         return (self._blind.phone(e164) if e164 else None, self._blind.email(r.email) if r.email else None)
 
     async def _decide(self, req: ClaimRequest, claim: Claimed, opted_out: bool) -> Outcome:
@@ -264,7 +266,11 @@ class Pipeline:
         if opted_out:
             return outcome("suppressed_opted_out", reason="opted_out")
         recipient = update.recipient
-        phone = normalize_hk_mobile(recipient.phone) if recipient.phone and not email_only else None
+        phone = (
+            normalize_hk_mobile(recipient.phone, allow_foreign_mobiles=self._foreign)
+            if recipient.phone and not email_only
+            else None
+        )
         phone_note = None if phone is None or phone.e164 else f"phone_{phone.reason}"
         locale = self._renderer.choose_locale(recipient.locale)
         sms: SmsContent | None = None

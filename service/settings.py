@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     )
     link_ttl_days: int = Field(default=90, ge=1, le=3650)
 
+    allow_foreign_mobiles: bool = Field(
+        default=False, description="Also text mobiles outside Hong Kong (E.164 with their country code)."
+    )
+
     # Content
     templates_dir: Path = REPO_ROOT / "templates"
     brand_name: str = "Specialized"

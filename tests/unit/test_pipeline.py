@@ -67,7 +67,7 @@ def event(order: str, status: str, n: int = 1, **extra: object) -> bytes:
 
 
 class Harness:
-    def __init__(self) -> None:
+    def __init__(self, *, foreign: bool = False) -> None:
         self.store = FakeStore()
         self.sender = FakeSmsSender(name="sms-a")
         self.backup = FakeSmsSender(name="sms-b")
@@ -99,6 +99,7 @@ class Harness:
             metrics=self.metrics,
             blind_index=self.blind,
             keyring=Keyring({"k1": os.urandom(32)}, "k1"),
+            allow_foreign_mobiles=foreign,
         )
         self.offset = 0
 
@@ -304,3 +305,12 @@ async def test_sent_sms_keeps_the_event_sealed_for_a_later_fallback(h: Harness) 
     (sealed,) = h.store.contacts.values()
     assert PHONE.encode() not in sealed.ciphertext
     assert NAME.encode() not in sealed.ciphertext
+
+
+@pytest.mark.parametrize(("foreign", "outcome"), [(False, "suppressed_invalid_recipient"), (True, "sent")])
+async def test_mobiles_outside_hong_kong_are_texted_only_when_configured(foreign: bool, outcome: str) -> None:
+    h = Harness(foreign=foreign)
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE", recipient={"name": NAME, "phone": "+44 7911 123456"}))
+    receipt = json.loads(h.receipts.published[0].payload)
+    assert receipt["outcome"] == outcome
+    assert [to for to, _ in h.sender.sent] == (["+447911123456"] if foreign else [])
