@@ -189,5 +189,18 @@ async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> N
     assert service.returncode == 0, service_log.decode()[-2000:]
     log = service_log.decode()
     assert '"event": "service_stopped"' in log
-    for pii in SAMPLE_PII:
-        assert pii not in log, f"personal data reached the log: {pii!r}"
+    pg_dump = await asyncio.create_subprocess_exec(
+        "pg_dump", "--data-only", "--no-owner", env["DATABASE_URL"], stdout=asyncio.subprocess.PIPE
+    )
+    dump = (await pg_dump.communicate())[0].decode()
+    assert pg_dump.returncode == 0
+    assert "SO-HK-24001" in dump  # the dump does hold the notifications
+    texts = {
+        "log": log,
+        "receipts": json.dumps(receipts, ensure_ascii=False),
+        "metrics": metrics,
+        "database": dump,
+    }
+    for where, text in texts.items():
+        for pii in SAMPLE_PII:
+            assert pii not in text, f"personal data in the {where}: {pii!r}"

@@ -16,6 +16,7 @@ import pytest
 from service.app import Service
 from service.domain.segments import count_segments
 from service.privacy.blind_index import BlindIndex
+from service.providers.twilio import twilio_signature
 from service.sandbox.server import Fault, SandboxState
 from service.settings import Settings
 from service.store.postgres import PostgresStore
@@ -226,3 +227,53 @@ async def test_a_forged_callback_is_refused_and_changes_nothing(
         await conn.close()
     assert state_now == "sent"
     assert state.listed("sendgrid") == []  # no fallback email
+
+
+async def test_opt_out_by_link_and_by_stop_reply_each_suppress_the_next_event(
+    settings: Settings, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, _ = sandbox
+    async with running(Service(settings)):
+        await produce(
+            settings.kafka_bootstrap_servers,
+            settings.input_topics[0],
+            [
+                event("IT-LNK", "ARRIVED_HK_WAREHOUSE", phone="9123 4567"),
+                event("IT-STP", "ARRIVED_HK_WAREHOUSE", phone="6123 4567"),
+            ],
+        )
+        await decided(settings, 2)
+        link_sms = next(m for m in state.listed("twilio") if m.to == "+85291234567")
+        status_url = link_sms.body.rsplit(": ", 1)[-1]
+        unsubscribe_url = status_url.replace("/s/", "/u/")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(unsubscribe_url) as page:  # a link scanner's GET changes nothing
+                assert page.status == 200
+            async with http.post(unsubscribe_url) as page:
+                assert page.status == 200
+                assert "You are unsubscribed" in await page.text()
+            # The customer replies STOP from the other phone (Twilio's inbound-message webhook).
+            url = f"{settings.callback_base_url}/callbacks/twilio/inbound"
+            form = {"From": "+85261234567", "To": "+85230001234", "Body": "退訂", "MessageSid": "SMin1"}
+            signature = twilio_signature(settings.twilio_auth_token.get_secret_value(), url, form)
+            async with http.post(url, data=form, headers={"X-Twilio-Signature": signature}) as reply:
+                assert reply.status == 200
+
+        await produce(
+            settings.kafka_bootstrap_servers,
+            settings.input_topics[0],
+            [
+                event("IT-LNK", "CUSTOMS_CLEARED", phone="9123 4567"),
+                event("IT-STP", "CUSTOMS_CLEARED", phone="6123 4567"),
+            ],
+        )
+        receipts = await decided(settings, 4)
+    second = {r["order_id"]: r["outcome"] for r in receipts if r["milestone"] == "customs_cleared"}
+    assert second == {"IT-LNK": "suppressed_opted_out", "IT-STP": "suppressed_opted_out"}
+    assert len(state.listed("twilio")) == 2  # only the first two messages
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        sources = sorted(r["source"] for r in await conn.fetch("SELECT source FROM consent_events"))
+    finally:
+        await conn.close()
+    assert sources == ["sms_reply:twilio", "unsubscribe_link", "unsubscribe_link"]  # link: phone and email
