@@ -105,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_privacy_commands(sub)
 
+    dq = sub.add_parser("dlq", help="dead letters: count them by reason, or replay them after a fix")
+    dq.add_argument("action", choices=["list", "replay"])
+    dq.add_argument("--reason", help="only letters with this dlq.reason (e.g. invalid_event)")
+    dq.add_argument("--from-offset", type=int, help="only from this offset of the dead-letter topic")
+    dq.add_argument("--to-offset", type=int, help="only up to this offset (inclusive)")
+
     sc = sub.add_parser("schemas", help="JSON Schemas of the event and receipt contracts")
     sc.add_argument("action", choices=["export", "check"])
     sc.add_argument("--dir", type=Path, default=REPO_ROOT / "schemas")
@@ -188,6 +194,19 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
             return 0
         case "schemas":
             return _schemas(args.action, args.dir)
+        case "dlq":
+            from service import dlq  # noqa: PLC0415
+
+            letters = await dlq.read_letters(settings.kafka_bootstrap_servers, settings.dead_letter_topic)
+            if args.action == "list":
+                print(dlq.summary(letters))
+                return 0
+            chosen = dlq.select(
+                letters, reason=args.reason, from_offset=args.from_offset, to_offset=args.to_offset
+            )
+            n = await dlq.replay(settings.kafka_bootstrap_servers, settings.dead_letter_topic, chosen)
+            print(f"replayed {n} dead letter(s) onto their source topics")
+            return 0
         case "templates":
             return _templates(settings, args)
         case "purge" | "erase" | "optout" | "keys" | "staff":

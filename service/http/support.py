@@ -194,7 +194,15 @@ class SupportSite:
                 )
                 return self.page("cs_login", 401, error="權杖無效 Invalid token")
             response = web.Response(status=303, headers={"Location": "/cs"})
-            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/", max_age=8 * 3600)
+            response.set_cookie(
+                COOKIE,
+                token,
+                httponly=True,
+                samesite="Strict",
+                path="/",
+                max_age=8 * 3600,
+                secure=request.secure,
+            )
             await self.staff_store.audit(staff, "login", order_id=None, remote=request.remote)
             return response
 
