@@ -15,9 +15,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from service.kafka.admin import partitions_of
+from service.kafka.consumer import read_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,30 +44,7 @@ def _letter(record: ConsumerRecord[bytes, bytes]) -> Letter:
 
 async def read_letters(bootstrap: str, topic: str) -> list[Letter]:
     """Every dead letter currently on the topic, oldest first per partition."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        parts = await partitions_of(bootstrap, [topic])
-        consumer.assign(parts)
-        ends = await consumer.end_offsets(parts)
-        for tp, start in (await consumer.beginning_offsets(parts)).items():
-            consumer.seek(tp, start)
-        letters: list[Letter] = []
-
-        async def behind() -> bool:
-            for tp, end in ends.items():
-                if await consumer.position(tp) < end:
-                    return True
-            return False
-
-        while await behind():
-            for msgs in (await consumer.getmany(timeout_ms=500)).values():
-                letters.extend(_letter(m) for m in msgs)
-        return letters
-    finally:
-        await consumer.stop()
+    return [_letter(r) for r in await read_all(bootstrap, topic)]
 
 
 def summary(letters: list[Letter]) -> str:

@@ -81,3 +81,31 @@ def next_offsets(
 ) -> dict[TopicPartition, int]:
     """The offsets to commit once the whole batch is durable: one past the last record of each partition."""
     return {tp: msgs[-1].offset + 1 for tp, msgs in batch.items() if msgs}
+
+
+async def read_all(bootstrap_servers: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on a topic right now, from its first offset to the end (no consumer group)."""
+    from service.kafka.admin import partitions_of  # noqa: PLC0415  # admin imports settings
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = await partitions_of(bootstrap_servers, [topic])
+        consumer.assign(parts)
+        ends = await consumer.end_offsets(parts)
+        for tp, start in (await consumer.beginning_offsets(parts)).items():
+            consumer.seek(tp, start)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+
+        async def behind() -> bool:
+            for tp, end in ends.items():
+                if await consumer.position(tp) < end:
+                    return True
+            return False
+
+        while await behind():
+            for msgs in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(msgs)
+        return records
+    finally:
+        await consumer.stop()

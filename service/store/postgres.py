@@ -39,16 +39,21 @@ SELECT order_id, max(milestone_rank) AS rank FROM notifications WHERE order_id =
 """
 
 # A new (order, milestone) is inserted; one whose earlier claim never finished (a crash mid-send)
-# is claimed again and counted; one that reached an outcome is a duplicate and returns nothing.
+# is claimed again and counted, whatever this event's verdict (a stale verdict then settles it);
+# one that reached an outcome is a duplicate and returns nothing. Every row starts 'claimed', a
+# stale one too: its final state is written by ``finish`` with its receipt, in one transaction, so
+# a crash in between leaves a claim to settle, never a decision without a receipt.
 _CLAIM = """
 INSERT INTO notifications
     (id, order_id, waybill, milestone, milestone_rank, event_id, event_occurred_at, state,
      link_id, phone_subject, email_subject)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int2[], $6::text[], $7::timestamptz[], $8::text[],
-                     $9::bytea[], $10::bytea[], $11::bytea[])
+SELECT id, order_id, waybill, milestone, rank, event_id, occurred_at, 'claimed', link_id, phone, email
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int2[], $6::text[], $7::timestamptz[],
+            $8::bytea[], $9::bytea[], $10::bytea[])
+    AS t(id, order_id, waybill, milestone, rank, event_id, occurred_at, link_id, phone, email)
 ON CONFLICT (order_id, milestone) DO UPDATE
     SET claims = notifications.claims + 1, updated_at = now()
-    WHERE notifications.state = 'claimed' AND EXCLUDED.state = 'claimed'
+    WHERE notifications.state = 'claimed'
 RETURNING id, claims
 """
 
@@ -154,7 +159,6 @@ class PostgresStore:
             [r.milestone.rank for r in requests],
             [r.update.event_id for r in requests],
             [r.update.occurred_at for r in requests],
-            [r.state for r in requests],
             [r.link_id for r in requests],
             [r.phone_subject for r in requests],
             [r.email_subject for r in requests],

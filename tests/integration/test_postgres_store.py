@@ -64,8 +64,14 @@ async def test_a_pair_is_granted_once_and_an_unfinished_claim_is_granted_again(d
         assert await store.claim([claim("B")]) == []  # decided: a duplicate from now on
 
         assert await store.highest_ranks(["A", "B", "C"]) == {"A": M.rank, "B": M.rank}
+        # A stale verdict is claimed like any other: the decision and its receipt come together.
         stale = await store.claim([claim("C", state="suppressed_stale")])
-        assert len(stale) == 1
+        assert [c.claims for c in stale] == [1]
+        assert [c.claims for c in await store.claim([claim("C", state="suppressed_stale")])] == [2]
+        settled = Outcome(
+            notification_id("C", M), update("C"), M, "suppressed_stale", "none", datetime.now(UTC)
+        )
+        await store.finish([settled], [OutboxRow(uuid.uuid4(), settled.notification_id, "C", b"{}")])
         assert await store.claim([claim("C", state="suppressed_stale")]) == []
     finally:
         await store.close()
