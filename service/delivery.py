@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from service.domain.backoff import backoff_delay
+from service.domain.backoff import RetryPolicy
 from service.domain.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from service.domain.errors import (
     ContentRejected,
@@ -84,14 +84,6 @@ class DeliveryResult:
 class ProviderLimits:
     rate_per_s: float
     burst: float
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    attempts_per_provider: int = 3
-    base_s: float = 0.2
-    cap_s: float = 5.0
-    deadline_s: float = 120.0
 
 
 class _Provider:
@@ -161,7 +153,7 @@ class DeliveryEngine:
         return self._providers[provider].breaker.state(self._clock())
 
     async def deliver(self, req: DeliveryRequest) -> DeliveryResult:
-        deadline = self._clock() + self._retry.deadline_s
+        deadline = self._retry.deadline(self._clock())
         last_reason = "no_channel"
         sms_allowed = req.phone is not None and req.sms is not None and not req.skip_sms
         if req.phone is None and not req.skip_sms:
@@ -245,7 +237,7 @@ class DeliveryEngine:
         m = self._metrics
         reason = f"{name}_unavailable"
         maybe_sent = False
-        for attempt in range(self._retry.attempts_per_provider):
+        for attempt in range(self._retry.max_attempts_per_provider):
             await self._admit(p, cost, deadline)
             if attempt:
                 m.retries.labels(name).inc()
@@ -268,13 +260,11 @@ class DeliveryEngine:
                     if found is not None:
                         return found
                     maybe_sent = not known
-                if attempt + 1 >= self._retry.attempts_per_provider:
-                    break  # no wait before failing over
-                delay = backoff_delay(
-                    attempt, base_s=self._retry.base_s, cap_s=self._retry.cap_s, rng=self._rng
+                delay = self._retry.next_delay(
+                    attempt + 1, now=self._clock(), deadline=deadline, rng=self._rng
                 )
-                if self._clock() + delay > deadline:
-                    break
+                if delay is None:
+                    break  # attempts or time used up: no wait before failing over
                 await self._sleep(delay)
                 continue
             m.provider_latency.labels(name, "ok").observe(self._clock() - started)

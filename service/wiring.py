@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from service.delivery import DeliveryEngine, ProviderLimits, RetryPolicy
+from service.delivery import DeliveryEngine, ProviderLimits
+from service.domain.backoff import RetryPolicy
 from service.domain.breaker import BreakerPolicy
 from service.domain.ports import EmailSender, SmsSender
 from service.metrics import Metrics
@@ -76,5 +77,7 @@ def delivery_engine(
             open_for_s=s.breaker_open_s,
             max_open_for_s=s.breaker_max_open_s,
         ),
-        retry=RetryPolicy(attempts_per_provider=s.send_attempts_per_provider, deadline_s=s.send_deadline_s),
+        retry=RetryPolicy(
+            max_attempts_per_provider=s.send_attempts_per_provider, message_deadline_s=s.send_deadline_s
+        ),
     )

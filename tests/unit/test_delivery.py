@@ -11,10 +11,10 @@ from service.delivery import (
     DeliveryEngine,
     DeliveryRequest,
     ProviderLimits,
-    RetryPolicy,
     SmsContent,
     parse_ref,
 )
+from service.domain.backoff import RetryPolicy
 from service.domain.breaker import BreakerPolicy, BreakerState
 from service.domain.errors import (
     ContentRejected,
@@ -56,7 +56,7 @@ class Rig:
                 half_open_probes=1,
                 close_after_successes=2,
             ),
-            retry=RetryPolicy(attempts_per_provider=3, base_s=0.1, cap_s=1.0, deadline_s=60),
+            retry=RetryPolicy(max_attempts_per_provider=3, base_s=0.1, cap_s=1.0, message_deadline_s=60),
             clock=self.clock,
             sleep=self.clock.sleep,
             rng=random.Random(3),
