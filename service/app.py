@@ -6,13 +6,15 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import time
 from dataclasses import dataclass, field
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from service.callbacks import DeliveryReports
+from service.delivery import DeliveryEngine
 from service.domain.errors import ConfigError, NotifierError
 from service.domain.links import LinkSigner
 from service.domain.ports import EmailSender, SmsSender
@@ -20,7 +22,7 @@ from service.http.callbacks import add_callback_routes
 from service.http.pages import add_page_routes
 from service.http.server import create_app, start_http
 from service.http.support import SupportSite
-from service.kafka.consumer import ShareOnAssignment, build_consumer, next_offsets, to_records
+from service.kafka.consumer import ShareOnAssignment, build_consumer, consumer_lag, next_offsets, to_records
 from service.kafka.producer import DeadLetterPublisher, ReceiptPublisher, build_producer
 from service.logs import get_logger
 from service.metrics import Metrics
@@ -36,7 +38,8 @@ from service.wiring import delivery_engine
 log = get_logger(__name__)
 
 _RETRY_BACKOFF_S = (0.5, 1, 2, 5, 10)
-_RELAY_INTERVAL_S = 30.0
+_HOLD_BACKOFF_S = (1, 2, 5, 10, 30)  # every provider down: read the held records again after this
+_WATCHDOG_EVERY_S = 5.0
 
 
 @dataclass
@@ -50,6 +53,11 @@ class Service:
     http_port: int | None = None  # the bound port once running
     _consumer: AIOKafkaConsumer | None = None
     _store: PostgresStore | None = None
+    _engine: DeliveryEngine | None = None
+    _batch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while a batch is in flight
+    _last_fetch: float = field(default_factory=time.monotonic)
+    _positions: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to consume
+    _stalled: bool = False
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -65,8 +73,8 @@ class Service:
         links = link_signer(s)
         if keyring is None:
             log.warning("no_pii_keys", effect="an undelivered SMS cannot fall back to email")
-        engine = delivery_engine(s, self.metrics, session, sms=self.sms, email=self.email)
-        share = ShareOnAssignment(engine.set_share)
+        engine = self._engine = delivery_engine(s, self.metrics, session, sms=self.sms, email=self.email)
+        share = ShareOnAssignment(engine.set_share, self._drain)
         consumer = self._consumer = build_consumer(
             s.kafka_bootstrap_servers,
             s.consumer_group,
@@ -96,7 +104,7 @@ class Service:
             links=links,
             allow_foreign_mobiles=s.allow_foreign_mobiles,
         )
-        app = create_app(self.metrics, self._ready)
+        app = create_app(self.metrics, self._ready, self._live)
         reports = DeliveryReports(store=store, pipeline=pipeline, keyring=keyring, metrics=self.metrics)
         pipeline.after_record = reports.apply_held
 
@@ -118,21 +126,19 @@ class Service:
                 templates_dir=s.templates_dir,
                 signer=links,
                 store=store,
-                page_globals={
-                    "brand": s.brand_name,
-                    "contact_phone": s.contact_phone,
-                    "contact_email": s.contact_email,
-                },
+                page_globals=page_globals,
             )
         runner, self.http_port = await start_http(app, s.http_host, s.http_port)
-        relay: asyncio.Task[None] | None = None
-        purge: asyncio.Task[None] | None = None
+        tasks = [asyncio.create_task(self._pause_on(stop, engine))]
         try:
             await producer.start()
             await consumer.start()
             await pipeline.relay_outbox()
-            relay = asyncio.create_task(self._relay_forever(pipeline, stop))
-            purge = asyncio.create_task(self._purge_forever(PrivacyStore(store.pool), stop))
+            tasks += [
+                asyncio.create_task(self._relay_forever(pipeline, stop)),
+                asyncio.create_task(self._purge_forever(PrivacyStore(store.pool), stop)),
+                asyncio.create_task(self._watchdog(consumer, stop)),
+            ]
             log.info(
                 "service_started",
                 topics=s.input_topics,
@@ -141,11 +147,10 @@ class Service:
             )
             await self._consume(consumer, pipeline, stop)
         finally:
-            for task in (relay, purge):
-                if task:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             with contextlib.suppress(KafkaError):
                 await consumer.stop()
             with contextlib.suppress(KafkaError):
@@ -157,41 +162,115 @@ class Service:
 
     async def _consume(self, consumer: AIOKafkaConsumer, pipeline: Pipeline, stop: asyncio.Event) -> None:
         s = self.settings
-        failures = 0
+        failures = holds = 0
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records)
+            self._fetched(batch)
             if not batch:
                 continue
-            try:
-                await pipeline.process_batch(to_records(batch))
-            except NotifierError as exc:
-                # Nothing of this batch is committed: rewind and try it again after a pause.
-                delay = _RETRY_BACKOFF_S[min(failures, len(_RETRY_BACKOFF_S) - 1)]
-                failures += 1
-                self.metrics.ready.set(0)
-                log.error("batch_failed", error=type(exc).__name__, detail=str(exc), retry_in_s=delay)
-                for tp, msgs in batch.items():
-                    consumer.seek(tp, msgs[0].offset)
+            pause = 0.0
+            async with self._batch_lock:
+                try:
+                    unfinished = await pipeline.process_batch(to_records(batch))
+                except NotifierError as exc:
+                    # Nothing of this batch is committed: rewind and try it again after a pause.
+                    pause = _RETRY_BACKOFF_S[min(failures, len(_RETRY_BACKOFF_S) - 1)]
+                    failures += 1
+                    self.metrics.ready.set(0)
+                    log.error("batch_failed", error=type(exc).__name__, detail=str(exc), retry_in_s=pause)
+                    self._rewind(consumer, {tp: msgs[0].offset for tp, msgs in batch.items() if msgs})
+                else:
+                    failures = 0
+                    await self._commit(consumer, next_offsets(batch, unfinished))
+                    if unfinished:
+                        # Held (no provider would take them): read again from the first held record.
+                        self._rewind(
+                            consumer,
+                            {
+                                tp: unfinished[(tp.topic, tp.partition)]
+                                for tp in batch
+                                if (tp.topic, tp.partition) in unfinished
+                            },
+                        )
+                        if not stop.is_set():
+                            pause = _HOLD_BACKOFF_S[min(holds, len(_HOLD_BACKOFF_S) - 1)]
+                            holds += 1
+                    else:
+                        holds = 0
+            if pause:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                continue
-            failures = 0
-            await self._commit(consumer, next_offsets(batch))
+                    await asyncio.wait_for(stop.wait(), pause)
+
+    def _rewind(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Seek back to records to process again (partitions a rebalance took away are skipped)."""
+        assigned = consumer.assignment()
+        for tp, offset in offsets.items():
+            if tp in assigned:
+                consumer.seek(tp, offset)
+                self._positions[tp] = offset
+
+    def _fetched(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        self._last_fetch = time.monotonic()
+        for tp, msgs in batch.items():
+            if msgs:
+                self._positions[tp] = msgs[-1].offset + 1
+
+    async def _drain(self) -> None:
+        """Rebalance: start no new sends, let the batch in flight finish and commit, then go on."""
+        engine = self._engine
+        if engine is None:
+            return
+        engine.pause_sends()
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(self._batch_lock.acquire(), self.settings.rebalance_drain_s)
+        except TimeoutError:
+            log.warning("rebalance_drain_timeout", waited_s=self.settings.rebalance_drain_s)
+        else:
+            self._batch_lock.release()
+            log.info("rebalance_drained", seconds=round(time.monotonic() - started, 3))
+        finally:
+            engine.resume_sends()
+            self._positions.clear()
+
+    @staticmethod
+    async def _pause_on(stop: asyncio.Event, engine: DeliveryEngine) -> None:
+        """Shutdown: from SIGTERM on, only the sends already begun finish; the rest is held."""
+        await stop.wait()
+        engine.pause_sends()
 
     @staticmethod
     async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
             await consumer.commit(offsets)
-        except CommitFailedError:
+        except (CommitFailedError, IllegalStateError):
             # A rebalance took the partitions away; the new owner re-reads and the dedup absorbs it.
             log.warning("commit_failed_after_rebalance", partitions=len(offsets))
+
+    async def _watchdog(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        """Notice a consumer that stopped fetching while records wait: liveness fails, the pod restarts."""
+        limit = self.settings.watchdog_stall_s
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _WATCHDOG_EVERY_S)
+            lag = consumer_lag(consumer, self._positions)
+            self.metrics.consumer_lag.set(lag)
+            idle = time.monotonic() - self._last_fetch
+            stalled = idle > limit and lag > 0
+            if stalled and not self._stalled:
+                log.error("consumer_stalled", seconds_since_fetch=round(idle), lag=lag)
+            self._stalled = stalled
+            self.metrics.fetch_stalled.set(1 if stalled else 0)
+
+    async def _live(self) -> bool:
+        return not self._stalled
 
     async def _relay_forever(self, pipeline: Pipeline, stop: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), _RELAY_INTERVAL_S)
+                await asyncio.wait_for(stop.wait(), self.settings.outbox_relay_interval_s)
             try:
-                await pipeline.relay_outbox(older_than_s=_RELAY_INTERVAL_S)
+                await pipeline.relay_outbox(older_than_s=self.settings.outbox_relay_interval_s)
             except NotifierError as exc:
                 log.warning("outbox_relay_failed", error=type(exc).__name__)
 

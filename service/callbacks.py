@@ -8,11 +8,12 @@ they name (its reference): a late report for an earlier attempt, or a repeat, ch
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from service.contracts import parse_event
-from service.delivery import parse_ref
+from service.delivery import HELD, parse_ref
 from service.domain.errors import NotifierError
 from service.domain.model import Recipient, ShipmentUpdate
 from service.domain.outcome import DeliveryTarget, Outcome
@@ -130,6 +131,10 @@ class DeliveryReports:
         outcome = await self._pipeline.deliver(
             target.notification_id, update, target.milestone, email_only=True
         )
+        if outcome.outcome == HELD:
+            # The SMS already closed this notification; an email provider that is down fails the
+            # fallback (the callback is answered, the receipt says why) rather than holding it.
+            outcome = dataclasses.replace(outcome, outcome="failed", channel="email")
         await self._pipeline.record([outcome])
         log.info(
             "fallback_sent" if outcome.outcome == "sent" else "fallback_failed",

@@ -17,6 +17,14 @@ ContentRejected        this provider won't carry it: next provider
 ProviderRejected       our account/credentials at this provider: next provider
 =====================  ==========================================================
 
+When nothing was sent and a provider-side reason (unavailable, circuit open, rate limit past the
+deadline, our account rejected) stood in the way of at least one step, the outcome is ``held``,
+not ``failed``: the caller keeps the notification and tries again later. It is never dropped
+while a provider might still carry it.
+
+A notification re-claimed after a crash (``reconcile_since``) is first looked up at each SMS
+provider (``find_sent``): a message it already holds is the send, and nothing goes out again.
+
 Provider health (breaker) counts only what says something about the provider: unavailability
 and rejections of our account, not invalid numbers, opt-outs or rate limits.
 """
@@ -66,11 +74,12 @@ class DeliveryRequest:
     sms: SmsContent | None
     email_message: Callable[[], EmailMessage] | None = field(default=None, repr=False)
     skip_sms: bool = False  # e.g. the SMS was reported undelivered: email only
+    reconcile_since: datetime | None = None  # re-claimed after a crash: look for an earlier send first
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
-    outcome: str  # sent | failed | suppressed_opted_out | suppressed_invalid_recipient
+    outcome: str  # sent | failed | held | suppressed_opted_out | suppressed_invalid_recipient
     channel: str  # sms | email | none
     provider: str | None = None
     provider_message_id: str | None = None
@@ -78,6 +87,12 @@ class DeliveryResult:
     reason: str | None = None
     sms_segments: int | None = None
     sms_encoding: str | None = None
+    maybe_sent: bool = False  # held after an attempt whose fate is unknown: a later send may duplicate it
+    reconciled: bool = False  # an earlier attempt's send, found at the provider: nothing sent now
+
+
+HELD = "held"
+DRAINING = "draining"  # shutdown or rebalance: start no new send, hold what has not begun
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +122,34 @@ class _Provider:
 class _Skip(Exception):
     """Internal: move to the next step of the plan."""
 
-    def __init__(self, reason: str, *, no_more_sms: bool = False, maybe_sent: bool = False) -> None:
+    def __init__(
+        self, reason: str, *, no_more_sms: bool = False, maybe_sent: bool = False, provider_side: bool = True
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.no_more_sms = no_more_sms
         self.maybe_sent = maybe_sent  # the last attempt's fate is unknown: a later send may duplicate it
+        self.provider_side = provider_side  # the provider, not the message, stood in the way: may pass later
+
+
+@dataclass(slots=True)
+class _Trail:
+    """What stood in the way of a delivery so far, step by step."""
+
+    reason: str
+    blocked: bool = False  # a provider-side reason stopped some step: it may pass later
+    maybe_sent: bool = False
+
+    def note(self, skip: _Skip) -> None:
+        self.reason = skip.reason
+        self.blocked = self.blocked or skip.provider_side
+        self.maybe_sent = self.maybe_sent or skip.maybe_sent
+
+    def result(self) -> DeliveryResult:
+        """Nothing was sent: held if a provider may take it later, else failed."""
+        if self.blocked:
+            return DeliveryResult(HELD, "none", reason=self.reason, maybe_sent=self.maybe_sent)
+        return DeliveryResult("failed", "none", reason=self.reason)
 
 
 class DeliveryEngine:
@@ -135,6 +173,7 @@ class DeliveryEngine:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311  # jitter, not security
+        self._paused = 0
         now = clock()
         policy = breaker or BreakerPolicy()
         senders: list[SmsSender | EmailSender] = [*self._sms, *([email] if email else [])]
@@ -142,6 +181,13 @@ class DeliveryEngine:
             s.name: _Provider(s.name, limits.get(s.name, ProviderLimits(1e9, 1e9)), policy, now, metrics)
             for s in senders
         }
+
+    def pause_sends(self) -> None:
+        """Start no new provider call: what has not begun is held (shutdown, rebalance drain)."""
+        self._paused += 1
+
+    def resume_sends(self) -> None:
+        self._paused = max(0, self._paused - 1)
 
     def set_share(self, fraction: float) -> None:
         """This instance's share of every provider's rate (its share of the group's partitions)."""
@@ -154,13 +200,27 @@ class DeliveryEngine:
 
     async def deliver(self, req: DeliveryRequest) -> DeliveryResult:
         deadline = self._retry.deadline(self._clock())
-        last_reason = "no_channel"
         sms_allowed = req.phone is not None and req.sms is not None and not req.skip_sms
+        if sms_allowed and req.reconcile_since is not None:
+            earlier = await self._earlier_send(req, req.reconcile_since)
+            if earlier is not None:
+                return earlier
+        trail = _Trail("invalid_phone" if req.phone is None and not req.skip_sms else "no_channel")
+        if sms_allowed:
+            result = await self._sms_steps(req, deadline, trail)
+            if result is not None:
+                return result
+        if self._email is not None and req.email and req.email_message is not None:
+            if req.phone is not None and not req.skip_sms:
+                self._metrics.failovers.labels(self._sms[-1].name if self._sms else "none", "email").inc()
+            return await self._email_step(self._email, req, deadline, trail)
         if req.phone is None and not req.skip_sms:
-            last_reason = "invalid_phone"
+            return DeliveryResult("suppressed_invalid_recipient", "none", reason=trail.reason)
+        return trail.result()
+
+    async def _sms_steps(self, req: DeliveryRequest, deadline: float, trail: _Trail) -> DeliveryResult | None:
+        """SMS provider A, then B. None: no SMS went out, go on to email."""
         for step, sender in enumerate(self._sms, start=1):
-            if not sms_allowed:
-                break
             try:
                 accepted = await self._try_sms(sender, req, step, deadline)
             except RecipientOptedOut as exc:
@@ -168,12 +228,14 @@ class DeliveryEngine:
                     "suppressed_opted_out", "none", exc.provider, reason=f"{exc.provider}_{exc.code}"
                 )
             except _Skip as skip:
-                last_reason = skip.reason
+                trail.note(skip)
                 if skip.maybe_sent:
                     self._metrics.possible_duplicates.inc()
+                if skip.reason == DRAINING:
+                    return trail.result()  # held: nothing new starts while draining
                 if skip.no_more_sms:
-                    sms_allowed = False
-                if sms_allowed and step < len(self._sms):
+                    return None
+                if step < len(self._sms):
                     self._metrics.failovers.labels(sender.name, "next_sms").inc()
                 continue
             return DeliveryResult(
@@ -185,25 +247,54 @@ class DeliveryEngine:
                 sms_segments=req.sms.segments if req.sms else None,
                 sms_encoding=req.sms.encoding if req.sms else None,
             )
-        if self._email is not None and req.email and req.email_message is not None:
-            if req.phone is not None and not req.skip_sms:
-                self._metrics.failovers.labels(self._sms[-1].name if self._sms else "none", "email").inc()
-            step = len(self._sms) + 1
-            try:
-                accepted = await self._try_email(self._email, req, step, deadline)
-            except _Skip as skip:
-                return DeliveryResult("failed", "email", self._email.name, reason=skip.reason)
-            return DeliveryResult("sent", "email", self._email.name, accepted.message_id, _ref(req, step))
-        if req.phone is None and not req.skip_sms:
-            return DeliveryResult("suppressed_invalid_recipient", "none", reason=last_reason)
-        return DeliveryResult("failed", "none", reason=last_reason)
+        return None
+
+    async def _email_step(
+        self, sender: EmailSender, req: DeliveryRequest, deadline: float, trail: _Trail
+    ) -> DeliveryResult:
+        step = len(self._sms) + 1
+        try:
+            accepted = await self._try_email(sender, req, step, deadline)
+        except _Skip as skip:
+            trail.note(skip)
+            if skip.provider_side:
+                return trail.result()
+            return DeliveryResult("failed", "email", sender.name, reason=skip.reason)
+        return DeliveryResult("sent", "email", sender.name, accepted.message_id, _ref(req, step))
+
+    async def _earlier_send(self, req: DeliveryRequest, since: datetime) -> DeliveryResult | None:
+        """After a crash: the send an earlier claim made, if a provider can show it."""
+        if req.phone is None or req.sms is None:
+            return None
+        phone, sms = req.phone, req.sms
+        for step, sender in enumerate(self._sms, start=1):
+            reference = _ref(req, step)
+
+            async def check(
+                since: datetime, sender: SmsSender = sender, reference: str = reference
+            ) -> SendAccepted | None:
+                return await sender.find_sent(phone, sms.body, reference=reference, since=since)
+
+            found, _ = await self._reconcile(sender.name, check, since)
+            if found is not None:
+                return DeliveryResult(
+                    "sent",
+                    "sms",
+                    sender.name,
+                    found.message_id,
+                    reference,
+                    sms_segments=sms.segments,
+                    sms_encoding=sms.encoding,
+                    reconciled=True,
+                )
+        return None
 
     async def _try_sms(
         self, sender: SmsSender, req: DeliveryRequest, step: int, deadline: float
     ) -> SendAccepted:
         phone, sms, reference = req.phone, req.sms, _ref(req, step)
         if phone is None or sms is None:
-            raise _Skip("no_sms")
+            raise _Skip("no_sms", provider_side=False)
 
         async def send() -> SendAccepted:
             return await sender.send_sms(phone, sms.body, reference=reference)
@@ -217,7 +308,7 @@ class DeliveryEngine:
         self, sender: EmailSender, req: DeliveryRequest, step: int, deadline: float
     ) -> SendAccepted:
         if req.email is None or req.email_message is None:
-            raise _Skip("no_email")
+            raise _Skip("no_email", provider_side=False)
         email, message, reference = req.email, req.email_message(), _ref(req, step)
 
         async def send() -> SendAccepted:
@@ -274,11 +365,15 @@ class DeliveryEngine:
 
     async def _admit(self, p: _Provider, cost: float, deadline: float) -> None:
         """Wait for the provider's breaker and rate limit, or give up on it."""
+        if self._paused:
+            raise _Skip(DRAINING)
         now = self._clock()
         if not p.breaker.allow(now):
             self._metrics.failovers.labels(p.name, "circuit_open").inc()
             raise _Skip(f"{p.name}_circuit_open")
         async with p.pacing:
+            if self._paused:
+                raise _Skip(DRAINING)
             now = self._clock()
             wait = p.bucket.reserve(cost, now)
             if wait > 0:
@@ -303,7 +398,7 @@ class DeliveryEngine:
             p.breaker.record_success(now)  # the provider works; this message won't go through it
             if isinstance(exc, RecipientOptedOut):
                 raise exc
-            raise _Skip(reason, no_more_sms=isinstance(exc, InvalidRecipient))
+            raise _Skip(reason, no_more_sms=isinstance(exc, InvalidRecipient), provider_side=False)
         p.breaker.record_failure(now)
         if isinstance(exc, ProviderRejected) or not exc.retriable:
             raise _Skip(reason)

@@ -90,6 +90,21 @@ class Metrics:
             "Sends of a notification that may already have been sent (claimed again after a crash)",
             registry=r,
         )
+        self.held = Counter(
+            "notifier_held_notifications",
+            "Notifications no provider could take (all down): held, not dropped, tried again later",
+            registry=r,
+        )
+        self.fetch_stalled = Gauge(
+            "notifier_fetch_stalled",
+            "1 while the consumer has not fetched for longer than the watchdog allows while lag grows",
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "notifier_consumer_lag",
+            "Records waiting on this instance's partitions (high watermark minus position)",
+            registry=r,
+        )
         self.batch_size = Histogram(
             "notifier_batch_records",
             "Records per consumed batch",

@@ -1,9 +1,12 @@
 """The async driver of one consumed batch: parse -> plan -> dedup -> render -> send -> record -> receipt.
 
-Everything the batch decides is durable in PostgreSQL (outcomes and their receipts, in one
-transaction) before this returns; only then may the caller commit the batch's offsets. Failures
-of the store or of the dead-letter topic propagate, so the caller retries the batch instead of
-committing it.
+Everything the batch decides is durable in PostgreSQL before this returns; only then may the
+caller commit the batch's offsets. A sent notification is recorded (outcome and receipt, in one
+transaction) as soon as its provider accepts it, so a crash can resend at most the sends in
+flight; what did not send is recorded in bulk at the end. A notification no provider could take
+(all down) is *held*: not recorded, its claim given back, and its record reported as unfinished,
+so the caller commits only before it and reads it again after a pause. Failures of the store or
+of the dead-letter topic propagate, so the caller retries the batch instead of committing it.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from service.contracts import ReceiptV1, parse_event
-from service.delivery import DeliveryEngine, DeliveryRequest, SmsContent
-from service.domain.errors import EventRejected, RenderError
+from service.delivery import HELD, DeliveryEngine, DeliveryRequest, SmsContent
+from service.domain.errors import EventRejected, NotifierError, RenderError, StoreUnavailable
 from service.domain.links import LinkSigner
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate, notification_id, receipt_id
@@ -35,6 +38,11 @@ log = get_logger(__name__)
 
 STATE_CLAIMED = "claimed"
 STATE_STALE = "suppressed_stale"
+
+REASON_RECONCILED = "found_at_provider_after_restart"
+
+#: The first record of each (topic, partition) whose notification is unfinished (held), if any.
+Unfinished = dict[tuple[str, int], int]
 
 
 def _now() -> datetime:
@@ -72,11 +80,13 @@ class Pipeline:
         self._metrics = metrics
         self._send_slots = asyncio.Semaphore(send_concurrency)
         self._clock = clock
+        self._abort = asyncio.Event()  # set when a send could not be recorded: start no more sends
 
-    async def process_batch(self, records: Sequence[InboundRecord]) -> None:
+    async def process_batch(self, records: Sequence[InboundRecord]) -> Unfinished:
         started = time.perf_counter()
         m = self._metrics
         m.batch_size.observe(len(records))
+        self._abort = asyncio.Event()
 
         parsed: list[tuple[InboundRecord, ShipmentUpdate]] = []
         dead: list[DeadLetter] = []
@@ -132,23 +142,35 @@ class Pipeline:
             if r.state == STATE_CLAIMED
         }
         blocked = await self._store.opted_out(sorted({s for ss in subjects.values() for s in ss}))
-        outcomes = await asyncio.gather(
+        raw = {u.event_id: rec.value or b"" for rec, u in parsed}
+        settled = await asyncio.gather(
             *(
-                self._decide(
-                    r, granted[r.notification_id], bool(subjects.get(r.notification_id, set()) & blocked)
+                self._settle(
+                    r,
+                    granted[r.notification_id],
+                    bool(subjects.get(r.notification_id, set()) & blocked),
+                    raw[r.update.event_id],
                 )
                 for r in work
-            )
+            ),
+            return_exceptions=True,  # let every send finish and record before a failure propagates
         )
-        raw = {u.event_id: rec.value or b"" for rec, u in parsed}
-        await self.record(
-            outcomes, [self._seal(o, raw[o.update.event_id]) for o in outcomes if o.channel == "sms"]
-        )
+        failures = [x for x in settled if isinstance(x, BaseException)]
+        if failures:
+            raise failures[0]
+        outcomes = [x for x in settled if not isinstance(x, BaseException)]
+        held = [o for o in outcomes if o.outcome == HELD]
+        await self.record([o for o in outcomes if o.outcome not in ("sent", HELD)])
+        sent = [o for o in outcomes if o.outcome == "sent"]
+        await self.publish_receipts([receipt_row(o) for o in sent])
+        if self.after_record is not None and sent:
+            await self.after_record(sent)
+        unfinished = await self._hold(held, {u.event_id: rec for rec, u in parsed})
 
         by_event = {u.event_id: rec.timestamp_ms for rec, u in parsed}
         for o in outcomes:
             ts = by_event.get(o.update.event_id)
-            if ts:
+            if ts and o.outcome != HELD:
                 m.end_to_end.observe(max(0.0, o.decided_at.timestamp() - ts / 1000))
         m.batch_seconds.observe(time.perf_counter() - started)
         if records:
@@ -156,14 +178,45 @@ class Pipeline:
                 "batch_done",
                 records=len(records),
                 dead_lettered=len(dead),
-                notified=len(work),
+                notified=len(work) - len(held),
+                held=len(held),
                 seconds=round(time.perf_counter() - started, 4),
             )
+        return unfinished
+
+    async def _settle(self, req: ClaimRequest, claim: Claimed, opted_out: bool, event: bytes) -> Outcome:
+        """Decide one notification; a send is recorded at once, so a crash cannot lose track of it."""
+        o = await self._decide(req, claim, opted_out)
+        if o.outcome == "sent":
+            try:
+                await self._store.finish([o], [receipt_row(o)], [c for c in (self._seal(o, event),) if c])
+            except NotifierError:
+                # The database is gone: sends that begin now could not be recorded either.
+                self._abort.set()
+                raise
+            self._metrics.notifications.labels(o.outcome, o.channel).inc()
+        return o
+
+    async def _hold(self, held: Sequence[Outcome], records: dict[str, InboundRecord]) -> Unfinished:
+        """Give back the claims of held notifications; returns where each partition must be read again."""
+        if not held:
+            return {}
+        await self._store.release([o.notification_id for o in held if not o.maybe_sent])
+        self._metrics.held.inc(len(held))
+        unfinished: Unfinished = {}
+        for o in held:
+            rec = records[o.update.event_id]
+            key = (rec.topic, rec.partition)
+            unfinished[key] = min(unfinished.get(key, rec.offset), rec.offset)
+        log.warning("notifications_held", count=len(held), reason=held[0].reason)
+        return unfinished
 
     async def record(
         self, outcomes: Sequence[Outcome], contacts: Sequence[SealedContact | None] = ()
     ) -> None:
         """Make outcomes durable with their receipts (one transaction), then publish the receipts."""
+        if not outcomes:
+            return
         rows = [receipt_row(o) for o in outcomes]
         await self._store.finish(outcomes, rows, [c for c in contacts if c is not None])
         for o in outcomes:
@@ -225,14 +278,28 @@ class Pipeline:
                 self._clock(),
                 reason="later_milestone_already_reached",
             )
-        if claim.claims > 1:
-            # An earlier claim never recorded its outcome: the SMS may have gone out already.
+        if claim.claims <= 1:
+            return await self.deliver(req.notification_id, req.update, req.milestone, opted_out=opted_out)
+        # An earlier claim never recorded its outcome (a crash mid-send): the SMS may be out already.
+        # The engine asks the providers first; only a send it cannot rule out is counted.
+        o = await self.deliver(
+            req.notification_id,
+            req.update,
+            req.milestone,
+            opted_out=opted_out,
+            reconcile_since=claim.first_claimed_at or self._clock(),
+        )
+        resent = o.outcome == "sent" and o.reason != REASON_RECONCILED
+        if resent:
             self._metrics.possible_duplicates.inc()
-            log.warning(
-                "notification_reclaimed", notification_id=str(req.notification_id), claims=claim.claims
-            )
-
-        return await self.deliver(req.notification_id, req.update, req.milestone, opted_out=opted_out)
+        log.warning(
+            "notification_reclaimed",
+            notification_id=str(req.notification_id),
+            claims=claim.claims,
+            outcome=o.outcome,
+            resent=resent,
+        )
+        return o
 
     async def deliver(
         self,
@@ -242,6 +309,7 @@ class Pipeline:
         *,
         email_only: bool = False,
         opted_out: bool | None = None,
+        reconcile_since: datetime | None = None,
     ) -> Outcome:
         """Render and send one notification through the engine's plan; the outcome is not yet recorded.
 
@@ -282,6 +350,8 @@ class Pipeline:
             if recipient.email:
                 email = functools.partial(self._renderer.render_email, milestone, update, locale)
             async with self._send_slots:
+                if self._abort.is_set():
+                    raise StoreUnavailable("a send of this batch could not be recorded; no more are started")
                 result = await self._engine.deliver(
                     DeliveryRequest(
                         notification,
@@ -290,6 +360,7 @@ class Pipeline:
                         sms,
                         email,
                         skip_sms=email_only,
+                        reconcile_since=reconcile_since,
                     )
                 )
         except RenderError as exc:
@@ -302,7 +373,7 @@ class Pipeline:
             )
         if result.outcome == "sent" and result.channel == "sms" and sms is not None:
             self._metrics.sms_segments.labels(result.provider or "", sms.encoding).inc(sms.segments)
-        if result.outcome != "sent":
+        if result.outcome not in ("sent", HELD):
             log.warning(
                 "notification_not_sent",
                 notification_id=str(notification),
@@ -317,8 +388,11 @@ class Pipeline:
             locale=locale,
             sms_encoding=result.sms_encoding,
             sms_segments=result.sms_segments,
-            reason=phone_note or (result.reason if result.outcome != "sent" else None),
+            reason=phone_note
+            or (result.reason if result.outcome != "sent" else None)
+            or (REASON_RECONCILED if result.reconciled else None),
             reference=result.reference,
+            maybe_sent=result.maybe_sent,
         )
 
 

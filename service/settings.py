@@ -41,6 +41,23 @@ class Settings(BaseSettings):
     consumer_group: str = "milestone-notifier"
     batch_max_records: int = Field(default=500, ge=1, le=10_000)
     batch_timeout_ms: int = Field(default=200, ge=1, le=60_000)
+    rebalance_drain_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=25,
+        description="On a rebalance, how long to wait for the batch in flight (no new sends start) "
+        "before letting the partitions go; under the consumer's 30 s rebalance timeout.",
+    )
+    outbox_relay_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often receipts left unpublished (Kafka was down) are published again.",
+    )
+    watchdog_stall_s: float = Field(
+        default=120.0,
+        ge=5,
+        description="No fetch for this long while records wait on our partitions: /healthz fails.",
+    )
 
     # PostgreSQL
     database_url: str = Field(

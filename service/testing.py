@@ -6,7 +6,7 @@ import itertools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from service.domain.errors import ProviderError, ProviderUnavailable
 from service.domain.model import InboundRecord, ShipmentUpdate
@@ -42,6 +42,7 @@ class FakeStore:
     held: dict[tuple[str, bool], HeldReport] = field(default_factory=dict)
     consent_events: list[tuple[bytes, str, str]] = field(default_factory=list)
     fail_next: Exception | None = None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def _maybe_fail(self) -> None:
         if self.fail_next is not None:
@@ -69,11 +70,19 @@ class FakeStore:
             row = self.rows.get(key)
             if row is None:
                 self.rows[key] = _Row(r, "claimed")  # final states come with the receipt, in finish
-                granted.append(Claimed(r.notification_id, 1))
+                granted.append(Claimed(r.notification_id, 1, self.now))
             elif row.state == "claimed":
                 row.claims += 1
-                granted.append(Claimed(row.request.notification_id, row.claims))
+                granted.append(Claimed(row.request.notification_id, row.claims, self.now))
         return granted
+
+    async def release(self, notifications: Sequence[uuid.UUID]) -> None:
+        self._maybe_fail()
+        by_id = self._by_id()
+        for n in notifications:
+            row = by_id.get(n)
+            if row is not None and row.state == "claimed" and row.claims > 0:
+                row.claims -= 1
 
     async def finish(
         self,

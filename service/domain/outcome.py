@@ -28,6 +28,7 @@ class Outcome:
     sms_segments: int | None = None
     reason: str | None = None
     reference: str | None = None  # the attempt that produced this outcome, echoed by provider callbacks
+    maybe_sent: bool = False  # held after an attempt whose fate is unknown (never recorded, never receipted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class Claimed:
 
     notification_id: uuid.UUID
     claims: int
+    first_claimed_at: datetime | None = None  # when the first claim was made: where a lookup starts
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,9 @@ class NotificationStore(Protocol):
 
     async def claim(self, requests: Sequence[ClaimRequest]) -> list[Claimed]: ...
 
+    async def release(self, notifications: Sequence[uuid.UUID]) -> None:
+        """Give back claims taken for notifications that were held, not sent."""
+
     async def finish(
         self,
         outcomes: Sequence[Outcome],

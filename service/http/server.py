@@ -1,4 +1,5 @@
-"""``/metrics`` for Prometheus, ``/healthz`` (the process is alive) and ``/readyz`` (it is doing its job)."""
+"""``/metrics`` for Prometheus, ``/healthz`` (alive: fails when the consumer stalled) and ``/readyz``
+(it is doing its job)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,20 @@ from service.metrics import Metrics
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
-def create_app(metrics: Metrics, ready: ReadyCheck) -> web.Application:
+LiveCheck = Callable[[], Awaitable[bool]]
+
+
+async def _always_live() -> bool:
+    return True
+
+
+def create_app(metrics: Metrics, ready: ReadyCheck, live: LiveCheck = _always_live) -> web.Application:
     async def metrics_handler(_: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
+        if not await live():
+            return web.json_response({"status": "stalled"}, status=503)
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:

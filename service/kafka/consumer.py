@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 
@@ -38,18 +38,23 @@ def build_consumer(
 
 
 class ShareOnAssignment(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    """After each rebalance, tells ``on_share`` this member's fraction of the subscribed partitions.
+    """Before a rebalance, lets ``on_revoke`` drain the work in flight (and commit what finished);
+    after it, tells ``on_share`` this member's fraction of the subscribed partitions.
 
     Provider rate limits are group-wide; each member takes this fraction of them, so the group
     as a whole stays under the limit (see ``service.domain.ratelimit``).
     """
 
-    def __init__(self, on_share: Callable[[float], None]) -> None:
+    def __init__(
+        self, on_share: Callable[[float], None], on_revoke: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self._on_share = on_share
+        self.on_revoke = on_revoke  # drains the batch in flight before the partitions move
         self.consumer: AIOKafkaConsumer | None = None
 
     async def on_partitions_revoked(self, revoked: object) -> None:
-        return None
+        if self.on_revoke is not None:
+            await self.on_revoke()
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         if self.consumer is None:
@@ -78,9 +83,26 @@ def to_records(batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]
 
 def next_offsets(
     batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    unfinished: Mapping[tuple[str, int], int] | None = None,
 ) -> dict[TopicPartition, int]:
-    """The offsets to commit once the whole batch is durable: one past the last record of each partition."""
-    return {tp: msgs[-1].offset + 1 for tp, msgs in batch.items() if msgs}
+    """The offsets to commit once the batch is durable: per partition, its first unfinished record,
+    or one past its last record when all of it finished."""
+    unfinished = unfinished or {}
+    out: dict[TopicPartition, int] = {}
+    for tp, msgs in batch.items():
+        if msgs:
+            out[tp] = min(unfinished.get((tp.topic, tp.partition), msgs[-1].offset + 1), msgs[-1].offset + 1)
+    return out
+
+
+def consumer_lag(consumer: AIOKafkaConsumer, positions: Mapping[TopicPartition, int]) -> int:
+    """Records waiting on the assigned partitions, by the high watermarks the last fetches saw."""
+    lag = 0
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is not None:
+            lag += max(0, high - positions.get(tp, high))
+    return lag
 
 
 async def read_all(bootstrap_servers: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:

@@ -47,6 +47,7 @@ PROVIDER: Final = "twilio"
 API_VERSION: Final = "2010-04-01"
 #: How many pages of the message list ``find_sent`` reads before it gives up.
 MAX_LOOKUP_PAGES: Final = 3
+LOOKUP_PAGE_SIZE: Final = 1000  # Twilio's maximum: a busy number's recent messages in one page
 
 #: Twilio error code -> our error. A code not listed falls back on the HTTP status
 #: (429 -> RateLimited, 5xx -> ProviderUnavailable, any other -> ProviderRejected).
@@ -161,7 +162,11 @@ class TwilioClient:
         """
         since_utc = since.astimezone(UTC).replace(microsecond=0)
         url: str | None = self.messages_url
-        params: dict[str, str] | None = {"To": to_e164, "DateSent>": since_utc.date().isoformat()}
+        params: dict[str, str] | None = {
+            "To": to_e164,
+            "DateSent>": since_utc.date().isoformat(),
+            "PageSize": str(LOOKUP_PAGE_SIZE),
+        }
         for _ in range(MAX_LOOKUP_PAGES):
             if url is None:
                 break

@@ -54,7 +54,13 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int2[], $6::text
 ON CONFLICT (order_id, milestone) DO UPDATE
     SET claims = notifications.claims + 1, updated_at = now()
     WHERE notifications.state = 'claimed'
-RETURNING id, claims
+RETURNING id, claims, created_at
+"""
+
+# A held notification gives its claim back: the next claim of it is not a crash's re-claim.
+_RELEASE = """
+UPDATE notifications SET claims = claims - 1, updated_at = now()
+WHERE id = ANY($1::uuid[]) AND state = 'claimed' AND claims > 0
 """
 
 _FINISH = """
@@ -81,11 +87,22 @@ ON CONFLICT (receipt_id) DO NOTHING
 """
 
 
+#: What a lost or failing database looks like to asyncpg. InternalClientError comes from a
+#: connection whose server went away mid-transaction (MagicStack/asyncpg#784).
+DATABASE_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+
+
 @asynccontextmanager
 async def translated() -> AsyncIterator[None]:
     try:
         yield
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except DATABASE_ERRORS as exc:
         raise StoreUnavailable(f"database: {type(exc).__name__}") from exc
 
 
@@ -113,7 +130,7 @@ class PostgresStore:
         try:
             async with self._pool.acquire(timeout=2) as conn:
                 await conn.fetchval("SELECT 1")
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        except DATABASE_ERRORS:
             return False
         return True
 
@@ -165,7 +182,13 @@ class PostgresStore:
         )
         async with translated():
             rows = await self._pool.fetch(_CLAIM, *args)
-        return [Claimed(r["id"], int(r["claims"])) for r in rows]
+        return [Claimed(r["id"], int(r["claims"]), r["created_at"]) for r in rows]
+
+    async def release(self, notifications: Sequence[uuid.UUID]) -> None:
+        """Give back claims of notifications held before anything was sent (see ``_RELEASE``)."""
+        if notifications:
+            async with translated():
+                await self._pool.execute(_RELEASE, list(notifications))
 
     async def finish(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -163,12 +164,57 @@ async def test_email_only_request_skips_sms(rig: Rig) -> None:
     assert rig.a.sent == []
 
 
-async def test_everything_down_fails_with_the_last_reason(rig: Rig) -> None:
+async def test_every_provider_refusing_our_account_holds_the_notification(rig: Rig) -> None:
     rig.a.errors.append(ProviderRejected("a", "20003"))
     rig.b.errors.append(ProviderRejected("b", "401"))
     rig.mail.errors.append(ProviderRejected("mail", "403"))
     result = await rig.engine.deliver(rig.request())
-    assert (result.outcome, result.reason) == ("failed", "mail_403")
+    assert (result.outcome, result.reason, result.maybe_sent) == ("held", "mail_403", False)
+
+
+async def test_every_provider_down_holds_and_says_whether_a_send_may_have_happened(rig: Rig) -> None:
+    rig.a.errors.extend(ProviderUnavailable("a", "503") for _ in range(3))
+    rig.a.lookup_fails = True  # the ambiguous 503s cannot be reconciled
+    rig.b.errors.extend(ProviderUnavailable("b", "503") for _ in range(3))
+    rig.mail.errors.extend(ProviderUnavailable("mail", "503") for _ in range(3))
+    result = await rig.engine.deliver(rig.request())
+    assert (result.outcome, result.channel, result.maybe_sent) == ("held", "none", True)
+    assert rig.a.sent == rig.b.sent == rig.mail.sent == []
+
+
+async def test_message_specific_refusals_fail_rather_than_hold(rig: Rig) -> None:
+    rig.a.errors.append(ContentRejected("a", "30007"))
+    rig.b.errors.append(ContentRejected("b", "EC_CONTENT"))
+    result = await rig.engine.deliver(rig.request(email=None))
+    assert (result.outcome, result.reason) == ("failed", "b_EC_CONTENT")
+
+
+async def test_content_refused_by_one_provider_while_the_other_is_down_holds(rig: Rig) -> None:
+    rig.a.errors.append(ContentRejected("a", "30007"))
+    rig.b.errors.extend(ProviderUnavailable("b", "503") for _ in range(3))
+    result = await rig.engine.deliver(rig.request(email=None))
+    assert result.outcome == "held"  # B may carry it once it is back
+
+
+async def test_a_reclaimed_notification_already_sent_is_found_not_resent(rig: Rig) -> None:
+    first = rig.request()
+    await rig.engine.deliver(first)  # sent through A; then "the process crashed" before recording it
+    again = DeliveryRequest(
+        first.notification_id, PHONE, EMAIL, SMS, first.email_message, reconcile_since=datetime.now(UTC)
+    )
+    result = await rig.engine.deliver(again)
+    assert (result.outcome, result.provider, result.reconciled) == ("sent", "a", True)
+    assert len(rig.a.sent) == 1
+    assert rig.metric("notifier_reconciliations_total", provider="a", result="found") == 1
+
+
+async def test_a_reclaimed_notification_found_nowhere_is_sent(rig: Rig) -> None:
+    rig.a.lookup_fails = True
+    req = DeliveryRequest(uuid.uuid4(), PHONE, EMAIL, SMS, None, reconcile_since=datetime.now(UTC))
+    result = await rig.engine.deliver(req)
+    assert (result.outcome, result.provider, result.reconciled) == ("sent", "a", False)
+    assert len(rig.a.sent) == 1
+    assert rig.metric("notifier_reconciliations_total", provider="b", result="not_found") == 1
 
 
 async def test_a_failing_provider_opens_its_circuit_and_traffic_returns_after_recovery(rig: Rig) -> None:

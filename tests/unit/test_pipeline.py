@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 from service.contracts import parse_event
 from service.delivery import DeliveryEngine
 from service.domain.errors import (
+    ContentRejected,
     InvalidRecipient,
     ProviderRejected,
     ProviderUnavailable,
@@ -77,17 +78,18 @@ class Harness:
         self.blind = BlindIndex(os.urandom(32))
         self.receipts = FakeReceiptSink()
         self.dlq = FakeDeadLetterSink()
+        self.pipeline_engine = DeliveryEngine(
+            sms=[self.sender, self.backup],
+            email=self.email,
+            limits={},
+            metrics=self.metrics,
+            clock=self.clock,
+            sleep=self.clock.sleep,
+            rng=random.Random(1),
+        )
         self.pipeline = Pipeline(
             store=self.store,
-            engine=DeliveryEngine(
-                sms=[self.sender, self.backup],
-                email=self.email,
-                limits={},
-                metrics=self.metrics,
-                clock=self.clock,
-                sleep=self.clock.sleep,
-                rng=random.Random(1),
-            ),
+            engine=self.pipeline_engine,
             renderer=Renderer(
                 REPO / "templates",
                 brand="Specialized",
@@ -212,13 +214,73 @@ async def test_provider_outage_fails_over_to_the_next_sms_provider(h: Harness) -
     assert len(h.backup.sent) == 1
 
 
-async def test_every_channel_failing_is_a_failed_receipt_with_the_last_reason(h: Harness) -> None:
-    h.sender.errors.append(ProviderRejected("sms-a", "20003"))
-    h.backup.errors.append(ProviderRejected("sms-b", "401"))
-    h.email.errors.append(ProviderRejected("fake-email", "403"))
+async def test_every_channel_refusing_the_message_is_a_failed_receipt_with_the_last_reason(
+    h: Harness,
+) -> None:
+    h.sender.errors.append(ContentRejected("sms-a", "30007"))
+    h.backup.errors.append(ContentRejected("sms-b", "EC_CONTENT"))
+    h.email.errors.append(InvalidRecipient("fake-email", "bounce"))
     await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
     receipt = json.loads(h.receipts.published[0].payload)
-    assert (receipt["outcome"], receipt["reason"]) == ("failed", "fake-email_403")
+    assert (receipt["outcome"], receipt["reason"]) == ("failed", "fake-email_bounce")
+
+
+async def test_every_provider_down_holds_the_notification_until_one_returns(h: Harness) -> None:
+    # Both orders meet our account refused everywhere (e.g. rotated credentials).
+    h.sender.errors.extend(ProviderRejected("sms-a", "20003") for _ in range(2))
+    h.backup.errors.extend(ProviderRejected("sms-b", "401") for _ in range(2))
+    h.email.errors.extend(ProviderRejected("fake-email", "403") for _ in range(2))
+    first = [record(7, event("A", "CUSTOMS_CLEARED")), record(8, event("B", "CUSTOMS_CLEARED"))]
+    unfinished = await h.pipeline.process_batch(first)
+    assert unfinished == {("t", 0): 7}  # read again from the first held record
+    assert h.receipts.published == []
+    assert h.store.outbox == {}
+    assert h.metrics.registry.get_sample_value("notifier_held_notifications_total") == 2
+    assert {row.claims for row in h.store.rows.values()} == {0}  # claims given back: nothing was sent
+
+    assert await h.pipeline.process_batch(first) == {}  # the providers are back
+    assert sorted(o for _, o in h.outcomes()) == ["sent", "sent"]
+    assert len(h.sender.sent) == 2
+    assert not h.metrics.registry.get_sample_value("notifier_possible_duplicate_sends_total")
+
+
+async def test_a_paused_engine_holds_what_has_not_begun(h: Harness) -> None:
+    h.pipeline_engine.pause_sends()  # SIGTERM or a rebalance drain
+    assert await h.pipeline.process_batch([record(3, event("A", "CUSTOMS_CLEARED"))]) == {("t", 0): 3}
+    assert h.sender.sent == []
+    assert h.receipts.published == []
+    h.pipeline_engine.resume_sends()
+    assert await h.pipeline.process_batch([record(3, event("A", "CUSTOMS_CLEARED"))]) == {}
+    assert len(h.sender.sent) == 1
+
+
+async def test_each_send_is_recorded_as_it_happens_not_at_the_end_of_the_batch(h: Harness) -> None:
+    class Crash(Exception):
+        pass
+
+    h.sender.errors.append(ProviderRejected("sms-a", "20003"))  # one order fails over to sms-b ...
+    h.backup.errors.append(Crash())  # ... where the process "crashes"; the other went out via sms-a
+    with pytest.raises(Crash):
+        await h.pipeline.process_batch(
+            [record(0, event("A", "CUSTOMS_CLEARED")), record(1, event("B", "CUSTOMS_CLEARED"))]
+        )
+    states = {order: row.state for (order, _), row in h.store.rows.items()}
+    assert sorted(states.values()) == ["claimed", "sent"]  # the send that happened is on record
+    assert len(h.store.outbox) == 1
+
+
+async def test_a_send_made_before_a_crash_is_found_at_the_provider_not_sent_again(h: Harness) -> None:
+    milestone = Milestone.ARRIVED_HK_WAREHOUSE
+    nid = notification_id("A", milestone)
+    crashed = ClaimRequest(nid, parse_event(event("A", "ARRIVED_HK_WAREHOUSE")), milestone, "claimed")
+    await h.store.claim([crashed])
+    await h.sender.send_sms("+85291234567", "body", reference=f"{nid.hex}.1")  # then the process died
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert len(h.sender.sent) == 1
+    receipt = json.loads(h.receipts.published[0].payload)
+    assert (receipt["outcome"], receipt["provider"]) == ("sent", "sms-a")
+    assert receipt["reason"] == "found_at_provider_after_restart"
+    assert not h.metrics.registry.get_sample_value("notifier_possible_duplicate_sends_total")
 
 
 async def test_opted_out_at_the_provider_sends_nothing_anywhere(h: Harness) -> None:
@@ -326,3 +388,13 @@ async def test_a_claim_left_by_a_crash_is_settled_even_when_its_event_is_now_sta
     await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))  # the redelivered event is now stale
     assert {row.state for row in h.store.rows.values()} == {"sent", "suppressed_stale"}
     assert len(h.sender.sent) == 1
+
+
+async def test_a_send_that_cannot_be_recorded_stops_the_batch_from_sending_more(h: Harness) -> None:
+    async def database_gone(*_: object, **__: object) -> None:
+        raise StoreUnavailable("database: ConnectionDoesNotExistError")
+
+    h.store.finish = database_gone  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable):
+        await h.pipeline.process_batch([record(i, event(f"O{i}", "CUSTOMS_CLEARED")) for i in range(5)])
+    assert len(h.sender.sent) == 1  # the others were not started: they could not be recorded either

@@ -406,7 +406,7 @@ async def test_find_sent_reads_at_most_three_pages(session: aiohttp.ClientSessio
         await runner.cleanup()
 
     assert len(pages) == 3
-    assert pages[0] == {"To": NUMBER, "DateSent>": "2025-03-04"}
+    assert pages[0] == {"To": NUMBER, "DateSent>": "2025-03-04", "PageSize": "1000"}
     assert [p.get("Page") for p in pages] == [None, "1", "2"]
 
 
