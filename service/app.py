@@ -18,6 +18,7 @@ from service.delivery import DeliveryEngine
 from service.domain.errors import ConfigError, NotifierError
 from service.domain.links import LinkSigner
 from service.domain.ports import EmailSender, SmsSender
+from service.domain.watchdog import StallWatch
 from service.http.callbacks import add_callback_routes
 from service.http.pages import add_page_routes
 from service.http.server import create_app, start_http
@@ -55,7 +56,7 @@ class Service:
     _store: PostgresStore | None = None
     _engine: DeliveryEngine | None = None
     _batch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while a batch is in flight
-    _last_fetch: float = field(default_factory=time.monotonic)
+    _watch: StallWatch = field(default_factory=lambda: StallWatch(120.0, time.monotonic()))
     _positions: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to consume
     _stalled: bool = False
 
@@ -192,7 +193,7 @@ class Service:
                                 if (tp.topic, tp.partition) in unfinished
                             },
                         )
-                        if not stop.is_set():
+                        if not stop.is_set() and not (self._engine and self._engine.draining):
                             pause = _HOLD_BACKOFF_S[min(holds, len(_HOLD_BACKOFF_S) - 1)]
                             holds += 1
                     else:
@@ -210,7 +211,7 @@ class Service:
                 self._positions[tp] = offset
 
     def _fetched(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        self._last_fetch = time.monotonic()
+        self._watch.fetched(time.monotonic())
         for tp, msgs in batch.items():
             if msgs:
                 self._positions[tp] = msgs[-1].offset + 1
@@ -249,18 +250,22 @@ class Service:
 
     async def _watchdog(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         """Notice a consumer that stopped fetching while records wait: liveness fails, the pod restarts."""
-        limit = self.settings.watchdog_stall_s
+        self._watch.limit_s = self.settings.watchdog_stall_s
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _WATCHDOG_EVERY_S)
             lag = consumer_lag(consumer, self._positions)
             self.metrics.consumer_lag.set(lag)
-            idle = time.monotonic() - self._last_fetch
-            stalled = idle > limit and lag > 0
+            now = time.monotonic()
+            stalled = self._watch.stalled(now, lag)
             if stalled and not self._stalled:
-                log.error("consumer_stalled", seconds_since_fetch=round(idle), lag=lag)
+                log.error("consumer_stalled", seconds_since_fetch=round(self._watch.idle_s(now)), lag=lag)
             self._stalled = stalled
             self.metrics.fetch_stalled.set(1 if stalled else 0)
+
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this instance holds right now."""
+        return set(self._consumer.assignment()) if self._consumer is not None else set()
 
     async def _live(self) -> bool:
         return not self._stalled

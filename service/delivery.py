@@ -189,6 +189,10 @@ class DeliveryEngine:
     def resume_sends(self) -> None:
         self._paused = max(0, self._paused - 1)
 
+    @property
+    def draining(self) -> bool:
+        return self._paused > 0
+
     def set_share(self, fraction: float) -> None:
         """This instance's share of every provider's rate (its share of the group's partitions)."""
         now = self._clock()

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from service.contracts import ReceiptV1, parse_event
-from service.delivery import HELD, DeliveryEngine, DeliveryRequest, SmsContent
+from service.delivery import DRAINING, HELD, DeliveryEngine, DeliveryRequest, SmsContent
 from service.domain.errors import EventRejected, NotifierError, RenderError, StoreUnavailable
 from service.domain.links import LinkSigner
 from service.domain.milestones import Milestone
@@ -202,13 +202,15 @@ class Pipeline:
         if not held:
             return {}
         await self._store.release([o.notification_id for o in held if not o.maybe_sent])
-        self._metrics.held.inc(len(held))
+        # Held for a drain (shutdown, rebalance) is not news; held because no provider took it is.
+        self._metrics.held.inc(sum(o.reason != DRAINING for o in held))
         unfinished: Unfinished = {}
         for o in held:
             rec = records[o.update.event_id]
             key = (rec.topic, rec.partition)
             unfinished[key] = min(unfinished.get(key, rec.offset), rec.offset)
-        log.warning("notifications_held", count=len(held), reason=held[0].reason)
+        if any(o.reason != DRAINING for o in held):
+            log.warning("notifications_held", count=len(held), reason=held[0].reason)
         return unfinished
 
     async def record(
