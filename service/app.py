@@ -17,6 +17,7 @@ from service.callbacks import DeliveryReports
 from service.delivery import DeliveryEngine
 from service.domain.errors import ConfigError, NotifierError
 from service.domain.links import LinkSigner
+from service.domain.model import InboundRecord
 from service.domain.ports import EmailSender, SmsSender
 from service.domain.watchdog import StallWatch
 from service.http.callbacks import add_callback_routes
@@ -27,7 +28,7 @@ from service.kafka.consumer import ShareOnAssignment, build_consumer, consumer_l
 from service.kafka.producer import DeadLetterPublisher, ReceiptPublisher, build_producer
 from service.logs import get_logger
 from service.metrics import Metrics
-from service.pipeline import Pipeline
+from service.pipeline import Pipeline, Unfinished
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
 from service.render import Renderer
@@ -171,14 +172,17 @@ class Service:
                 continue
             pause = 0.0
             async with self._batch_lock:
+                records = to_records(batch)
+                unfinished: Unfinished | None
                 try:
-                    unfinished = await pipeline.process_batch(to_records(batch))
-                except NotifierError as exc:
-                    # Nothing of this batch is committed: rewind and try it again after a pause.
-                    pause = _RETRY_BACKOFF_S[min(failures, len(_RETRY_BACKOFF_S) - 1)]
+                    unfinished = await pipeline.process_batch(records)
+                except Exception as exc:  # any failure: retry, and after enough find the poison
                     failures += 1
+                    unfinished = await self._after_failure(pipeline, records, exc, failures)
+                if unfinished is None:
+                    # Nothing of this batch is committed: rewind and try it again after a pause.
+                    pause = _RETRY_BACKOFF_S[min(failures - 1, len(_RETRY_BACKOFF_S) - 1)]
                     self.metrics.ready.set(0)
-                    log.error("batch_failed", error=type(exc).__name__, detail=str(exc), retry_in_s=pause)
                     self._rewind(consumer, {tp: msgs[0].offset for tp, msgs in batch.items() if msgs})
                 else:
                     failures = 0
@@ -201,6 +205,21 @@ class Service:
             if pause:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), pause)
+
+    async def _after_failure(
+        self, pipeline: Pipeline, records: list[InboundRecord], exc: Exception, failures: int
+    ) -> Unfinished | None:
+        """A batch failed. None: retry it later. After ``poison_attempts`` failures with the database
+        up, its records are processed one by one and those that still fail are dead-lettered."""
+        detail = str(exc) if isinstance(exc, NotifierError) else ""  # others may quote the event
+        log.error("batch_failed", error=type(exc).__name__, detail=detail, failures=failures)
+        if failures < self.settings.poison_attempts or self._store is None or not await self._store.ping():
+            return None
+        try:
+            return await pipeline.process_one_by_one(records, attempts=failures)
+        except Exception as again:  # still failing: keep retrying the batch
+            log.error("poison_search_failed", error=type(again).__name__)
+            return None
 
     def _rewind(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         """Seek back to records to process again (partitions a rebalance took away are skipped)."""

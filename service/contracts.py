@@ -26,7 +26,11 @@ from service.domain.errors import EventRejected
 from service.domain.model import Pickup, Recipient, ShipmentUpdate
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+# No control characters in identifiers: they are stored in PostgreSQL (which refuses NUL) and
+# printed in headers and logs; a NUL would make an event fail forever instead of being rejected.
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 
 
 class _Strict(BaseModel):

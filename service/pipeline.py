@@ -184,6 +184,44 @@ class Pipeline:
             )
         return unfinished
 
+    async def process_one_by_one(self, records: Sequence[InboundRecord], *, attempts: int) -> Unfinished:
+        """A batch failed ``attempts`` times while the database answers: find the poison.
+
+        Each record is processed alone; one that still fails, with the database up, goes to the
+        dead-letter topic (reason ``processing_failed``) and its partition moves on. A failure
+        while the database is down propagates: that is an outage, not poison.
+        """
+        unfinished: Unfinished = {}
+        dead: list[DeadLetter] = []
+        for rec in records:
+            if (rec.topic, rec.partition) in unfinished:
+                continue  # behind a held record: read again with it
+            try:
+                unfinished.update(await self.process_batch([rec]))
+            except Exception as exc:  # any failure of one record alone may be poison
+                if not await self._store.ping():
+                    raise
+                kind = type(exc).__name__  # the class only: a message may quote the event
+                dead.append(
+                    DeadLetter(
+                        rec, "processing_failed", f"failed {attempts + 1} times: {kind}", kind, attempts + 1
+                    )
+                )
+        if dead:
+            await self._dead_letters.publish(dead)
+            self._metrics.dead_letters.labels("processing_failed").inc(len(dead))
+            self._metrics.events.labels("dead_lettered").inc(len(dead))
+            for d in dead:
+                log.error(
+                    "event_dead_lettered",
+                    reason=d.reason,
+                    detail=d.detail,
+                    topic=d.record.topic,
+                    partition=d.record.partition,
+                    offset=d.record.offset,
+                )
+        return unfinished
+
     async def _settle(self, req: ClaimRequest, claim: Claimed, opted_out: bool, event: bytes) -> Outcome:
         """Decide one notification; a send is recorded at once, so a crash cannot lose track of it."""
         o = await self._decide(req, claim, opted_out)

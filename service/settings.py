@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     consumer_group: str = "milestone-notifier"
     batch_max_records: int = Field(default=500, ge=1, le=10_000)
     batch_timeout_ms: int = Field(default=200, ge=1, le=60_000)
+    poison_attempts: int = Field(
+        default=5,
+        ge=2,
+        le=100,
+        description="A batch failing this many times while the database answers is retried record by "
+        "record, and a record that still fails goes to the dead-letter topic.",
+    )
     rebalance_drain_s: float = Field(
         default=20.0,
         gt=0,

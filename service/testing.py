@@ -42,7 +42,11 @@ class FakeStore:
     held: dict[tuple[str, bool], HeldReport] = field(default_factory=dict)
     consent_events: list[tuple[bytes, str, str]] = field(default_factory=list)
     fail_next: Exception | None = None
+    down: bool = False  # ping answers False
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    async def ping(self) -> bool:
+        return not self.down
 
     def _maybe_fail(self) -> None:
         if self.fail_next is not None:

@@ -108,6 +108,10 @@ class NotificationStore(Protocol):
 
     async def mark_published(self, receipt_ids: Sequence[uuid.UUID]) -> None: ...
 
+    async def ping(self) -> bool:
+        """Whether the database answers now."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
@@ -117,6 +121,7 @@ class DeadLetter:
     reason: str
     detail: str
     error_class: str
+    attempts: int = 1  # how many times it was tried (parsing fails at once; processing after retries)
 
 
 class DeadLetterSink(Protocol):

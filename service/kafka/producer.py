@@ -88,7 +88,7 @@ class DeadLetterPublisher:
                         ("dlq.source_topic", d.record.topic.encode()),
                         ("dlq.source_partition", str(d.record.partition).encode()),
                         ("dlq.source_offset", str(d.record.offset).encode()),
-                        ("dlq.attempts", b"1"),
+                        ("dlq.attempts", str(d.attempts).encode()),
                         ("dlq.dead_lettered_at", now.encode()),
                     ],
                 )

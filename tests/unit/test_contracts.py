@@ -47,6 +47,9 @@ def test_valid_event_becomes_a_domain_update() -> None:
         (json.dumps({**VALID, "occurred_at": "2026-11-20T09:00:00"}).encode(), "invalid_event"),
         (json.dumps({**VALID, "recipient": {"name": "x"}}).encode(), "invalid_event"),
         (json.dumps({k: v for k, v in VALID.items() if k != "waybill"}).encode(), "invalid_event"),
+        # PostgreSQL refuses NUL: an id with one would fail forever downstream, so it is refused here
+        (json.dumps({**VALID, "order_id": "SO-1\u0000"}).encode(), "invalid_event"),
+        (json.dumps({**VALID, "event_id": "e\n1"}).encode(), "invalid_event"),
     ],
 )
 def test_bad_events_are_rejected_with_a_reason(raw: bytes | None, reason: str) -> None:

@@ -398,3 +398,31 @@ async def test_a_send_that_cannot_be_recorded_stops_the_batch_from_sending_more(
     with pytest.raises(StoreUnavailable):
         await h.pipeline.process_batch([record(i, event(f"O{i}", "CUSTOMS_CLEARED")) for i in range(5)])
     assert len(h.sender.sent) == 1  # the others were not started: they could not be recorded either
+
+
+async def test_a_record_that_fails_alone_with_the_database_up_is_dead_lettered_and_the_rest_goes_on(
+    h: Harness,
+) -> None:
+    claim = h.store.claim
+
+    async def claim_rejecting_poison(requests: list[ClaimRequest]) -> list[object]:
+        if any(r.update.order_id == "POISON" for r in requests):
+            raise StoreUnavailable("database: DataError")  # e.g. a value the schema refuses
+        return await claim(requests)  # type: ignore[arg-type]
+
+    h.store.claim = claim_rejecting_poison  # type: ignore[assignment]
+    batch = [record(0, event("A", "CUSTOMS_CLEARED")), record(1, event("POISON", "CUSTOMS_CLEARED"))]
+    with pytest.raises(StoreUnavailable):
+        await h.pipeline.process_batch(batch)
+    assert await h.pipeline.process_one_by_one(batch, attempts=5) == {}
+    assert [(d.record.offset, d.reason, d.attempts) for d in h.dlq.letters] == [(1, "processing_failed", 6)]
+    assert h.dlq.letters[0].detail == "failed 6 times: StoreUnavailable"
+    assert h.outcomes() == [("customs_cleared", "sent")]
+
+
+async def test_with_the_database_down_nothing_is_taken_for_poison(h: Harness) -> None:
+    h.store.fail_next = StoreUnavailable("database: down")
+    h.store.down = True
+    with pytest.raises(StoreUnavailable):
+        await h.pipeline.process_one_by_one([record(0, event("A", "CUSTOMS_CLEARED"))], attempts=5)
+    assert h.dlq.letters == []
