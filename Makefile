@@ -8,7 +8,7 @@ PYTHON ?= python3
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(or $(NOTIFIER_KAFKA_PORT),19092)
 export DATABASE_URL ?= postgresql://notifier@127.0.0.1:$(or $(NOTIFIER_PG_PORT),15432)/notifier
 
-.PHONY: help install stack-up stack-down stack-status test chaos test-unit lint format demo run sandbox schemas clean
+.PHONY: help install stack-up stack-down stack-status test chaos bench test-unit lint format demo run sandbox schemas clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -39,6 +39,9 @@ test: install stack-up  ## run every test (unit + integration on the real local 
 
 chaos: install stack-up  ## only the chaos scenarios (kill -9, SIGTERM at peak) on the real stack
 	$(BIN)/pytest -m chaos -s
+
+bench: install  ## benchmark: Infobip one request per SMS vs grouped requests (ratios against the baseline)
+	$(BIN)/python -m tests.bench.bench_infobip_batching
 
 test-unit: install  ## unit tests only: no Kafka or PostgreSQL needed
 	$(BIN)/pytest tests/unit

@@ -47,6 +47,27 @@ class RedactPII:
         return event_dict
 
 
+class _StderrLogger:
+    """Writes each line to whatever ``sys.stderr`` is *now*.
+
+    ``PrintLoggerFactory(file=sys.stderr)`` would pin the stream object of the moment
+    ``configure`` ran; when that was a temporary capture (a test, a redirected CLI call) every
+    later line fails with "I/O operation on closed file".
+    """
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = error = err = critical = fatal = exception = failure = msg
+
+
+def _stderr_logger(*_args: Any) -> _StderrLogger:
+    return _STDERR
+
+
+_STDERR = _StderrLogger()
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
@@ -61,7 +82,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,  # True would hide loggers from structlog.testing.capture_logs
     )
 

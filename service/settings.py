@@ -88,6 +88,18 @@ class Settings(BaseSettings):
     twilio_burst: float = Field(default=10.0, ge=1)
     infobip_rate_per_s: float = Field(default=100.0, gt=0)
     infobip_burst: float = Field(default=10.0, ge=1)
+    infobip_batch_max: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Most messages in one Infobip request (1: a request per SMS).",
+    )
+    infobip_batch_requests: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Most Infobip requests in flight at once; sends made meanwhile queue and share the next.",
+    )
     sendgrid_rate_per_s: float = Field(default=50.0, gt=0)
     sendgrid_burst: float = Field(default=10.0, ge=1)
     rate_headroom: float = Field(

@@ -9,6 +9,7 @@ from service.domain.backoff import RetryPolicy
 from service.domain.breaker import BreakerPolicy
 from service.domain.ports import EmailSender, SmsSender
 from service.metrics import Metrics
+from service.providers.batching import BatchingSmsSender
 from service.providers.infobip import InfobipClient
 from service.providers.sendgrid import SendGridClient
 from service.providers.twilio import TwilioClient
@@ -27,16 +28,26 @@ def sms_clients(s: Settings, session: aiohttp.ClientSession) -> list[SmsSender]:
             status_callback=f"{callbacks}/callbacks/twilio/status" if callbacks else None,
             timeout_s=s.provider_timeout_s,
         ),
-        "infobip": InfobipClient(
-            session,
-            base_url=s.infobip_base_url,
-            api_key=s.infobip_api_key.get_secret_value(),
-            sender=s.infobip_sender,
-            notify_url=f"{callbacks}/callbacks/infobip/reports" if callbacks else None,
-            timeout_s=s.provider_timeout_s,
+        "infobip": _batched(
+            InfobipClient(
+                session,
+                base_url=s.infobip_base_url,
+                api_key=s.infobip_api_key.get_secret_value(),
+                sender=s.infobip_sender,
+                notify_url=f"{callbacks}/callbacks/infobip/reports" if callbacks else None,
+                timeout_s=s.provider_timeout_s,
+            ),
+            s,
         ),
     }
     return [built[name] for name in s.sms_providers]
+
+
+def _batched(client: InfobipClient, s: Settings) -> SmsSender:
+    """Infobip takes many messages per request: group the sends in flight together."""
+    if s.infobip_batch_max <= 1:
+        return client
+    return BatchingSmsSender(client, max_batch=s.infobip_batch_max, max_requests=s.infobip_batch_requests)
 
 
 def email_client(s: Settings, session: aiohttp.ClientSession) -> EmailSender | None:

@@ -135,6 +135,33 @@ async def test_rate_limit_in_segments_is_used_fully_and_never_exceeded(
     )
 
 
+async def test_infobip_sends_in_flight_together_share_requests_and_each_gets_its_own_id(
+    settings: Settings, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, _ = sandbox
+    state.set_fault("infobip", Fault(latency_ms=50))  # a real provider's round trip, not in-process
+    # Infobip first, with a limit that leaves room for concurrent sends
+    s = settings.model_copy(
+        update={"sms_providers": ["infobip", "twilio"], "infobip_rate_per_s": 2000.0, "infobip_burst": 500.0}
+    )
+    orders = [f"IT-M{i:03d}" for i in range(60)]
+    await produce(
+        s.kafka_bootstrap_servers,
+        s.input_topics[0],
+        [(b"one-partition", value) for _, value in (event(o, "CUSTOMS_CLEARED") for o in orders)],
+    )
+    async with running(Service(s)):
+        receipts = await decided(s, len(orders))
+    assert {(r["outcome"], r["provider"]) for r in receipts} == {("sent", "infobip")}
+    assert sorted(str(r["order_id"]) for r in receipts) == orders
+    logs = list(state.infobip_logs.values())
+    assert len(logs) == len(orders)  # one message each, none lost or doubled in a shared request
+    requests = {log["bulkId"] for log in logs}
+    assert len(requests) <= len(orders) // 2, f"{len(requests)} requests for {len(orders)} sends"
+    # each receipt carries its own message's id, as if it had been sent alone
+    assert {r["provider_message_id"] for r in receipts} == set(state.infobip_logs)
+
+
 async def test_invalid_number_gets_email_and_no_sms_request_and_opted_out_gets_nothing(
     settings: Settings, sandbox: tuple[SandboxState, str]
 ) -> None:

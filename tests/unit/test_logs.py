@@ -36,3 +36,27 @@ def test_processor_masks_nested_values_and_keeps_others() -> None:
     assert out["detail"] == {"to": "[phone]"}
     assert out["items"] == ["[email]"]
     assert out["count"] == 3
+
+
+def test_lines_go_to_the_current_stderr_not_the_one_at_configure_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    import structlog  # noqa: PLC0415
+
+    from service.logs import configure, get_logger  # noqa: PLC0415
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    try:
+        configure("INFO", "json")
+        first.close()  # e.g. a captured stream that has gone away
+        second = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", second)
+        get_logger("t").info("still_logging", phone="9123 4567")
+        assert '"event": "still_logging"' in second.getvalue()
+        assert "9123 4567" not in second.getvalue()
+    finally:
+        structlog.reset_defaults()
