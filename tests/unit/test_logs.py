@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-import pytest
+import io
+import sys
 
-from service.logs import RedactPII, redact_text
+import pytest
+import structlog
+
+from service.logs import RedactPII, configure, get_logger, redact_text
 
 
 @pytest.mark.parametrize(
@@ -41,12 +45,6 @@ def test_processor_masks_nested_values_and_keeps_others() -> None:
 def test_lines_go_to_the_current_stderr_not_the_one_at_configure_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import io  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    import structlog  # noqa: PLC0415
-
-    from service.logs import configure, get_logger  # noqa: PLC0415
 
     first = io.StringIO()
     monkeypatch.setattr(sys, "stderr", first)
