@@ -129,6 +129,9 @@ async def test_rate_limit_in_segments_is_used_fully_and_never_exceeded(
     busiest = max(sum(n for u, n in in_ten if t <= u < t + 1.0) for t, _ in in_ten)
     total = sum(n for _, n in in_ten)
     per_second = [sum(n for u, n in in_ten if int(u) == k) for k in range(10)]
+    print(
+        f"\nrate limit 20 segments/s: busiest 1 s window {busiest}, {total} of 200 in 10 s, per second {per_second}"
+    )
     assert busiest <= 20, f"{busiest} segments in one second"
     assert total >= 0.95 * 20 * 10, (
         f"only {total} segments in 10 s: {per_second} {sorted({n for _, n in sent})}"
