@@ -36,7 +36,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from service.domain.backoff import RetryPolicy
@@ -75,6 +75,8 @@ class DeliveryRequest:
     email_message: Callable[[], EmailMessage] | None = field(default=None, repr=False)
     skip_sms: bool = False  # e.g. the SMS was reported undelivered: email only
     reconcile_since: datetime | None = None  # re-claimed after a crash: look for an earlier send first
+    # awaited before each email request (e.g. a durable "may have emailed" mark): email has no look-up
+    before_email: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ class DeliveryResult:
     sms_encoding: str | None = None
     maybe_sent: bool = False  # held after an attempt whose fate is unknown: a later send may duplicate it
     reconciled: bool = False  # an earlier attempt's send, found at the provider: nothing sent now
+    earlier_unchecked: bool = False  # re-claimed, and an SMS provider could not say whether it holds a send
 
 
 HELD = "held"
@@ -205,10 +208,15 @@ class DeliveryEngine:
     async def deliver(self, req: DeliveryRequest) -> DeliveryResult:
         deadline = self._retry.deadline(self._clock())
         sms_allowed = req.phone is not None and req.sms is not None and not req.skip_sms
+        unchecked = False
         if sms_allowed and req.reconcile_since is not None:
-            earlier = await self._earlier_send(req, req.reconcile_since)
+            earlier, unchecked = await self._earlier_send(req, req.reconcile_since)
             if earlier is not None:
                 return earlier
+        result = await self._plan(req, deadline, sms_allowed)
+        return replace(result, earlier_unchecked=True) if unchecked else result
+
+    async def _plan(self, req: DeliveryRequest, deadline: float, sms_allowed: bool) -> DeliveryResult:
         trail = _Trail("invalid_phone" if req.phone is None and not req.skip_sms else "no_channel")
         if sms_allowed:
             result = await self._sms_steps(req, deadline, trail)
@@ -266,11 +274,17 @@ class DeliveryEngine:
             return DeliveryResult("failed", "email", sender.name, reason=skip.reason)
         return DeliveryResult("sent", "email", sender.name, accepted.message_id, _ref(req, step))
 
-    async def _earlier_send(self, req: DeliveryRequest, since: datetime) -> DeliveryResult | None:
-        """After a crash: the send an earlier claim made, if a provider can show it."""
+    async def _earlier_send(
+        self, req: DeliveryRequest, since: datetime
+    ) -> tuple[DeliveryResult | None, bool]:
+        """After a crash: the send an earlier claim made, if a provider can show it.
+
+        Also whether some provider could not answer (then a new send may duplicate one it holds).
+        """
         if req.phone is None or req.sms is None:
-            return None
+            return None, False
         phone, sms = req.phone, req.sms
+        unchecked = False
         for step, sender in enumerate(self._sms, start=1):
             reference = _ref(req, step)
 
@@ -279,9 +293,10 @@ class DeliveryEngine:
             ) -> SendAccepted | None:
                 return await sender.find_sent(phone, sms.body, reference=reference, since=since)
 
-            found, _ = await self._reconcile(sender.name, check, since)
+            found, known = await self._reconcile(sender.name, check, since)
+            unchecked = unchecked or not known
             if found is not None:
-                return DeliveryResult(
+                result = DeliveryResult(
                     "sent",
                     "sms",
                     sender.name,
@@ -291,7 +306,8 @@ class DeliveryEngine:
                     sms_encoding=sms.encoding,
                     reconciled=True,
                 )
-        return None
+                return result, unchecked
+        return None, unchecked
 
     async def _try_sms(
         self, sender: SmsSender, req: DeliveryRequest, step: int, deadline: float
@@ -316,6 +332,8 @@ class DeliveryEngine:
         email, message, reference = req.email, req.email_message(), _ref(req, step)
 
         async def send() -> SendAccepted:
+            if req.before_email is not None:
+                await req.before_email()
             return await sender.send_email(email, message, reference=reference)
 
         return await self._attempts(sender.name, send, None, 1.0, deadline)

@@ -321,7 +321,9 @@ class Pipeline:
         if claim.claims <= 1:
             return await self.deliver(req.notification_id, req.update, req.milestone, opted_out=opted_out)
         # An earlier claim never recorded its outcome (a crash mid-send): the SMS may be out already.
-        # The engine asks the providers first; only a send it cannot rule out is counted.
+        # The engine asks the SMS providers first and takes a send they hold as the send. A new send
+        # is counted as a possible duplicate only when an earlier one cannot be ruled out: a
+        # provider could not answer, or an earlier claim began an email (email has no look-up).
         o = await self.deliver(
             req.notification_id,
             req.update,
@@ -329,7 +331,8 @@ class Pipeline:
             opted_out=opted_out,
             reconcile_since=claim.first_claimed_at or self._clock(),
         )
-        resent = o.outcome == "sent" and o.reason != REASON_RECONCILED
+        sent_again = o.outcome == "sent" and o.reason != REASON_RECONCILED
+        resent = sent_again and (o.earlier_unchecked or claim.email_attempted)
         if resent:
             self._metrics.possible_duplicates.inc()
         log.warning(
@@ -337,7 +340,8 @@ class Pipeline:
             notification_id=str(req.notification_id),
             claims=claim.claims,
             outcome=o.outcome,
-            resent=resent,
+            sent_again=sent_again,
+            resent=resent,  # a possible duplicate: an earlier send could not be ruled out
         )
         return o
 
@@ -384,11 +388,13 @@ class Pipeline:
         sms: SmsContent | None = None
         try:
             if phone is not None and phone.e164:
-                msg = self._renderer.render_sms(milestone, update, locale)
+                msg = self._renderer.render_sms(milestone, update, locale, at=reconcile_since)
                 sms = SmsContent(msg.body, msg.segments, msg.encoding)
             email: Callable[[], EmailMessage] | None = None
             if recipient.email:
-                email = functools.partial(self._renderer.render_email, milestone, update, locale)
+                email = functools.partial(
+                    self._renderer.render_email, milestone, update, locale, at=reconcile_since
+                )
             async with self._send_slots:
                 if self._abort.is_set():
                     raise StoreUnavailable("a send of this batch could not be recorded; no more are started")
@@ -401,6 +407,7 @@ class Pipeline:
                         email,
                         skip_sms=email_only,
                         reconcile_since=reconcile_since,
+                        before_email=functools.partial(self._store.note_email_attempt, notification),
                     )
                 )
         except RenderError as exc:
@@ -433,6 +440,7 @@ class Pipeline:
             or (REASON_RECONCILED if result.reconciled else None),
             reference=result.reference,
             maybe_sent=result.maybe_sent,
+            earlier_unchecked=result.earlier_unchecked,
         )
 
 

@@ -233,18 +233,28 @@ class Renderer:
             return _LOCALE_ALIASES[tag]
         return _LOCALE_ALIASES.get(tag.split("-", 1)[0], self._default_locale)
 
-    def render_sms(self, milestone: Milestone, update: ShipmentUpdate, locale: str) -> RenderedMessage:
-        """Render the SMS for a milestone in a supported locale (see ``choose_locale``)."""
-        body = self._render(f"sms/{milestone.value}.{locale}.txt.j2", update, locale, milestone)
+    def render_sms(
+        self, milestone: Milestone, update: ShipmentUpdate, locale: str, *, at: datetime | None = None
+    ) -> RenderedMessage:
+        """Render the SMS for a milestone in a supported locale (see ``choose_locale``).
+
+        ``at`` dates the links (their expiry); by default now. A re-claimed notification is rendered
+        as of its first claim, so the text is the same as an earlier attempt's and can be found.
+        """
+        body = self._render(f"sms/{milestone.value}.{locale}.txt.j2", update, locale, milestone, at)
         count = count_segments(body)
         return RenderedMessage(locale=locale, body=body, encoding=count.encoding, segments=count.segments)
 
-    def render_email(self, milestone: Milestone, update: ShipmentUpdate, locale: str) -> EmailMessage:
+    def render_email(
+        self, milestone: Milestone, update: ShipmentUpdate, locale: str, *, at: datetime | None = None
+    ) -> EmailMessage:
         """The email fallback: a subject, the SMS text as plain text, and the same text as escaped HTML."""
         subject = " ".join(
-            self._render(f"email/{milestone.value}.{locale}.subject.j2", update, locale, milestone).split()
+            self._render(
+                f"email/{milestone.value}.{locale}.subject.j2", update, locale, milestone, at
+            ).split()
         )
-        text = self.render_sms(milestone, update, locale).body
+        text = self.render_sms(milestone, update, locale, at=at).body
         try:
             layout = self._html_env.get_template("email/layout.html.j2")  # cached by jinja2
         except jinja2.TemplateNotFound:
@@ -254,11 +264,13 @@ class Renderer:
         )
         return EmailMessage(subject=subject, text=text, html=html)
 
-    def _render(self, name: str, update: ShipmentUpdate, locale: str, milestone: Milestone) -> str:
+    def _render(
+        self, name: str, update: ShipmentUpdate, locale: str, milestone: Milestone, at: datetime | None = None
+    ) -> str:
         if locale not in LOCALES:
             raise RenderError(f"template {name}: unsupported locale")
         template, source = self._template(name)
-        context = self._context(update, locale, name, milestone)
+        context = self._context(update, locale, name, milestone, at)
         try:
             body = template.render(context)
         except jinja2.UndefinedError as exc:
@@ -285,9 +297,9 @@ class Renderer:
         return cached
 
     def _context(
-        self, update: ShipmentUpdate, locale: str, name: str, milestone: Milestone
+        self, update: ShipmentUpdate, locale: str, name: str, milestone: Milestone, at: datetime | None
     ) -> dict[str, object]:
-        nid, now = notification_id(update.order_id, milestone), self._clock()
+        nid, now = notification_id(update.order_id, milestone), at or self._clock()
         return {
             **self._globals,
             "closing": _closing(self._closings, update.bike_model, locale),

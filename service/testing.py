@@ -28,6 +28,7 @@ class _Row:
     state: str
     claims: int = 1
     outcome: Outcome | None = None
+    email_attempted: bool = False
 
 
 @dataclass
@@ -77,8 +78,16 @@ class FakeStore:
                 granted.append(Claimed(r.notification_id, 1, self.now))
             elif row.state == "claimed":
                 row.claims += 1
-                granted.append(Claimed(row.request.notification_id, row.claims, self.now))
+                granted.append(
+                    Claimed(row.request.notification_id, row.claims, self.now, row.email_attempted)
+                )
         return granted
+
+    async def note_email_attempt(self, notification: uuid.UUID) -> None:
+        self._maybe_fail()
+        row = self._by_id().get(notification)
+        if row is not None:
+            row.email_attempted = True
 
     async def release(self, notifications: Sequence[uuid.UUID]) -> None:
         self._maybe_fail()

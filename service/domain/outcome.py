@@ -29,6 +29,9 @@ class Outcome:
     reason: str | None = None
     reference: str | None = None  # the attempt that produced this outcome, echoed by provider callbacks
     maybe_sent: bool = False  # held after an attempt whose fate is unknown (never recorded, never receipted)
+    earlier_unchecked: bool = (
+        False  # re-claimed: an SMS provider could not say whether it holds an earlier send
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class Claimed:
     notification_id: uuid.UUID
     claims: int
     first_claimed_at: datetime | None = None  # when the first claim was made: where a lookup starts
+    email_attempted: bool = False  # an earlier claim began an email, which no provider lets us look up
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,9 @@ class NotificationStore(Protocol):
     async def release(self, notifications: Sequence[uuid.UUID]) -> None:
         """Give back claims taken for notifications that were held, not sent."""
 
+    async def note_email_attempt(self, notification: uuid.UUID) -> None:
+        """Remember, before its first email request, that this notification may have been emailed."""
+
     async def finish(
         self,
         outcomes: Sequence[Outcome],

@@ -54,7 +54,12 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int2[], $6::text
 ON CONFLICT (order_id, milestone) DO UPDATE
     SET claims = notifications.claims + 1, updated_at = now()
     WHERE notifications.state = 'claimed'
-RETURNING id, claims, created_at
+RETURNING id, claims, created_at, email_attempted_at IS NOT NULL AS email_attempted
+"""
+
+_EMAIL_ATTEMPT = """
+UPDATE notifications SET email_attempted_at = now()
+WHERE id = $1 AND email_attempted_at IS NULL
 """
 
 # A held notification gives its claim back: the next claim of it is not a crash's re-claim.
@@ -182,7 +187,12 @@ class PostgresStore:
         )
         async with translated():
             rows = await self._pool.fetch(_CLAIM, *args)
-        return [Claimed(r["id"], int(r["claims"]), r["created_at"]) for r in rows]
+        return [Claimed(r["id"], int(r["claims"]), r["created_at"], r["email_attempted"]) for r in rows]
+
+    async def note_email_attempt(self, notification: uuid.UUID) -> None:
+        """Mark that an email of this notification may go out (before the first email request)."""
+        async with translated():
+            await self._pool.execute(_EMAIL_ATTEMPT, notification)
 
     async def release(self, notifications: Sequence[uuid.UUID]) -> None:
         """Give back claims of notifications held before anything was sent (see ``_RELEASE``)."""

@@ -184,7 +184,11 @@ class Rig:
         extra = sum(n - 1 for n in sends.values())
         reclaimed = sum(max(r["claims"] - 1, 0) for r in rows)
         assert extra <= reclaimed, f"{extra} duplicate sends but only {reclaimed} counted re-claims"
-        resent = sum(1 for d in self.logged("notification_reclaimed") if d.get("resent"))
+        reclaims = self.logged("notification_reclaimed")
+        # resent: sent again with an earlier send not ruled out (a provider could not answer, or
+        # an email may have gone out): the possible duplicates. sent_again: all sends after a re-claim.
+        resent = sum(1 for d in reclaims if d.get("resent"))
+        sent_again = sum(1 for d in reclaims if d.get("sent_again"))
         assert extra <= max(resent, counted or 0), f"{extra} duplicate sends, {resent} resends counted"
         # Each send is recorded as soon as the provider takes it: a crash can lose track of the
         # sends in flight only, and a re-claim finds those at the provider before sending again.
@@ -199,6 +203,7 @@ class Rig:
             "sends": sum(sends.values()),
             "duplicates": extra,
             "reclaimed": reclaimed,
+            "sent_again": sent_again,
             "resent_counted": resent,
             "stale": states["suppressed_stale"],
         }

@@ -77,6 +77,22 @@ async def test_a_pair_is_granted_once_and_an_unfinished_claim_is_granted_again(d
         await store.close()
 
 
+async def test_a_re_claim_says_whether_an_earlier_claim_began_an_email(database_url: str) -> None:
+    store = await PostgresStore.connect(database_url)
+    try:
+        first = {c.notification_id: c for c in await store.claim([claim("A"), claim("B")])}
+        a, b = first[notification_id("A", M)], first[notification_id("B", M)]
+        assert not any(c.email_attempted for c in first.values())
+        await store.note_email_attempt(a.notification_id)
+        await store.note_email_attempt(a.notification_id)  # once is enough; again changes nothing
+        again = {c.notification_id: c for c in await store.claim([claim("A"), claim("B")])}
+        assert again[a.notification_id].email_attempted
+        assert not again[b.notification_id].email_attempted
+        assert again[a.notification_id].first_claimed_at == a.first_claimed_at
+    finally:
+        await store.close()
+
+
 async def test_outbox_rows_are_listed_until_marked_published(database_url: str) -> None:
     store = await PostgresStore.connect(database_url)
     try:

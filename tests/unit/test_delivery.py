@@ -213,8 +213,15 @@ async def test_a_reclaimed_notification_found_nowhere_is_sent(rig: Rig) -> None:
     req = DeliveryRequest(uuid.uuid4(), PHONE, EMAIL, SMS, None, reconcile_since=datetime.now(UTC))
     result = await rig.engine.deliver(req)
     assert (result.outcome, result.provider, result.reconciled) == ("sent", "a", False)
+    assert result.earlier_unchecked  # A could not answer: this send may repeat one it holds
     assert len(rig.a.sent) == 1
     assert rig.metric("notifier_reconciliations_total", provider="b", result="not_found") == 1
+
+
+async def test_a_reclaimed_notification_every_provider_denies_is_sent_as_a_first_send(rig: Rig) -> None:
+    req = DeliveryRequest(uuid.uuid4(), PHONE, EMAIL, SMS, None, reconcile_since=datetime.now(UTC))
+    result = await rig.engine.deliver(req)
+    assert (result.outcome, result.reconciled, result.earlier_unchecked) == ("sent", False, False)
 
 
 async def test_a_failing_provider_opens_its_circuit_and_traffic_returns_after_recovery(rig: Rig) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import uuid
 from pathlib import Path
 
 import pytest
@@ -332,15 +333,51 @@ async def test_store_outage_propagates_so_the_batch_is_not_committed(h: Harness)
     assert len(h.sender.sent) == 1
 
 
-async def test_claim_left_unfinished_by_a_crash_is_sent_again_and_counted(h: Harness) -> None:
+async def _crashed_claim(h: Harness, order: str) -> uuid.UUID:
+    """A claim taken by an instance that died before recording the outcome."""
     milestone = Milestone.ARRIVED_HK_WAREHOUSE
-    crashed = ClaimRequest(
-        notification_id("A", milestone), parse_event(event("A", "ARRIVED_HK_WAREHOUSE")), milestone, "claimed"
+    nid = notification_id(order, milestone)
+    await h.store.claim(
+        [ClaimRequest(nid, parse_event(event(order, "ARRIVED_HK_WAREHOUSE")), milestone, "claimed")]
     )
-    await h.store.claim([crashed])  # claimed by an instance that died before recording the outcome
+    return nid
+
+
+def possible_duplicates(h: Harness) -> float:
+    return h.metrics.registry.get_sample_value("notifier_possible_duplicate_sends_total") or 0.0
+
+
+async def test_claim_left_unfinished_by_a_crash_is_sent_again_and_not_counted_when_ruled_out(
+    h: Harness,
+) -> None:
+    await _crashed_claim(h, "A")
     await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
     assert len(h.sender.sent) == 1
-    assert h.metrics.registry.get_sample_value("notifier_possible_duplicate_sends_total") == 1
+    assert possible_duplicates(h) == 0  # both SMS providers said they hold no earlier send
+
+
+async def test_a_resend_is_counted_when_a_provider_cannot_answer_the_look_up(h: Harness) -> None:
+    await _crashed_claim(h, "A")
+    h.backup.lookup_fails = True
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert len(h.sender.sent) == 1
+    assert possible_duplicates(h) == 1
+
+
+async def test_a_resend_is_counted_when_an_earlier_claim_began_an_email(h: Harness) -> None:
+    nid = await _crashed_claim(h, "A")
+    await h.store.note_email_attempt(nid)  # email has no look-up: it may have gone out
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert len(h.sender.sent) == 1
+    assert possible_duplicates(h) == 1
+
+
+async def test_an_email_attempt_is_marked_before_the_email_goes_out(h: Harness) -> None:
+    h.sender.errors.append(InvalidRecipient("sms-a", "21211"))  # no SMS for this number: email
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert len(h.email.sent) == 1
+    [row] = h.store.rows.values()
+    assert row.email_attempted  # a crash now would make a resend a possible duplicate
 
 
 async def test_opted_out_recipient_gets_nothing_and_the_receipt_says_so(h: Harness) -> None:

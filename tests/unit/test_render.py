@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.domain.errors import ConfigError, RenderError
+from service.domain.links import LinkSigner
 from service.domain.milestones import Milestone
 from service.domain.model import Pickup, Recipient, ShipmentUpdate
 from service.render import Renderer, window_en, window_zh_hk
@@ -383,3 +384,22 @@ def test_closing_line_follows_the_kind_of_bike(model: str, locale: str, closing:
         assert not any(line.startswith(("Enjoy", "祝您")) for line in body.splitlines())
     else:
         assert closing in body.splitlines()
+
+
+def test_a_message_rendered_as_of_a_moment_is_the_same_text_whenever_it_is_rendered() -> None:
+    # A re-claimed notification is rendered as of its first claim, so a provider's copy of an
+    # earlier attempt (found by its text) matches even when the crash spanned midnight.
+    ticks = iter([datetime(2026, 11, 20, 23, 59, tzinfo=UTC), datetime(2026, 11, 21, 0, 1, tzinfo=UTC)])
+    r = Renderer(
+        TEMPLATES,
+        brand="Specialized",
+        contact_phone=PHONE,
+        contact_email=EMAIL,
+        links=LinkSigner(b"k" * 32, "https://n.example"),
+        clock=lambda: next(ticks),
+    )
+    first = datetime(2026, 11, 20, 23, 59, tzinfo=UTC)
+    m, update = Milestone.CUSTOMS_CLEARED, SAMPLES["en"]
+    assert r.render_sms(m, update, "en", at=first).body == r.render_sms(m, update, "en", at=first).body
+    # without ``at`` the link's expiry follows the clock, and the day changed
+    assert r.render_sms(m, update, "en").body != r.render_sms(m, update, "en").body
