@@ -107,7 +107,14 @@ class Service:
             allow_foreign_mobiles=s.allow_foreign_mobiles,
         )
         app = create_app(self.metrics, self._ready, self._live)
-        reports = DeliveryReports(store=store, pipeline=pipeline, keyring=keyring, metrics=self.metrics)
+        reports = DeliveryReports(
+            store=store,
+            pipeline=pipeline,
+            keyring=keyring,
+            metrics=self.metrics,
+            fallback_retry_s=s.email_fallback_retry_s,
+            fallback_attempts=s.email_fallback_attempts,
+        )
         pipeline.after_record = reports.apply_held
 
         async def consent(phone: str, opted_out: bool, source: str) -> int:
@@ -137,7 +144,7 @@ class Service:
             await consumer.start()
             await pipeline.relay_outbox()
             tasks += [
-                asyncio.create_task(self._relay_forever(pipeline, stop)),
+                asyncio.create_task(self._relay_forever(pipeline, reports, stop)),
                 asyncio.create_task(self._purge_forever(PrivacyStore(store.pool), stop)),
                 asyncio.create_task(self._watchdog(consumer, stop)),
             ]
@@ -289,7 +296,8 @@ class Service:
     async def _live(self) -> bool:
         return not self._stalled
 
-    async def _relay_forever(self, pipeline: Pipeline, stop: asyncio.Event) -> None:
+    async def _relay_forever(self, pipeline: Pipeline, reports: DeliveryReports, stop: asyncio.Event) -> None:
+        """Every ``outbox_relay_interval_s``: publish receipts left in the outbox, retry owed email fallbacks."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.outbox_relay_interval_s)
@@ -297,6 +305,12 @@ class Service:
                 await pipeline.relay_outbox(older_than_s=self.settings.outbox_relay_interval_s)
             except NotifierError as exc:
                 log.warning("outbox_relay_failed", error=type(exc).__name__)
+            if stop.is_set() or (self._engine is not None and self._engine.draining):
+                continue
+            try:
+                await reports.retry_fallbacks()
+            except NotifierError as exc:
+                log.warning("fallback_retry_failed", error=type(exc).__name__)
 
     async def _purge_forever(self, privacy: PrivacyStore, stop: asyncio.Event) -> None:
         """The retention job: destroys personal data past the retention period, on a timer."""

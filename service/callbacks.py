@@ -4,6 +4,11 @@
 the email fallback: the sealed event is decrypted, the email rendered and sent through the
 engine, and the new outcome recorded with its own receipt. Reports are matched on the attempt
 they name (its reference): a late report for an earlier attempt, or a repeat, changes nothing.
+
+The fallback is owed from the moment the report is recorded (same transaction), so it is never
+lost: if the email provider is down it is tried again with backoff (``retry_fallbacks``, run by
+the service's periodic job) up to a number of attempts, and if this process dies mid-fallback
+the job takes it up when its lease ends. Only then is it recorded as failed.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from service.pipeline import Pipeline, receipt_row
 from service.privacy.crypto import Keyring
 
 log = get_logger(__name__)
+
+MAX_FALLBACK_DELAY_S = 1800.0
 
 
 def _now() -> datetime:
@@ -52,12 +59,18 @@ class DeliveryReports:
         keyring: Keyring | None,
         metrics: Metrics,
         clock: Callable[[], datetime] = _now,
+        fallback_retry_s: float = 30.0,
+        fallback_attempts: int = 12,
+        fallback_lease_s: float = 120.0,
     ) -> None:
         self._store = store
         self._pipeline = pipeline
         self._keyring = keyring
         self._metrics = metrics
         self._clock = clock
+        self._retry_s = fallback_retry_s
+        self._attempts = fallback_attempts
+        self._lease_s = fallback_lease_s
 
     def rejected(self, provider: str) -> None:
         """A callback that failed authentication: counted, so forgery attempts show on a dashboard."""
@@ -98,26 +111,50 @@ class DeliveryReports:
             reference=reference,
         )
         row = receipt_row(outcome)
-        if not await self._store.record_delivery(notification, reference, kind, reason, row):
+        owes_fallback = not delivered and target.channel == "sms"
+        if not await self._store.record_delivery(
+            notification, reference, kind, reason, row, fallback_in_s=self._lease_s if owes_fallback else None
+        ):
             return "stale"
         self._metrics.notifications.labels(kind, outcome.channel).inc()
         await self._pipeline.publish_receipts([row])
-        if delivered or target.channel != "sms":
+        if not owes_fallback:
             return kind
-        return await self._fall_back_to_email(target)
+        return await self._fall_back_to_email(target, attempt=1)
+
+    async def retry_fallbacks(self, limit: int = 100) -> int:
+        """Try the owed email fallbacks that are due (their provider was down, or a process died
+        mid-fallback); returns how many were tried."""
+        targets = await self._store.due_fallbacks(limit, self._lease_s)
+        for target in targets:
+            if target.state != "undelivered":  # decided meanwhile
+                await self._store.fallback_later(target.notification_id, None)
+                continue
+            result = await self._fall_back_to_email(target, attempt=target.fallback_attempts)
+            log.info("fallback_retried", notification_id=str(target.notification_id), result=result)
+        return len(targets)
 
     async def apply_held(self, outcomes: Sequence[Outcome]) -> None:
         """After outcomes are recorded: apply any report that arrived before them."""
         for held in await self._store.take_reports([o.reference for o in outcomes if o.reference]):
             await self.report(held.provider, held.reference, delivered=held.delivered, code=held.code)
 
-    async def _fall_back_to_email(self, target: DeliveryTarget) -> str:
+    async def _fall_back_to_email(self, target: DeliveryTarget, *, attempt: int) -> str:
+        result = await self._try_fallback(target, attempt)
+        self._metrics.email_fallbacks.labels(result.removeprefix("undelivered_").removeprefix("email_")).inc()
+        return result
+
+    async def _not_owed(self, target: DeliveryTarget, result: str) -> str:
+        await self._store.fallback_later(target.notification_id, None)
+        return result
+
+    async def _try_fallback(self, target: DeliveryTarget, attempt: int) -> str:
         sealed = await self._store.contact(target.notification_id)
         if sealed is None or self._keyring is None:
             log.warning(
                 "fallback_impossible", notification_id=str(target.notification_id), why="no sealed contact"
             )
-            return "undelivered_no_fallback"
+            return await self._not_owed(target, "undelivered_no_fallback")
         try:
             event = self._keyring.decrypt(sealed.key_id, sealed.ciphertext, target.notification_id.bytes)
             update = parse_event(event)
@@ -125,16 +162,28 @@ class DeliveryReports:
             log.error(
                 "fallback_impossible", notification_id=str(target.notification_id), why=type(exc).__name__
             )
-            return "undelivered_no_fallback"
+            return await self._not_owed(target, "undelivered_no_fallback")
         if not update.recipient.email:
-            return "undelivered_no_email"
+            return await self._not_owed(target, "undelivered_no_email")
         outcome = await self._pipeline.deliver(
             target.notification_id, update, target.milestone, email_only=True
         )
         if outcome.outcome == HELD:
-            # The SMS already closed this notification; an email provider that is down fails the
-            # fallback (the callback is answered, the receipt says why) rather than holding it.
+            if attempt < self._attempts:
+                # The email provider is down: the fallback stays owed and is tried again later.
+                delay = min(self._retry_s * 2 ** (attempt - 1), MAX_FALLBACK_DELAY_S)
+                await self._store.fallback_later(target.notification_id, delay)
+                log.warning(
+                    "fallback_held",
+                    notification_id=str(target.notification_id),
+                    attempt=attempt,
+                    retry_in_s=delay,
+                    reason=outcome.reason,
+                )
+                return "undelivered_email_held"
+            # Out of attempts: recorded as failed, with the reason, and the receipt says so.
             outcome = dataclasses.replace(outcome, outcome="failed", channel="email")
+            self._metrics.email_fallbacks.labels("gave_up").inc()
         await self._pipeline.record([outcome])
         log.info(
             "fallback_sent" if outcome.outcome == "sent" else "fallback_failed",

@@ -82,12 +82,20 @@ class Metrics:
         self.callbacks = Counter(
             "notifier_callbacks", "Provider delivery callbacks, by result", ["provider", "result"], registry=r
         )
+        self.email_fallbacks = Counter(
+            "notifier_email_fallbacks",
+            "Email fallbacks for SMS reported undelivered, by result (sent, failed, held: retried later,"
+            " gave_up, none: no email to fall back to)",
+            ["result"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "notifier_dead_letters", "Events sent to the dead-letter topic", ["reason"], registry=r
         )
         self.possible_duplicates = Counter(
             "notifier_possible_duplicate_sends",
-            "Sends of a notification that may already have been sent (claimed again after a crash)",
+            "Sends of a notification whose earlier send could not be ruled out (a crash, a provider's"
+            " ambiguous answer)",
             registry=r,
         )
         self.held = Counter(

@@ -60,6 +60,19 @@ class Settings(BaseSettings):
         gt=0,
         description="How often receipts left unpublished (Kafka was down) are published again.",
     )
+    email_fallback_retry_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="An owed email fallback (SMS reported undelivered) that could not go out is tried "
+        "again after this, doubling each time up to 30 minutes.",
+    )
+    email_fallback_attempts: int = Field(
+        default=12,
+        ge=1,
+        le=100,
+        description="Attempts at an owed email fallback before it is recorded as failed.",
+    )
     watchdog_stall_s: float = Field(
         default=120.0,
         ge=5,

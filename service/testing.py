@@ -6,7 +6,7 @@ import itertools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from service.domain.errors import ProviderError, ProviderUnavailable
 from service.domain.model import InboundRecord, ShipmentUpdate
@@ -29,6 +29,8 @@ class _Row:
     claims: int = 1
     outcome: Outcome | None = None
     email_attempted: bool = False
+    fallback_due: datetime | None = None
+    fallback_attempts: int = 0
 
 
 @dataclass
@@ -107,7 +109,7 @@ class FakeStore:
         by_id = self._by_id()
         for o in outcomes:
             row = by_id[o.notification_id]
-            row.state, row.outcome = o.outcome, o
+            row.state, row.outcome, row.fallback_due = o.outcome, o, None
         for r in receipts:
             self.outbox.setdefault(r.receipt_id, (r, False))
         for c in contacts:
@@ -132,7 +134,26 @@ class FakeStore:
             row.request.update.waybill,
             row.request.update.event_id,
             row.request.update.occurred_at,
+            fallback_attempts=row.fallback_attempts,
         )
+
+    async def due_fallbacks(self, limit: int, lease_s: float) -> list[DeliveryTarget]:
+        self._maybe_fail()
+        due = [r for r in self.rows.values() if r.fallback_due is not None and r.fallback_due <= self.now]
+        out = []
+        for row in sorted(due, key=lambda r: r.fallback_due or self.now)[:limit]:
+            row.fallback_due = self.now + timedelta(seconds=lease_s)
+            row.fallback_attempts += 1
+            target = await self.delivery_target(row.request.notification_id)
+            if target is not None:
+                out.append(target)
+        return out
+
+    async def fallback_later(self, notification: uuid.UUID, after_s: float | None) -> None:
+        self._maybe_fail()
+        row = self._by_id().get(notification)
+        if row is not None and row.fallback_due is not None:
+            row.fallback_due = None if after_s is None else self.now + timedelta(seconds=after_s)
 
     async def opted_out(self, subjects: Sequence[bytes]) -> set[bytes]:
         self._maybe_fail()
@@ -161,12 +182,22 @@ class FakeStore:
         return self.contacts.get(notification)
 
     async def record_delivery(
-        self, notification: uuid.UUID, reference: str, state: str, reason: str | None, receipt: OutboxRow
+        self,
+        notification: uuid.UUID,
+        reference: str,
+        state: str,
+        reason: str | None,
+        receipt: OutboxRow,
+        *,
+        fallback_in_s: float | None = None,
     ) -> bool:
+        self._maybe_fail()
         row = self._by_id().get(notification)
         if row is None or row.outcome is None or row.outcome.reference != reference or row.state != "sent":
             return False
         row.state = state
+        if fallback_in_s is not None:
+            row.fallback_due, row.fallback_attempts = self.now + timedelta(seconds=fallback_in_s), 1
         self.outbox.setdefault(receipt.receipt_id, (receipt, False))
         return True
 

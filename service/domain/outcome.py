@@ -90,6 +90,7 @@ class DeliveryTarget:
     waybill: str
     event_id: str
     occurred_at: datetime
+    fallback_attempts: int = 0  # email fallback attempts made for an undelivered SMS
 
 
 @dataclass(frozen=True, slots=True)

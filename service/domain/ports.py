@@ -102,10 +102,27 @@ class NotificationStore(Protocol):
     async def take_reports(self, references: Sequence[str]) -> list[HeldReport]: ...
 
     async def record_delivery(
-        self, notification: uuid.UUID, reference: str, state: str, reason: str | None, receipt: OutboxRow
+        self,
+        notification: uuid.UUID,
+        reference: str,
+        state: str,
+        reason: str | None,
+        receipt: OutboxRow,
+        *,
+        fallback_in_s: float | None = None,
     ) -> bool:
-        """Apply a provider's report to the attempt it names; False when stale or repeated."""
+        """Apply a provider's report to the attempt it names; False when stale or repeated.
+
+        ``fallback_in_s``: the report owes an email fallback, due for the retry job in that many seconds.
+        """
         ...
+
+    async def due_fallbacks(self, limit: int, lease_s: float) -> list[DeliveryTarget]:
+        """Owed email fallbacks that are due, each leased to the caller for ``lease_s``."""
+        ...
+
+    async def fallback_later(self, notification: uuid.UUID, after_s: float | None) -> None:
+        """Retry an owed fallback in ``after_s`` seconds; None: it is no longer owed."""
 
     async def unpublished_receipts(self, limit: int = 1000, older_than_s: float = 0.0) -> list[OutboxRow]: ...
 

@@ -72,11 +72,30 @@ _FINISH = """
 UPDATE notifications AS n SET
     state = u.state, channel = u.channel, provider = u.provider, provider_message_id = u.provider_message_id,
     locale = u.locale, sms_encoding = u.sms_encoding, sms_segments = u.sms_segments, reason = u.reason,
-    reference = u.reference, updated_at = now()
+    reference = u.reference, fallback_due_at = NULL, updated_at = now()
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[],
             $10::text[])
     AS u(id, state, channel, provider, provider_message_id, locale, sms_encoding, sms_segments, reason, reference)
 WHERE n.id = u.id
+"""
+
+# Lease due fallbacks: push their due time out by the lease and count the attempt, skipping rows
+# another instance is leasing right now.
+_LEASE_FALLBACKS = """
+UPDATE notifications SET fallback_due_at = now() + make_interval(secs => $2::float8),
+    fallback_attempts = fallback_attempts + 1, updated_at = now()
+WHERE id IN (
+    SELECT id FROM notifications WHERE fallback_due_at <= now()
+    ORDER BY fallback_due_at LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, milestone, state, channel, provider, reference, order_id, waybill, event_id,
+    event_occurred_at, fallback_attempts
+"""
+
+_DELIVERY_TARGET = """
+SELECT id, milestone, state, channel, provider, reference, order_id, waybill, event_id,
+    event_occurred_at, fallback_attempts
+FROM notifications WHERE id = $1
 """
 
 _CONTACTS_INSERT = """
@@ -240,25 +259,26 @@ class PostgresStore:
 
     async def delivery_target(self, notification: uuid.UUID) -> DeliveryTarget | None:
         async with translated():
-            r = await self._pool.fetchrow(
-                "SELECT id, milestone, state, channel, provider, reference, order_id, waybill, event_id,"
-                " event_occurred_at FROM notifications WHERE id = $1",
+            r = await self._pool.fetchrow(_DELIVERY_TARGET, notification)
+        return None if r is None else _target(r)
+
+    async def due_fallbacks(self, limit: int, lease_s: float) -> list[DeliveryTarget]:
+        """Email fallbacks that are due, leased to this caller for ``lease_s`` (another instance
+        skips them meanwhile; if this one dies, they fall due again when the lease ends)."""
+        async with translated():
+            rows = await self._pool.fetch(_LEASE_FALLBACKS, limit, lease_s)
+        return [_target(r) for r in rows]
+
+    async def fallback_later(self, notification: uuid.UUID, after_s: float | None) -> None:
+        """Try this notification's email fallback again in ``after_s`` seconds; None: no longer owed."""
+        async with translated():
+            await self._pool.execute(
+                "UPDATE notifications SET fallback_due_at = CASE WHEN $2::float8 IS NULL THEN NULL"
+                " ELSE now() + make_interval(secs => $2::float8) END, updated_at = now()"
+                " WHERE id = $1 AND fallback_due_at IS NOT NULL",
                 notification,
+                after_s,
             )
-        if r is None:
-            return None
-        return DeliveryTarget(
-            r["id"],
-            Milestone(r["milestone"]),
-            r["state"],
-            r["channel"],
-            r["provider"],
-            r["reference"],
-            r["order_id"],
-            r["waybill"],
-            r["event_id"],
-            r["event_occurred_at"],
-        )
 
     async def contact(self, notification: uuid.UUID) -> SealedContact | None:
         async with translated():
@@ -269,18 +289,33 @@ class PostgresStore:
         return None if r is None else SealedContact(notification, r["key_id"], bytes(r["ciphertext"]))
 
     async def record_delivery(
-        self, notification: uuid.UUID, reference: str, state: str, reason: str | None, receipt: OutboxRow
+        self,
+        notification: uuid.UUID,
+        reference: str,
+        state: str,
+        reason: str | None,
+        receipt: OutboxRow,
+        *,
+        fallback_in_s: float | None = None,
     ) -> bool:
-        """Apply a provider's report to the attempt it names; False when it is stale or repeated."""
+        """Apply a provider's report to the attempt it names; False when it is stale or repeated.
+
+        ``fallback_in_s``: the report owes an email fallback; it falls due (for the retry job) in
+        that many seconds unless decided before. Written in the same transaction as the report.
+        """
         async with translated(), self._pool.acquire() as conn, conn.transaction():
             updated = await conn.fetchval(
                 "UPDATE notifications SET state = $3, reason = coalesce($4, reason), updated_at = now(),"
-                " delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END"
+                " delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,"
+                " fallback_due_at = CASE WHEN $5::float8 IS NULL THEN fallback_due_at"
+                " ELSE now() + make_interval(secs => $5::float8) END,"
+                " fallback_attempts = CASE WHEN $5::float8 IS NULL THEN fallback_attempts ELSE 1 END"
                 " WHERE id = $1 AND reference = $2 AND state = 'sent' RETURNING id",
                 notification,
                 reference,
                 state,
                 reason,
+                fallback_in_s,
             )
             if updated is None:
                 return False
@@ -399,3 +434,19 @@ class PostgresStore:
                 list(references),
             )
         return [HeldReport(r["reference"], r["provider"], r["delivered"], r["code"]) for r in rows]
+
+
+def _target(r: asyncpg.Record) -> DeliveryTarget:
+    return DeliveryTarget(
+        r["id"],
+        Milestone(r["milestone"]),
+        r["state"],
+        r["channel"],
+        r["provider"],
+        r["reference"],
+        r["order_id"],
+        r["waybill"],
+        r["event_id"],
+        r["event_occurred_at"],
+        fallback_attempts=int(r["fallback_attempts"]),
+    )

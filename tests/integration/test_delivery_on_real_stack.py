@@ -215,6 +215,34 @@ async def test_undelivered_sms_falls_back_to_email_with_a_receipt_for_each_step(
     assert [m.provider for m in state.messages] == ["twilio", "sendgrid"]
 
 
+async def test_an_email_fallback_waits_out_an_email_outage_and_goes_out_when_it_ends(
+    settings: Settings, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, _ = sandbox
+    s = settings.model_copy(update={"outbox_relay_interval_s": 0.3, "email_fallback_retry_s": 0.3})
+    state.set_fault("twilio", Fault(undelivered_rate=1.0))
+    state.set_fault("sendgrid", Fault(error_rate=1.0, error_code=503))
+    service = Service(s)
+    async with running(service):
+        await produce(s.kafka_bootstrap_servers, s.input_topics[0], [event("IT-OUT", "READY_FOR_PICKUP")])
+        await wait_until(
+            lambda: metric(service, "notifier_email_fallbacks_total", result="held") >= 2,
+            timeout_s=30,
+            what="the fallback to be held and tried again",
+        )
+        assert [m.provider for m in state.messages] == ["twilio"]  # no email while SendGrid is down
+        state.set_fault("sendgrid", None)
+        await wait_until(
+            lambda: metric(service, "notifier_email_fallbacks_total", result="sent") == 1,
+            timeout_s=30,
+            what="the fallback once SendGrid is back",
+        )
+        records = await read_topic(s.kafka_bootstrap_servers, s.receipts_topic, at_least=3, timeout_s=10)
+    steps = [(d["outcome"], d["channel"]) for d in (json.loads(r.value) for r in records)]
+    assert steps[:3] == [("sent", "sms"), ("undelivered", "sms"), ("sent", "email")]
+    assert [m.provider for m in state.messages] == ["twilio", "sendgrid"]
+
+
 async def _has(steps: object, step: tuple[str, str]) -> bool:
     return step in await steps  # type: ignore[operator]
 

@@ -93,6 +93,28 @@ async def test_a_re_claim_says_whether_an_earlier_claim_began_an_email(database_
         await store.close()
 
 
+async def test_an_owed_fallback_is_leased_to_one_taker_until_decided(database_url: str) -> None:
+    store = await PostgresStore.connect(database_url)
+    try:
+        await store.claim([claim("A")])
+        nid = notification_id("A", M)
+        sent = Outcome(nid, update("A"), M, "sent", "sms", datetime.now(UTC), provider="p", reference="r1")
+        await store.finish([sent], [OutboxRow(uuid.uuid4(), nid, "A", b"{}")])
+        receipt = OutboxRow(uuid.uuid4(), nid, "A", b"{}")
+        assert await store.record_delivery(nid, "r1", "undelivered", "p_30003", receipt, fallback_in_s=0)
+        [due] = await store.due_fallbacks(10, lease_s=60)
+        assert (due.notification_id, due.state, due.fallback_attempts) == (nid, "undelivered", 2)
+        assert await store.due_fallbacks(10, lease_s=60) == []  # leased: another taker skips it
+        await store.fallback_later(nid, 0)
+        assert [t.fallback_attempts for t in await store.due_fallbacks(10, lease_s=60)] == [3]
+        email = Outcome(nid, update("A"), M, "sent", "email", datetime.now(UTC), provider="e", reference="r3")
+        await store.finish([email], [OutboxRow(uuid.uuid4(), nid, "A", b"{}")])
+        await store.fallback_later(nid, 0)  # decided: no longer owed, so this changes nothing
+        assert await store.due_fallbacks(10, lease_s=0) == []
+    finally:
+        await store.close()
+
+
 async def test_outbox_rows_are_listed_until_marked_published(database_url: str) -> None:
     store = await PostgresStore.connect(database_url)
     try:

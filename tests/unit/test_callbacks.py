@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
 
 from service.callbacks import DeliveryReports
+from service.delivery import parse_ref
+from service.domain.errors import ProviderUnavailable
+from service.domain.outcome import OutboxRow
 from tests.unit.test_pipeline import EMAIL, Harness, event
 
 
@@ -96,3 +100,89 @@ async def test_a_report_that_overtakes_the_send_is_held_and_applied_once_recorde
     await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
     assert receipts(h) == [("sent", "sms", "sms-a"), ("delivered", "sms", "sms-a")]
     assert h.store.held == {}
+
+
+def email_down(h: Harness) -> None:
+    h.email.errors[:] = [ProviderUnavailable("fake-email", "503") for _ in range(1000)]
+
+
+def email_back(h: Harness) -> None:
+    h.email.errors.clear()
+    h.clock.now += 3600  # past any open circuit
+
+
+def owed(h: Harness) -> bool:
+    return any(row.fallback_due is not None for row in h.store.rows.values())
+
+
+def fallbacks(h: Harness, result: str) -> float:
+    return h.metrics.registry.get_sample_value("notifier_email_fallbacks_total", {"result": result}) or 0.0
+
+
+async def test_a_fallback_the_email_provider_cannot_take_stays_owed_and_goes_out_when_it_returns(
+    h: Harness,
+) -> None:
+    r = reports(h)
+    await h.feed(event("A", "READY_FOR_PICKUP"))
+    email_down(h)
+    assert await r.report("sms-a", h.sender.references[0], delivered=False) == "undelivered_email_held"
+    assert owed(h)
+    assert receipts(h) == [("sent", "sms", "sms-a"), ("undelivered", "sms", "sms-a")]  # nothing final yet
+
+    assert await r.retry_fallbacks() == 0  # not due yet
+    h.store.now += timedelta(seconds=31)
+    assert await r.retry_fallbacks() == 1  # due: tried, still down, owed again (later)
+    assert owed(h)
+    email_back(h)
+    h.store.now += timedelta(seconds=61)
+    assert await r.retry_fallbacks() == 1
+    assert [to for to, _ in h.email.sent] == [EMAIL]
+    assert receipts(h)[-1] == ("sent", "email", "fake-email")
+    assert not owed(h)
+    assert (fallbacks(h, "held"), fallbacks(h, "sent")) == (2, 1)
+    h.store.now += timedelta(hours=1)
+    assert await r.retry_fallbacks() == 0  # decided: never sent twice
+
+
+async def test_a_fallback_out_of_attempts_is_recorded_failed_with_a_receipt(h: Harness) -> None:
+    r = DeliveryReports(
+        store=h.store,
+        pipeline=h.pipeline,
+        keyring=h.pipeline._keyring,
+        metrics=h.metrics,
+        fallback_attempts=2,
+    )
+    await h.feed(event("A", "READY_FOR_PICKUP"))
+    email_down(h)
+    assert await r.report("sms-a", h.sender.references[0], delivered=False) == "undelivered_email_held"
+    h.store.now += timedelta(seconds=31)
+    assert await r.retry_fallbacks() == 1
+    last = json.loads(h.receipts.published[-1].payload)
+    assert (last["outcome"], last["channel"], last["reason"]) == ("failed", "email", "fake-email_503")
+    assert not owed(h)
+    assert fallbacks(h, "gave_up") == 1
+
+
+async def test_a_fallback_left_by_a_process_that_died_is_taken_up_when_its_lease_ends(h: Harness) -> None:
+    await h.feed(event("A", "READY_FOR_PICKUP"))
+    ref = h.sender.references[0]
+    parsed = parse_ref(ref)
+    assert parsed is not None
+    nid = parsed[0]
+    # The report was recorded (the fallback owed, leased to the process) and then the process died.
+    receipt = OutboxRow(uuid.uuid4(), nid, "A", b"{}")
+    assert await h.store.record_delivery(nid, ref, "undelivered", "sms-a_30003", receipt, fallback_in_s=120)
+    r = reports(h)
+    h.store.now += timedelta(seconds=60)
+    assert await r.retry_fallbacks() == 0  # still leased to the dead process
+    h.store.now += timedelta(seconds=61)
+    assert await r.retry_fallbacks() == 1
+    assert [to for to, _ in h.email.sent] == [EMAIL]
+    assert not owed(h)
+
+
+async def test_without_an_email_address_nothing_is_owed(h: Harness) -> None:
+    await h.feed(event("A", "READY_FOR_PICKUP", recipient={"name": "x", "phone": "9123 4567"}))
+    assert await reports(h).report("sms-a", h.sender.references[0], delivered=False) == "undelivered_no_email"
+    assert not owed(h)
+    assert fallbacks(h, "no_email") == 1
