@@ -273,6 +273,10 @@ class Service:
         except (CommitFailedError, IllegalStateError):
             # A rebalance took the partitions away; the new owner re-reads and the dedup absorbs it.
             log.warning("commit_failed_after_rebalance", partitions=len(offsets))
+        except KafkaError as exc:
+            # The batch is durable in PostgreSQL: the next commit covers these offsets, and if this
+            # instance stops first the records are read again and the dedup absorbs them.
+            log.warning("commit_failed", error=type(exc).__name__, partitions=len(offsets))
 
     async def _watchdog(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         """Notice a consumer that stopped fetching while records wait: liveness fails, the pod restarts."""
