@@ -37,7 +37,7 @@ stack-status:  ## is the local stack up?
 test: install stack-up  ## run every test (unit + integration on the real local stack)
 	$(BIN)/pytest
 
-chaos: install stack-up  ## only the chaos scenarios (kill -9, SIGTERM at peak) on the real stack
+chaos: install stack-up  ## only the chaos scenarios (kill -9, SIGTERM, broker restart, PostgreSQL stop, provider storm, all down); CHAOS_ORDERS=1500 for the big workload
 	$(BIN)/pytest -m chaos -s
 
 bench: install  ## benchmark: Infobip one request per SMS vs grouped requests (ratios against the baseline)
