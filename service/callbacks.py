@@ -14,11 +14,13 @@ the job takes it up when its lease ends. Only then is it recorded as failed.
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from service.contracts import parse_event
 from service.delivery import HELD, parse_ref
+from service.domain.backoff import backoff_delay
 from service.domain.errors import NotifierError
 from service.domain.model import Recipient, ShipmentUpdate
 from service.domain.outcome import DeliveryTarget, Outcome
@@ -62,6 +64,7 @@ class DeliveryReports:
         fallback_retry_s: float = 30.0,
         fallback_attempts: int = 12,
         fallback_lease_s: float = 120.0,
+        rng: random.Random | None = None,
     ) -> None:
         self._store = store
         self._pipeline = pipeline
@@ -71,6 +74,7 @@ class DeliveryReports:
         self._retry_s = fallback_retry_s
         self._attempts = fallback_attempts
         self._lease_s = fallback_lease_s
+        self._rng = rng or random.Random()  # noqa: S311  # spreads retries, not a secret
 
     def rejected(self, provider: str) -> None:
         """A callback that failed authentication: counted, so forgery attempts show on a dashboard."""
@@ -168,10 +172,13 @@ class DeliveryReports:
         outcome = await self._pipeline.deliver(
             target.notification_id, update, target.milestone, email_only=True
         )
+        gave_up = False
         if outcome.outcome == HELD:
             if attempt < self._attempts:
                 # The email provider is down: the fallback stays owed and is tried again later.
-                delay = min(self._retry_s * 2 ** (attempt - 1), MAX_FALLBACK_DELAY_S)
+                delay = backoff_delay(
+                    attempt - 1, base_s=self._retry_s, cap_s=MAX_FALLBACK_DELAY_S, rng=self._rng
+                )
                 await self._store.fallback_later(target.notification_id, delay)
                 log.warning(
                     "fallback_held",
@@ -182,8 +189,7 @@ class DeliveryReports:
                 )
                 return "undelivered_email_held"
             # Out of attempts: recorded as failed, with the reason, and the receipt says so.
-            outcome = dataclasses.replace(outcome, outcome="failed", channel="email")
-            self._metrics.email_fallbacks.labels("gave_up").inc()
+            outcome, gave_up = dataclasses.replace(outcome, outcome="failed", channel="email"), True
         await self._pipeline.record([outcome])
         log.info(
             "fallback_sent" if outcome.outcome == "sent" else "fallback_failed",
@@ -191,4 +197,5 @@ class DeliveryReports:
             outcome=outcome.outcome,
             reason=outcome.reason,
         )
-        return "undelivered_email_" + ("sent" if outcome.outcome == "sent" else "failed")
+        result = "gave_up" if gave_up else "sent" if outcome.outcome == "sent" else "failed"
+        return f"undelivered_email_{result}"

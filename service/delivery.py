@@ -330,10 +330,13 @@ class DeliveryEngine:
         if req.email is None or req.email_message is None:
             raise _Skip("no_email", provider_side=False)
         email, message, reference = req.email, req.email_message(), _ref(req, step)
+        before = req.before_email
 
         async def send() -> SendAccepted:
-            if req.before_email is not None:
-                await req.before_email()
+            nonlocal before
+            if before is not None:  # once, before the first request (not before every retry)
+                await before()
+                before = None
             return await sender.send_email(email, message, reference=reference)
 
         return await self._attempts(sender.name, send, None, 1.0, deadline)

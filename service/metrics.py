@@ -84,8 +84,9 @@ class Metrics:
         )
         self.email_fallbacks = Counter(
             "notifier_email_fallbacks",
-            "Email fallbacks for SMS reported undelivered, by result (sent, failed, held: retried later,"
-            " gave_up, none: no email to fall back to)",
+            "Email fallbacks for SMS reported undelivered, by result: sent, failed (refused), held"
+            " (provider down: tried again later), gave_up (out of attempts: recorded failed),"
+            " no_email / no_fallback (nothing to send it with)",
             ["result"],
             registry=r,
         )

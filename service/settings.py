@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         gt=0,
         le=3600,
         description="An owed email fallback (SMS reported undelivered) that could not go out is tried "
-        "again after this, doubling each time up to 30 minutes.",
+        "again after a random wait of up to this, the limit doubling each time up to 30 minutes.",
     )
     email_fallback_attempts: int = Field(
         default=12,

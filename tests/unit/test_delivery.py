@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from datetime import UTC, datetime
@@ -258,3 +259,16 @@ async def test_share_of_the_rate_scales_this_instances_pace() -> None:
     for _ in range(11):
         await rig.engine.deliver(rig.request())
     assert rig.clock.now - start == pytest.approx(2.0, abs=0.01)
+
+
+async def test_an_email_step_is_marked_once_before_its_first_request_not_per_retry(rig: Rig) -> None:
+    marks: list[int] = []
+
+    async def mark() -> None:
+        marks.append(len(rig.mail.sent))  # how many emails had gone out when the mark was made
+
+    rig.mail.errors.extend(ProviderUnavailable("mail", "503") for _ in range(2))  # two retries
+    req = dataclasses.replace(rig.request(skip_sms=True), before_email=mark)
+    result = await rig.engine.deliver(req)
+    assert (result.outcome, result.channel) == ("sent", "email")
+    assert marks == [0]  # once, and before anything could have gone out

@@ -83,12 +83,18 @@ async def test_a_lone_send_goes_out_at_once_without_waiting_for_company() -> Non
     assert (await task).message_id == "r0"
 
 
-async def test_sends_made_while_the_requests_are_out_queue_and_leave_together() -> None:
+async def one_request_out() -> tuple[FakeMany, BatchingSmsSender, asyncio.Task[SendAccepted]]:
+    """A sender allowed one request at a time, with that request out (held at the provider)."""
     client = FakeMany()
     client.gate = asyncio.Event()
     sender = BatchingSmsSender(client, max_requests=1)
     first = send(sender, 0)
     await asyncio.sleep(0.01)
+    return client, sender, first
+
+
+async def test_sends_made_while_the_requests_are_out_queue_and_leave_together() -> None:
+    client, sender, first = await one_request_out()
     later = []
     for i in range(1, 4):  # in separate turns of the loop
         later.append(send(sender, i))
@@ -100,11 +106,7 @@ async def test_sends_made_while_the_requests_are_out_queue_and_leave_together() 
 
 
 async def test_a_send_cancelled_while_queued_is_never_sent() -> None:
-    client = FakeMany()
-    client.gate = asyncio.Event()
-    sender = BatchingSmsSender(client, max_requests=1)
-    first = send(sender, 0)
-    await asyncio.sleep(0.01)
+    client, sender, first = await one_request_out()
     doomed, kept = send(sender, 1), send(sender, 2)
     await asyncio.sleep(0.01)
     doomed.cancel()
