@@ -8,28 +8,95 @@ two drift apart. Inside the service the validated event becomes a frozen domain 
 from __future__ import annotations
 
 import json
+import re
 import uuid
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Final, Literal
 
 from pydantic import (
-    AwareDatetime,
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from service.domain.errors import EventRejected
 from service.domain.model import Pickup, Recipient, ShipmentUpdate
 
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Control characters: C0, DEL and C1. In a free-text field (names, places, models) they are
+# refused (NUL, ESC, BEL... mean a broken or hostile producer and must not reach an SMS body),
+# except the whitespace ones (tab, newline, CR, VT, FF, NEL), which collapse to one space in a
+# message. Identifiers and codes refuse them all inside: they are stored, matched and printed in
+# headers and logs. Whitespace around a value is trimmed (as the schema's patterns allow).
+_CONTROLS: Final = r"\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f"
+_ID_CONTROLS: Final = r"\x00-\x1f\x7f-\x9f"
+#: Unicode White_Space, spelled out: what is trimmed, the same in Python, Rust and ECMA regexes.
+_WS: Final = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_INVISIBLE: Final = r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+_INVISIBLE_RE: Final = re.compile(f"[{_INVISIBLE}]")
+
+
+def _strip_invisible(value: str) -> str:
+    return _INVISIBLE_RE.sub("", value).strip()
+
+
+_TEXT_PATTERN: Final = f"^[^{_CONTROLS}]*[^{_CONTROLS}{_WS}{_INVISIBLE}][^{_CONTROLS}]*$"
+_ID_PATTERN: Final = f"^[{_WS}]*[^{_ID_CONTROLS}{_WS}]([^{_ID_CONTROLS}]*[^{_ID_CONTROLS}{_WS}])?[{_WS}]*$"
+
+
+def _text(max_length: int) -> StringConstraints:
+    """Free text: 1..max_length characters, at least one visible, no control characters."""
+    return StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=max_length, pattern=_TEXT_PATTERN
+    )
+
+
+NonEmpty = Annotated[str, _text(200), AfterValidator(_strip_invisible)]
+Name = Annotated[str, _text(100), AfterValidator(_strip_invisible)]
+Short = Annotated[str, _text(100), AfterValidator(_strip_invisible)]
 # No control characters in identifiers: they are stored in PostgreSQL (which refuses NUL) and
 # printed in headers and logs; a NUL would make an event fail forever instead of being rejected.
 Identifier = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=_ID_PATTERN),
+]
+#: Most document codes one pickup may ask for (there are four kinds today).
+MAX_DOCUMENTS: Final = 10
+
+# Date-times: RFC 3339 with an offset, as the JSON Schema says, and nothing else: a Unix number or
+# a numeric string is refused (pydantic's lax mode would read both as UTC). The year is bounded to
+# 2000-2099 in the pattern itself, so the schema and the model refuse the same extreme dates (a
+# year 1 or 9999 once failed downstream on every attempt). No leap second (:60), as in Python.
+RFC3339_PATTERN: Final = (
+    r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+_RFC3339_RE: Final = re.compile(RFC3339_PATTERN)
+#: How far in the future an event's ``occurred_at`` may be (the TMS clock may be ahead of ours).
+MAX_FUTURE_SKEW: Final = timedelta(days=1)
+
+
+def _rfc3339(value: object) -> datetime:
+    if not isinstance(value, str) or not _RFC3339_RE.match(value):
+        raise PydanticCustomError("datetime_not_rfc3339", "must be an RFC 3339 date-time with an offset")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:  # e.g. 30 February: the pattern cannot see the calendar
+        raise PydanticCustomError("datetime_not_rfc3339", "not a calendar date") from None
+
+
+DateTime = Annotated[
+    datetime,
+    BeforeValidator(_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}),
 ]
 
 
@@ -40,7 +107,7 @@ class _Strict(BaseModel):
 class RecipientV1(_Strict):
     """Who to notify. Personal data: never logged, never copied into a receipt."""
 
-    name: NonEmpty
+    name: Name
     phone: Annotated[str, StringConstraints(max_length=40)] | None = None
     email: Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
     locale: Annotated[str, StringConstraints(max_length=20)] | None = Field(
@@ -57,12 +124,13 @@ class RecipientV1(_Strict):
 class PickupV1(_Strict):
     """Where and when the customer can collect the bike."""
 
-    place: NonEmpty
+    place: Short
     address: NonEmpty
-    window_start: AwareDatetime
-    window_end: AwareDatetime
+    window_start: DateTime
+    window_end: DateTime
     documents: list[Identifier] = Field(
         default_factory=list,
+        max_length=MAX_DOCUMENTS,
         description="Codes of the documents to bring: HKID, PASSPORT, ORDER_CONFIRMATION, AUTHORISATION_LETTER.",
     )
 
@@ -85,11 +153,22 @@ class ShipmentEventV1(_Strict):
     order_id: Identifier
     waybill: Identifier
     status: Identifier = Field(description="The TMS status code, e.g. ARRIVED_HK_WAREHOUSE.")
-    occurred_at: AwareDatetime
-    location: NonEmpty | None = None
-    bike_model: NonEmpty
+    occurred_at: DateTime = Field(
+        description="RFC 3339 with an offset, years 2000-2099, and at most a day ahead of the "
+        "notifier's clock (the last rule is checked by the service, not by this schema)."
+    )
+    location: Short | None = None
+    bike_model: Short
     recipient: RecipientV1
     pickup: PickupV1 | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
+        now = (info.context or {}).get("now") or datetime.now(UTC)
+        if value > now + MAX_FUTURE_SKEW:
+            raise PydanticCustomError("occurred_in_future", "occurred_at is more than a day ahead")
+        return value
 
     @model_validator(mode="after")
     def _pickup_when_ready(self) -> ShipmentEventV1:
@@ -125,12 +204,15 @@ class ShipmentEventV1(_Strict):
         )
 
 
-def parse_event(value: bytes | None) -> ShipmentUpdate:
-    """Validate a raw Kafka value. Raises ``EventRejected`` whose reason names the problem, never the data."""
+def parse_event(value: bytes | None, *, now: datetime | None = None) -> ShipmentUpdate:
+    """Validate a raw Kafka value. Raises ``EventRejected`` whose reason names the problem, never the data.
+
+    ``now`` (default: the current time) bounds ``occurred_at`` from above; tests inject it.
+    """
     if value is None:
         raise EventRejected("empty_value", "message has no value (tombstone)")
     try:
-        return ShipmentEventV1.model_validate_json(value).to_domain()
+        return ShipmentEventV1.model_validate_json(value, context={"now": now}).to_domain()
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)
         kinds = {e["type"] for e in first}
@@ -139,6 +221,36 @@ def parse_event(value: bytes | None) -> ShipmentUpdate:
         # Location and error type only: the input values may be personal data.
         where = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['type']}" for e in first[:5])
         raise EventRejected("invalid_event", where) from None
+
+
+def canonical_event(update: ShipmentUpdate) -> bytes:
+    """The validated event as canonical JSON: the contract's known fields only, as validated.
+
+    This, not the raw Kafka value, is what is sealed for the email fallback: unknown extra fields
+    a producer added are never kept. ``parse_event`` reads it back.
+    """
+    r, p = update.recipient, update.pickup
+    event: dict[str, object] = {
+        "schema_version": 1,
+        "event_id": update.event_id,
+        "order_id": update.order_id,
+        "waybill": update.waybill,
+        "status": update.tms_status,
+        "occurred_at": update.occurred_at.isoformat(),
+        "location": update.location,
+        "bike_model": update.bike_model,
+        "recipient": {"name": r.name, "phone": r.phone, "email": r.email, "locale": r.locale},
+        "pickup": None
+        if p is None
+        else {
+            "place": p.place,
+            "address": p.address,
+            "window_start": p.window_start.isoformat(),
+            "window_end": p.window_end.isoformat(),
+            "documents": list(p.documents),
+        },
+    }
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 Outcome = Literal[

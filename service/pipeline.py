@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
-from service.contracts import ReceiptV1, parse_event
+from service.contracts import ReceiptV1, canonical_event, parse_event
 from service.delivery import DRAINING, HELD, DeliveryEngine, DeliveryRequest, SmsContent
 from service.domain.errors import EventRejected, NotifierError, RenderError, StoreUnavailable
 from service.domain.links import LinkSigner
@@ -92,7 +92,7 @@ class Pipeline:
         dead: list[DeadLetter] = []
         for rec in records:
             try:
-                parsed.append((rec, parse_event(rec.value)))
+                parsed.append((rec, parse_event(rec.value, now=self._clock())))
             except EventRejected as exc:
                 dead.append(DeadLetter(rec, exc.reason, exc.detail, type(exc).__name__))
         if dead:
@@ -142,7 +142,8 @@ class Pipeline:
             if r.state == STATE_CLAIMED
         }
         blocked = await self._store.opted_out(sorted({s for ss in subjects.values() for s in ss}))
-        raw = {u.event_id: rec.value or b"" for rec, u in parsed}
+        # Sealed for the email fallback: the validated event's known fields, never the raw bytes.
+        raw = {u.event_id: canonical_event(u) for _, u in parsed}
         settled = await asyncio.gather(
             *(
                 self._settle(

@@ -186,3 +186,22 @@ async def test_without_an_email_address_nothing_is_owed(h: Harness) -> None:
     assert await reports(h).report("sms-a", h.sender.references[0], delivered=False) == "undelivered_no_email"
     assert not owed(h)
     assert fallbacks(h, "no_email") == 1
+
+
+async def test_the_sealed_event_holds_only_known_fields_and_still_feeds_the_fallback(h: Harness) -> None:
+    # A producer's extra fields (here, data we must not keep) are not sealed for 90 days.
+    await h.feed(event("A", "READY_FOR_PICKUP", loyalty_card="LC-998877", notes={"hkid": "A123456(7)"}))
+    (sealed,) = h.store.contacts.values()
+    keyring = h.pipeline._keyring
+    assert keyring is not None
+    plain = keyring.decrypt(sealed.key_id, sealed.ciphertext, sealed.notification_id.bytes)
+    assert b"LC-998877" not in plain
+    assert b"A123456" not in plain
+    assert set(json.loads(plain)) == {
+        "schema_version", "event_id", "order_id", "waybill", "status", "occurred_at",
+        "location", "bike_model", "recipient", "pickup",
+    }  # fmt: skip
+    # The round trip still works: the undelivered SMS falls back to an email rendered from it.
+    ref = h.sender.references[0]
+    assert await reports(h).report("sms-a", ref, delivered=False, code="30003") == "undelivered_email_sent"
+    assert "旺角" in h.email.sent[0][1].text
