@@ -96,6 +96,7 @@ class Service:
                 contact_email=s.contact_email,
                 default_locale=s.default_locale,
                 links=links,
+                max_sms_segments=s.sms_max_segments,
             ),
             receipts=ReceiptPublisher(producer, s.receipts_topic),
             dead_letters=DeadLetterPublisher(producer, s.dead_letter_topic),

@@ -271,6 +271,7 @@ def _templates(settings: Settings, args: argparse.Namespace) -> int:
         contact_email=settings.contact_email,
         default_locale=settings.default_locale,
         links=links,
+        max_sms_segments=settings.sms_max_segments,
     )
     if args.templates_command == "check":
         results = check_templates(renderer, settings.templates_dir)

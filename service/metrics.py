@@ -43,6 +43,12 @@ class Metrics:
         self.sms_segments = Counter(
             "notifier_sms_segments", "SMS segments sent (cost)", ["provider", "encoding"], registry=r
         )
+        self.sms_shortened = Counter(
+            "notifier_sms_shortened",
+            "SMS over the segment cap: what was cut (name, documents), or too_long (no SMS: email or failed)",
+            ["cut"],
+            registry=r,
+        )
         self.attempts = Counter(
             "notifier_provider_attempts", "Send attempts per provider", ["provider"], registry=r
         )

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from service.contracts import ReceiptV1, canonical_event, parse_event
 from service.delivery import DRAINING, HELD, DeliveryEngine, DeliveryRequest, SmsContent
-from service.domain.errors import EventRejected, NotifierError, RenderError, StoreUnavailable
+from service.domain.errors import EventRejected, NotifierError, RenderError, SmsTooLong, StoreUnavailable
 from service.domain.links import LinkSigner
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate, notification_id, receipt_id
@@ -346,6 +346,19 @@ class Pipeline:
         )
         return o
 
+    def _sms(
+        self, milestone: Milestone, update: ShipmentUpdate, locale: str, at: datetime | None
+    ) -> SmsContent | None:
+        """The SMS, shortened to the segment cap if need be; None when even shortened it is over."""
+        try:
+            msg = self._renderer.render_sms(milestone, update, locale, at=at)
+        except SmsTooLong:
+            self._metrics.sms_shortened.labels("too_long").inc()
+            return None
+        for cut in msg.shortened:
+            self._metrics.sms_shortened.labels(cut).inc()
+        return SmsContent(msg.body, msg.segments, msg.encoding)
+
     async def deliver(
         self,
         notification: uuid.UUID,
@@ -389,8 +402,11 @@ class Pipeline:
         sms: SmsContent | None = None
         try:
             if phone is not None and phone.e164:
-                msg = self._renderer.render_sms(milestone, update, locale, at=reconcile_since)
-                sms = SmsContent(msg.body, msg.segments, msg.encoding)
+                sms = self._sms(milestone, update, locale, reconcile_since)
+                if sms is None:  # over the segment cap even shortened: the email carries it, else it fails
+                    if not recipient.email:
+                        return outcome("failed", locale=locale, reason="sms_too_long")
+                    email_only, phone_note = True, "sms_too_long"
             email: Callable[[], EmailMessage] | None = None
             if recipient.email:
                 email = functools.partial(

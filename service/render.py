@@ -13,6 +13,17 @@ The template context:
     pickup (or None): place, address,       window in Asia/Hong_Kong time, documents as
         window_start, window_end, documents labels in the message's language
 
+``customer_name`` is "" when left out: in an English SMS a name that is not GSM-7 (e.g. 陳大文) is
+never written, so the message stays GSM-7 (a single Chinese character would make the whole text
+UCS-2, more than twice the segments); the same goes for a non-GSM ``location``. Templates write
+the greeting with ``{% if customer_name %}``. The email keeps every value.
+
+Segment cap: an SMS over ``max_sms_segments`` is shortened, in this order, until it fits: the
+customer's name is left out (a greeting carries no information the customer needs), then the
+pickup documents are cut to the first ones and "and N more" ("另N項"). If even that is too long,
+``SmsTooLong`` is raised: the caller sends the email instead, or records ``failed``
+(``sms_too_long``) when there is no address. ``RenderedMessage.shortened`` says what was cut.
+
 Filters: ``window_zh_hk`` and ``window_en`` format a pickup window (``start|window_en(end)``);
 the English one writes a plain hyphen, not an en dash, so English text stays GSM-7.
 ``hk_local`` drops the +852 of our contact number in Chinese text, saving 5 UCS-2 units.
@@ -20,9 +31,10 @@ the English one writes a plain hyphen, not an en dash, so English text stays GSM
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,12 +43,12 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-from service.domain.errors import ConfigError, RenderError
+from service.domain.errors import ConfigError, RenderError, SmsTooLong
 from service.domain.links import LinkSigner
 from service.domain.milestones import Milestone
 from service.domain.model import Pickup, ShipmentUpdate, notification_id
 from service.domain.ports import EmailMessage
-from service.domain.segments import Encoding, count_segments
+from service.domain.segments import Encoding, count_segments, is_gsm7
 
 HK_TZ: Final = ZoneInfo("Asia/Hong_Kong")
 LOCALES: Final = ("zh-HK", "en")
@@ -68,6 +80,13 @@ DOCUMENT_LABELS: Final[Mapping[str, Mapping[str, str]]] = {
         "PASSPORT": "passport",
     },
 }
+
+#: What stands for the documents cut from a list that made an SMS too long.
+MORE_DOCUMENTS: Final[Mapping[str, str]] = {"zh-HK": "另{n}項", "en": "and {n} more"}
+#: The default hard cap on one SMS, in segments (``NOTIFIER_SMS_MAX_SEGMENTS``).
+DEFAULT_SMS_MAX_SEGMENTS: Final = 6
+#: Most documents a shortened SMS still lists (the contract allows 10).
+MAX_DOCUMENTS_SHOWN: Final = 10
 
 _WEEKDAYS_ZH: Final = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
 _WEEKDAYS_EN: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -110,6 +129,7 @@ class RenderedMessage:
     body: str
     encoding: Encoding
     segments: int
+    shortened: tuple[str, ...] = ()  # what was cut to fit the cap: "name", "documents"
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +214,13 @@ class Renderer:
         default_locale: str = "zh-HK",
         links: LinkSigner | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_sms_segments: int = DEFAULT_SMS_MAX_SEGMENTS,
     ) -> None:
         if default_locale not in LOCALES:
             raise ConfigError(f"default locale {default_locale!r} is not one of {', '.join(LOCALES)}")
+        if max_sms_segments < 1:
+            raise ConfigError("the SMS segment cap must be at least 1")
+        self.max_sms_segments = max_sms_segments
         self._default_locale = default_locale
         self._links = links
         self._clock = clock
@@ -234,27 +258,61 @@ class Renderer:
         return _LOCALE_ALIASES.get(tag.split("-", 1)[0], self._default_locale)
 
     def render_sms(
-        self, milestone: Milestone, update: ShipmentUpdate, locale: str, *, at: datetime | None = None
+        self,
+        milestone: Milestone,
+        update: ShipmentUpdate,
+        locale: str,
+        *,
+        at: datetime | None = None,
+        shorten: bool = True,
     ) -> RenderedMessage:
         """Render the SMS for a milestone in a supported locale (see ``choose_locale``).
 
         ``at`` dates the links (their expiry); by default now. A re-claimed notification is rendered
         as of its first claim, so the text is the same as an earlier attempt's and can be found.
+        Over the segment cap the message is shortened (see the module's doc) or ``SmsTooLong`` is
+        raised; ``shorten=False`` gives the full message whatever its length (the budget check).
         """
-        body = self._render(f"sms/{milestone.value}.{locale}.txt.j2", update, locale, milestone, at)
-        count = count_segments(body)
-        return RenderedMessage(locale=locale, body=body, encoding=count.encoding, segments=count.segments)
+        name = f"sms/{milestone.value}.{locale}.txt.j2"
+        context = self._context(update, locale, name, milestone, at, sms=True)
+        for shortened, variant in self._variants(context, locale):
+            body = self._render(name, variant)
+            count = count_segments(body)
+            if not shorten or count.segments <= self.max_sms_segments:
+                return RenderedMessage(locale, body, count.encoding, count.segments, shortened)
+        raise SmsTooLong(f"template {name}: over {self.max_sms_segments} segment(s) even shortened")
+
+    @staticmethod
+    def _variants(
+        context: dict[str, object], locale: str
+    ) -> Iterator[tuple[tuple[str, ...], dict[str, object]]]:
+        """The message's context, then ever shorter ones: without the name, then fewer documents."""
+        yield (), context
+        cut: tuple[str, ...] = ()
+        if context["customer_name"]:
+            context = {**context, "customer_name": ""}
+            cut = ("name",)
+            yield cut, context
+        pickup = context["pickup"]
+        if isinstance(pickup, PickupView) and len(pickup.documents) > 1:
+            docs, more = pickup.documents, MORE_DOCUMENTS[locale]
+            for keep in range(min(len(docs) - 1, MAX_DOCUMENTS_SHOWN), 0, -1):
+                fewer = (*docs[:keep], more.format(n=len(docs) - keep))
+                yield (*cut, "documents"), {**context, "pickup": dataclasses.replace(pickup, documents=fewer)}
 
     def render_email(
         self, milestone: Milestone, update: ShipmentUpdate, locale: str, *, at: datetime | None = None
     ) -> EmailMessage:
-        """The email fallback: a subject, the SMS text as plain text, and the same text as escaped HTML."""
+        """The email fallback: a subject, the SMS text as plain text, and the same text as escaped HTML.
+
+        The text is the full message: every value, never shortened (email has no segments).
+        """
+        subject_name = f"email/{milestone.value}.{locale}.subject.j2"
         subject = " ".join(
-            self._render(
-                f"email/{milestone.value}.{locale}.subject.j2", update, locale, milestone, at
-            ).split()
+            self._render(subject_name, self._context(update, locale, subject_name, milestone, at)).split()
         )
-        text = self.render_sms(milestone, update, locale, at=at).body
+        sms_name = f"sms/{milestone.value}.{locale}.txt.j2"
+        text = self._render(sms_name, self._context(update, locale, sms_name, milestone, at))
         try:
             layout = self._html_env.get_template("email/layout.html.j2")  # cached by jinja2
         except jinja2.TemplateNotFound:
@@ -264,13 +322,8 @@ class Renderer:
         )
         return EmailMessage(subject=subject, text=text, html=html)
 
-    def _render(
-        self, name: str, update: ShipmentUpdate, locale: str, milestone: Milestone, at: datetime | None = None
-    ) -> str:
-        if locale not in LOCALES:
-            raise RenderError(f"template {name}: unsupported locale")
+    def _render(self, name: str, context: Mapping[str, object]) -> str:
         template, source = self._template(name)
-        context = self._context(update, locale, name, milestone, at)
         try:
             body = template.render(context)
         except jinja2.UndefinedError as exc:
@@ -297,19 +350,34 @@ class Renderer:
         return cached
 
     def _context(
-        self, update: ShipmentUpdate, locale: str, name: str, milestone: Milestone, at: datetime | None
+        self,
+        update: ShipmentUpdate,
+        locale: str,
+        name: str,
+        milestone: Milestone,
+        at: datetime | None,
+        *,
+        sms: bool = False,
     ) -> dict[str, object]:
+        if locale not in LOCALES:
+            raise RenderError(f"template {name}: unsupported locale")
         nid, now = notification_id(update.order_id, milestone), at or self._clock()
+        customer_name = _one_line(update.recipient.name)
+        location = _one_line(update.location) if update.location else None
+        if sms and locale == "en":
+            # Keep an English SMS in GSM-7: a Chinese name or location would make all of it UCS-2.
+            customer_name = customer_name if is_gsm7(customer_name) else ""
+            location = location if location and is_gsm7(location) else None
         return {
             **self._globals,
             "closing": _closing(self._closings, update.bike_model, locale),
             "status_url": self._links.status_url(nid, now) if self._links else None,
             "unsubscribe_url": self._links.unsubscribe_url(nid, now) if self._links else None,
-            "customer_name": _one_line(update.recipient.name),
+            "customer_name": customer_name,
             "order_id": _one_line(update.order_id),
             "waybill": _one_line(update.waybill),
             "bike_model": _one_line(update.bike_model),
-            "location": _one_line(update.location) if update.location else None,
+            "location": location,
             "pickup": None if update.pickup is None else self._pickup(update.pickup, locale, name),
         }
 

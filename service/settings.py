@@ -190,6 +190,13 @@ class Settings(BaseSettings):
     contact_phone: str = "+852 3001 2345"
     contact_email: str = "hk-support@example.com"
     default_locale: Literal["zh-HK", "en"] = "zh-HK"
+    sms_max_segments: int = Field(
+        default=6,
+        ge=1,
+        le=10,
+        description="Hard cap on one SMS in segments: a longer one is shortened (name left out, then "
+        "the document list cut), else sent by email (or failed without an address).",
+    )
 
     # Operations
     http_host: str = "127.0.0.1"

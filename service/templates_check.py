@@ -1,8 +1,13 @@
 """``notifier templates check|render``: every template, every locale, against worst-case data.
 
 ``check`` renders each SMS template with the longest realistic values we expect (long names,
-long addresses, every document) and fails when one is over its segment budget
-(``templates/sms/budgets.toml``) or cannot be rendered (a missing variable, a syntax error).
+long addresses, every document), in every locale with names and places written both ways: Latin
+(a long English name, also in a Chinese message, where each letter costs a UCS-2 unit) and
+Chinese (a Chinese name and a Chinese address, also in an English message). It fails when one is
+over its segment budget (``templates/sms/budgets.toml``), when a budget is over the hard cap
+(``NOTIFIER_SMS_MAX_SEGMENTS``), or when a template cannot be rendered (a missing variable, a
+syntax error). Messages are measured in full, never shortened: the cap's shortening is for data
+beyond the realistic worst case, not a way to meet a budget.
 ``render`` prints one message with its encoding and segment count, for people writing templates.
 """
 
@@ -12,6 +17,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Final, Literal
 
 from service.domain.errors import RenderError
 from service.domain.milestones import Milestone
@@ -20,16 +26,27 @@ from service.render import LOCALES, Renderer
 
 _HK = timezone(timedelta(hours=8))
 
+Script = Literal["latin", "cjk"]
+#: The worst cases the check renders every template with: names and places in either script.
+SCRIPTS: Final[tuple[Script, ...]] = ("latin", "cjk")
 
-def sample_update(*, worst_case: bool) -> ShipmentUpdate:
-    """Sample data: typical, or the longest values we expect to meet."""
+
+def sample_update(*, worst_case: bool, script: Script = "latin") -> ShipmentUpdate:
+    """Sample data: typical, or the longest values we expect to meet, with Latin or Chinese names."""
     start = datetime(2026, 11, 24, 14, 0, tzinfo=_HK)
-    if worst_case:
-        name, model = "Christopher Alexander Wong-Montgomery", "S-Works Turbo Levo SL Carbon Gen 3"
+    model = "S-Works Turbo Levo SL Carbon Gen 3"
+    documents: tuple[str, ...] = ("HKID", "ORDER_CONFIRMATION", "AUTHORISATION_LETTER", "PASSPORT")
+    order = "SO-HK-2026-00123456"
+    if worst_case and script == "latin":
+        name = "Christopher Alexander Wong-Montgomery"
         place = "Specialized Kwun Tong Service Centre"
         address = "Unit 1203, 12/F, Kwun Tong Industrial Centre Phase 2, 448-458 Kwun Tong Road, Kowloon"
-        documents: tuple[str, ...] = ("HKID", "ORDER_CONFIRMATION", "AUTHORISATION_LETTER", "PASSPORT")
-        order, location = "SO-HK-2026-00123456", "Kwai Chung Container Terminal 9 Logistics Centre"
+        location = "Kwai Chung Container Terminal 9 Logistics Centre"
+    elif worst_case:
+        # A compound surname and a character outside the BMP (HKSCS, 2 UCS-2 units) in the name.
+        name, place = "歐陽𡃁嘉欣", "Specialized 觀塘服務中心"
+        address = "九龍觀塘觀塘道448-458號觀塘工業中心第二期12樓1203室"
+        location = "葵涌貨櫃碼頭九號碼頭物流中心"
     else:
         name, model, place = "陳大文", "Tarmac SL8 Expert", "Specialized 旺角門市"
         address, documents = "九龍旺角花園街 123 號地下", ("HKID", "ORDER_CONFIRMATION")
@@ -68,19 +85,25 @@ def budgets(templates_dir: Path) -> dict[str, int]:
 
 def check_templates(renderer: Renderer, templates_dir: Path) -> list[CheckResult]:
     limits = budgets(templates_dir)
-    worst = sample_update(worst_case=True)
+    cap = renderer.max_sms_segments
     results = []
     for milestone in Milestone:
         for locale in LOCALES:
             key = f"{milestone.value}.{locale}"
             budget = limits.get(key, limits.get("default", 3))
-            try:
-                msg = renderer.render_sms(milestone, worst, locale)
-                renderer.render_email(milestone, worst, locale)
-            except RenderError as exc:
-                results.append(CheckResult(key, None, budget, None, str(exc)))
-                continue
-            results.append(CheckResult(key, msg.segments, budget, msg.encoding))
+            for script in SCRIPTS:
+                label, worst = f"{key} [{script}]", sample_update(worst_case=True, script=script)
+                if budget > cap:
+                    error = f"budget {budget} is over the cap of {cap} segments (NOTIFIER_SMS_MAX_SEGMENTS)"
+                    results.append(CheckResult(label, None, budget, None, error))
+                    continue
+                try:
+                    msg = renderer.render_sms(milestone, worst, locale, shorten=False)
+                    renderer.render_email(milestone, worst, locale)
+                except RenderError as exc:
+                    results.append(CheckResult(label, None, budget, None, str(exc)))
+                    continue
+                results.append(CheckResult(label, msg.segments, budget, msg.encoding))
     return results
 
 
@@ -89,5 +112,5 @@ def format_results(results: list[CheckResult]) -> str:
     for r in results:
         status = "ok  " if r.ok else "FAIL"
         detail = r.error or f"{r.segments} segment(s) {r.encoding}, budget {r.budget}"
-        lines.append(f"{status} {r.template:<32} {detail}")
+        lines.append(f"{status} {r.template:<40} {detail}")
     return "\n".join(lines)

@@ -4,6 +4,7 @@
     ├── ConfigError                 bad settings; start-up stops with a message saying what to fix
     ├── EventRejected               an input event that cannot be processed (goes to the dead-letter topic)
     ├── RenderError                 a template could not be rendered (missing variable, unknown template)
+    │   └── SmsTooLong              over the SMS segment cap even shortened: no SMS (email, else failed)
     ├── StoreUnavailable            PostgreSQL could not be reached or the statement failed
     └── ProviderError               a provider did not accept a message
         ├── ProviderUnavailable     network error, timeout or 5xx: retriable, the send may have happened
@@ -49,6 +50,10 @@ class RenderError(NotifierError):
     """A message could not be rendered from its template."""
 
     permanent = True
+
+
+class SmsTooLong(RenderError):
+    """Even the shortest variant of an SMS is over the segment cap (``NOTIFIER_SMS_MAX_SEGMENTS``)."""
 
 
 class StoreUnavailable(NotifierError):

@@ -463,3 +463,54 @@ async def test_with_the_database_down_nothing_is_taken_for_poison(h: Harness) ->
     with pytest.raises(StoreUnavailable):
         await h.pipeline.process_one_by_one([record(0, event("A", "CUSTOMS_CLEARED"))], attempts=5)
     assert h.dlq.letters == []
+
+
+def _sample(h: Harness, metric: str, labels: dict[str, str]) -> float:
+    return h.metrics.registry.get_sample_value(metric, labels) or 0.0
+
+
+async def test_an_sms_over_the_segment_cap_even_shortened_goes_by_email(h: Harness) -> None:
+    h.pipeline._renderer.max_sms_segments = 1
+    await h.feed(event("A", "READY_FOR_PICKUP"))
+    assert h.sender.sent == []
+    assert h.backup.sent == []
+    assert len(h.email.sent) == 1
+    (receipt,) = [json.loads(r.payload) for r in h.receipts.published]
+    assert (receipt["outcome"], receipt["channel"], receipt["reason"]) == ("sent", "email", "sms_too_long")
+    assert _sample(h, "notifier_sms_shortened_total", {"cut": "too_long"}) == 1
+
+
+async def test_an_sms_over_the_cap_without_an_email_address_fails_with_its_reason(h: Harness) -> None:
+    h.pipeline._renderer.max_sms_segments = 1
+    await h.feed(event("A", "READY_FOR_PICKUP", recipient={"name": NAME, "phone": PHONE, "locale": "zh-HK"}))
+    assert h.sender.sent == []
+    assert h.email.sent == []
+    (receipt,) = [json.loads(r.payload) for r in h.receipts.published]
+    assert (receipt["outcome"], receipt["reason"]) == ("failed", "sms_too_long")
+
+
+async def test_a_shortened_sms_is_sent_and_counted(h: Harness) -> None:
+    h.pipeline._renderer.max_sms_segments = 3  # 4 segments with this name in a Chinese SMS
+    long_name = "Christopher Alexander Maximilian Bartholomew Wong-Montgomery-Fitzgerald"
+    await h.feed(
+        event("A", "READY_FOR_PICKUP", recipient={"name": long_name, "phone": PHONE, "locale": "zh-HK"})
+    )
+    (body,) = [b for _, b in h.sender.sent]
+    assert long_name not in body
+    assert h.outcomes() == [("ready_for_pickup", "sent")]
+    assert _sample(h, "notifier_sms_shortened_total", {"cut": "name"}) == 1
+
+
+async def test_hostile_events_are_dead_lettered_with_their_reason(h: Harness) -> None:
+    await h.feed(
+        event("A", "READY_FOR_PICKUP", occurred_at=1_763_600_400),
+        event("B", "ARRIVED_HK_WAREHOUSE", occurred_at="9999-12-31T23:59:59-01:00"),
+        event("C", "ARRIVED_HK_WAREHOUSE", bike_model="Tarmac\u001b[31m"),
+        event("D", "ARRIVED_HK_WAREHOUSE"),
+    )
+    assert [(d.record.offset, d.reason, d.detail) for d in h.dlq.letters] == [
+        (0, "invalid_event", "occurred_at: datetime_not_rfc3339"),
+        (1, "invalid_event", "occurred_at: datetime_not_rfc3339"),
+        (2, "invalid_event", "bike_model: string_pattern_mismatch"),
+    ]
+    assert h.outcomes() == [("arrived_hk_warehouse", "sent")]

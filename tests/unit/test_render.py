@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.domain.errors import ConfigError, RenderError
+from service.domain.errors import ConfigError, RenderError, SmsTooLong
 from service.domain.links import LinkSigner
 from service.domain.milestones import Milestone
 from service.domain.model import Pickup, Recipient, ShipmentUpdate
@@ -403,3 +403,99 @@ def test_a_message_rendered_as_of_a_moment_is_the_same_text_whenever_it_is_rende
     assert r.render_sms(m, update, "en", at=first).body == r.render_sms(m, update, "en", at=first).body
     # without ``at`` the link's expiry follows the clock, and the day changed
     assert r.render_sms(m, update, "en").body != r.render_sms(m, update, "en").body
+
+
+# --- English SMS for Chinese names; the hard segment cap ------------------------------------------
+
+CHINESE_NAME_EN = replace(
+    SAMPLES["en"], recipient=replace(SAMPLES["en"].recipient, name="陳大文", locale="en"), location="葵涌貨倉"
+)
+
+
+@pytest.mark.parametrize("milestone", [Milestone.ARRIVED_HK_WAREHOUSE, Milestone.CUSTOMS_CLEARED])
+def test_an_english_sms_leaves_out_a_chinese_name_and_stays_gsm7(milestone: Milestone) -> None:
+    msg = renderer().render_sms(milestone, CHINESE_NAME_EN, "en")
+    assert msg.encoding == "GSM-7"
+    assert "陳大文" not in msg.body
+    assert "葵涌" not in msg.body
+    assert msg.body.startswith("Specialized: Hi, ")
+    assert msg.segments <= 3
+    # The email has no segments: it keeps the name.
+    assert "陳大文" in renderer().render_email(milestone, CHINESE_NAME_EN, "en").text
+
+
+def test_a_chinese_sms_keeps_the_chinese_name_and_an_english_sms_a_latin_one() -> None:
+    assert "陳大文" in renderer().render_sms(Milestone.CUSTOMS_CLEARED, CHINESE_NAME_EN, "zh-HK").body
+    assert "Hi Chan Tai Man," in renderer().render_sms(Milestone.CUSTOMS_CLEARED, SAMPLES["en"], "en").body
+
+
+def _pickup_with(
+    documents: tuple[str, ...], name: str = "Christopher Alexander Montgomery-Wong"
+) -> ShipmentUpdate:
+    base = LONG_SAMPLES["en"]
+    assert base.pickup is not None
+    return replace(
+        base, recipient=replace(base.recipient, name=name), pickup=replace(base.pickup, documents=documents)
+    )
+
+
+def test_a_message_within_the_cap_is_not_shortened() -> None:
+    msg = renderer().render_sms(Milestone.READY_FOR_PICKUP, LONG_SAMPLES["en"], "en")
+    assert msg.shortened == ()
+    assert "Christopher" in msg.body
+
+
+def test_over_the_cap_the_name_goes_first() -> None:
+    update = _pickup_with(("HKID", "PASSPORT"))  # a long Latin name: a UCS-2 unit a letter in Chinese
+    full = renderer().render_sms(Milestone.READY_FOR_PICKUP, update, "zh-HK", shorten=False)
+    assert full.segments == 5
+    r = Renderer(TEMPLATES, brand="Specialized", contact_phone=PHONE, contact_email=EMAIL, max_sms_segments=4)
+    msg = r.render_sms(Milestone.READY_FOR_PICKUP, update, "zh-HK")
+    assert msg.shortened == ("name",)
+    assert msg.segments <= 4
+    assert "Christopher" not in msg.body
+    assert msg.body.startswith("【Specialized】您好！")
+    assert "請帶備：身份證、護照" in msg.body
+
+
+def test_then_the_document_list_is_cut_to_and_n_more() -> None:
+    codes = tuple(f"SUPPORTING_DOCUMENT_{i:02d}" for i in range(10))  # the contract's most
+    r = Renderer(TEMPLATES, brand="Specialized", contact_phone=PHONE, contact_email=EMAIL, max_sms_segments=3)
+    msg = r.render_sms(Milestone.READY_FOR_PICKUP, _pickup_with(codes), "en")
+    assert msg.shortened == ("name", "documents")
+    assert msg.segments <= 3
+    kept = [c for c in codes if c in msg.body]
+    assert kept == list(codes[: len(kept)])
+    assert kept
+    assert f"and {len(codes) - len(kept)} more" in msg.body
+    r5 = Renderer(
+        TEMPLATES, brand="Specialized", contact_phone=PHONE, contact_email=EMAIL, max_sms_segments=5
+    )
+    zh = r5.render_sms(Milestone.READY_FOR_PICKUP, _pickup_with(codes), "zh-HK")
+    assert zh.shortened == ("name", "documents")
+    assert zh.segments <= 5
+    assert "另" in zh.body
+    assert "項" in zh.body
+
+
+def test_thousands_of_documents_never_make_a_551_segment_sms() -> None:
+    # The contract refuses such an event; the renderer's cap holds even for a domain value past it.
+    msg = renderer().render_sms(Milestone.READY_FOR_PICKUP, _pickup_with(("HKID",) * 5000), "en")
+    assert msg.segments <= 6
+    assert "and 4990 more" in msg.body
+
+
+def test_still_too_long_raises_sms_too_long_without_customer_data() -> None:
+    r = Renderer(TEMPLATES, brand="Specialized", contact_phone=PHONE, contact_email=EMAIL, max_sms_segments=1)
+    with pytest.raises(SmsTooLong) as info:
+        r.render_sms(Milestone.READY_FOR_PICKUP, LONG_SAMPLES["zh-HK"], "zh-HK")
+    assert isinstance(info.value, RenderError)
+    assert "Christopher" not in str(info.value)
+    # The email is never capped: it still carries everything.
+    mail = r.render_email(Milestone.READY_FOR_PICKUP, LONG_SAMPLES["zh-HK"], "zh-HK")
+    assert "Christopher" in mail.text
+
+
+def test_the_segment_cap_must_be_positive() -> None:
+    with pytest.raises(ConfigError):
+        Renderer(TEMPLATES, brand="S", contact_phone=PHONE, contact_email=EMAIL, max_sms_segments=0)
