@@ -102,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("--locale", required=True, choices=["zh-HK", "en"])
     rd.add_argument("--channel", choices=["sms", "email"], default="sms")
     rd.add_argument("--worst-case", action="store_true", help="use the longest sample data")
+    rd.add_argument(
+        "--names", choices=["latin", "cjk"], default="latin", help="the worst case's names and places"
+    )
 
     _add_privacy_commands(sub)
 
@@ -277,7 +280,10 @@ def _templates(settings: Settings, args: argparse.Namespace) -> int:
         results = check_templates(renderer, settings.templates_dir)
         print(format_results(results))
         return 0 if all(r.ok for r in results) else EXIT_FAILURE
-    milestone, update = Milestone(args.milestone), sample_update(worst_case=args.worst_case)
+    milestone, update = (
+        Milestone(args.milestone),
+        sample_update(worst_case=args.worst_case, script=args.names),
+    )
     if args.channel == "sms":
         msg = renderer.render_sms(milestone, update, args.locale)
         print(msg.body)

@@ -48,7 +48,9 @@ async def test_hostile_events_are_dead_lettered_with_their_reason_and_the_partit
         await produce(
             s.kafka_bootstrap_servers,
             topic,
-            [(b"same-key", good_before)] + [(b"same-key", v) for v in hostile.values()] + [(b"same-key", good_after)],
+            [(b"same-key", good_before)]
+            + [(b"same-key", v) for v in hostile.values()]
+            + [(b"same-key", good_after)],
         )
         dead = await read_topic(
             s.kafka_bootstrap_servers, s.dead_letter_topic, at_least=len(hostile), timeout_s=30
