@@ -3,6 +3,12 @@
 These pydantic models are the only place where Kafka payloads are validated; the JSON Schemas
 in ``schemas/`` are generated from them (``notifier schemas export``) and a test fails when the
 two drift apart. Inside the service the validated event becomes a frozen domain value.
+
+The event contract is bounded and strict, and its patterns are in the JSON Schema too, so a
+producer validating against the published schema and this parser accept the same events
+(``tests/unit/test_contracts.py`` runs a table of hostile events through both): lengths and list
+sizes, RFC 3339 date-times only (years 2000-2099), no control characters. One rule needs a
+clock and is checked here only: ``occurred_at`` at most ``MAX_FUTURE_SKEW`` ahead of ``now``.
 """
 
 from __future__ import annotations
