@@ -22,7 +22,7 @@ from service.contracts import ReceiptV1, canonical_event, parse_event
 from service.delivery import DRAINING, HELD, DeliveryEngine, DeliveryRequest, SmsContent
 from service.domain.errors import EventRejected, NotifierError, RenderError, SmsTooLong, StoreUnavailable
 from service.domain.links import LinkSigner
-from service.domain.milestones import Milestone
+from service.domain.milestones import Milestone, milestone_for
 from service.domain.model import InboundRecord, ShipmentUpdate, notification_id, receipt_id
 from service.domain.outcome import Channel, Claimed, ClaimRequest, OutboxRow, Outcome, SealedContact
 from service.domain.phone import normalize_hk_mobile
@@ -110,14 +110,13 @@ class Pipeline:
                 )
 
         updates = [u for _, u in parsed]
-        ranks = await self._store.highest_ranks(sorted(milestone_orders(updates)))
-        plans = plan_batch(updates, ranks)
+        # Recorded first: each event's place in the input, which the stale rule reads, is fixed
+        # before anything of this batch is decided, and kept if the batch is read again.
+        reached = [milestone_for(u.tms_status) for u in updates]
         await self._store.record_events(
-            [
-                (rec, p.update, p.milestone.value if p.milestone else None)
-                for (rec, _), p in zip(parsed, plans, strict=True)
-            ]
+            [(rec, u, ms.value if ms else None) for (rec, u), ms in zip(parsed, reached, strict=True)]
         )
+        plans = plan_batch(updates, await self._store.first_reads(sorted(milestone_orders(updates))))
 
         requests = [
             self._claim_request(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from service.domain.errors import ProviderError, ProviderUnavailable
+from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate
 from service.domain.outcome import (
     Claimed,
@@ -39,6 +40,7 @@ class FakeStore:
 
     rows: dict[tuple[str, str], _Row] = field(default_factory=dict)
     events: dict[str, tuple[InboundRecord, ShipmentUpdate, str | None]] = field(default_factory=dict)
+    places: dict[str, int] = field(default_factory=dict)  # event id -> place in the input (first read)
     outbox: dict[uuid.UUID, tuple[OutboxRow, bool]] = field(default_factory=dict)
     contacts: dict[uuid.UUID, SealedContact] = field(default_factory=dict)
     opt_outs: dict[bytes, str] = field(default_factory=dict)
@@ -59,14 +61,25 @@ class FakeStore:
     async def record_events(self, events: Sequence[tuple[InboundRecord, ShipmentUpdate, str | None]]) -> None:
         self._maybe_fail()
         for e in events:
-            self.events.setdefault(e[1].event_id, e)
+            if e[1].event_id not in self.events:
+                self.events[e[1].event_id] = e
+                self.places[e[1].event_id] = len(self.places) + 1  # read_seq: first read, in order
 
-    async def highest_ranks(self, order_ids: Sequence[str]) -> dict[str, int]:
+    async def first_reads(self, order_ids: Sequence[str]) -> dict[tuple[str, Milestone], int]:
         self._maybe_fail()
-        out: dict[str, int] = {}
-        for (order, _), row in self.rows.items():
-            if order in order_ids:
-                out[order] = max(out.get(order, 0), row.request.milestone.rank)
+        out: dict[tuple[str, Milestone], int] = {}
+        wanted = set(order_ids)
+        places = [
+            ((u.order_id, Milestone(m)), self.places[event_id])
+            for event_id, (_, u, m) in self.events.items()
+            if m is not None and u.order_id in wanted
+        ] + [
+            ((order, row.request.milestone), 0)  # known only from its notification: read before all
+            for (order, _), row in self.rows.items()
+            if order in wanted and row.request.update.event_id not in self.events
+        ]
+        for key, place in places:
+            out[key] = min(out.get(key, place), place)
         return out
 
     async def claim(self, requests: Sequence[ClaimRequest]) -> list[Claimed]:

@@ -1,9 +1,27 @@
-"""What to do with each event of a batch, decided from the events and what the store already knows.
+"""What to do with each event of a batch, decided from the events and the order they were read in.
 
 The store is the final judge of duplicates across batches and instances (its unique key on
-order and milestone); this plan settles what can be settled in memory first: which events
-notify no one, which repeat an earlier event of the same batch, and which are stale because a
-later milestone of the same order was already reached.
+order and milestone); this plan settles what can be settled in memory: which events notify no
+one, which repeat an earlier event of the same batch, and which are stale.
+
+**The stale rule.** Every event gets a *place* in the service's input when it is first read:
+the store records it, with its Kafka coordinates, before anything of its batch is decided, in
+the batch's order (and, within a partition, Kafka's order). An event read again (after a crash,
+a rewind, a replay, or a copy under the same ``event_id``) keeps its first place. The place of
+an (order, milestone) is the place of its first event. A milestone is **stale** when a later
+milestone of the same order has an earlier place: the TMS told us of the later one first.
+That is a function of the input and its order alone, never of what an earlier attempt of a
+batch claimed, sent or recorded before a crash, so a crash at any point yields the same
+decisions. Consequences:
+
+- the usual case (one topic keyed by order id): stale iff an event of a later milestone of the
+  order precedes the milestone's first event in the partition, in this batch or any before;
+- a TMS re-send (new ``event_id``) of a milestone has the place of the milestone's first event:
+  it never turns a decided milestone stale (and is a duplicate of it);
+- events of one order on two partitions or topics (no order between them in Kafka): the order
+  in which this service first read them, as recorded;
+- an (order, milestone) the store knows only from its notification (its events no longer
+  recorded, or recorded before places existed) counts as read before every event with a place.
 """
 
 from __future__ import annotations
@@ -15,11 +33,14 @@ from dataclasses import dataclass
 from service.domain.milestones import DEFAULT_STATUS_MAP, Milestone, milestone_for
 from service.domain.model import ShipmentUpdate
 
+#: The place of each (order, milestone) in the input: where its first event was read.
+FirstReads = Mapping[tuple[str, Milestone], int]
+
 
 class Verdict(enum.StrEnum):
     NOT_A_MILESTONE = "not_a_milestone"  # recorded, notifies no one
     DUPLICATE = "duplicate"  # the same (order, milestone) earlier in this batch
-    STALE = "stale"  # a later milestone of this order was already reached
+    STALE = "stale"  # a later milestone of this order was read before this one
     CANDIDATE = "candidate"  # to be claimed in the store and, if the claim wins, sent
 
 
@@ -37,13 +58,26 @@ def milestone_orders(
     return {u.order_id for u in updates if milestone_for(u.tms_status, status_map) is not None}
 
 
+def is_stale(order_id: str, milestone: Milestone, first_reads: FirstReads) -> bool:
+    """Whether a later milestone of the order was read before this one (see the module's rule).
+
+    A milestone without a place is taken as read now, after every milestone that has one.
+    """
+    here = first_reads.get((order_id, milestone))
+    for later in Milestone:
+        there = first_reads.get((order_id, later))
+        if later.rank > milestone.rank and there is not None and (here is None or there < here):
+            return True
+    return False
+
+
 def plan_batch(
     updates: Sequence[ShipmentUpdate],
-    highest_rank: Mapping[str, int],
+    first_reads: FirstReads,
     status_map: Mapping[str, Milestone] = DEFAULT_STATUS_MAP,
 ) -> list[Planned]:
-    """Decide each event in consumption order. ``highest_rank`` is the store's highest milestone rank per order."""
-    reached = dict(highest_rank)
+    """Decide each event in consumption order. ``first_reads``: the store's places of the batch's
+    orders' milestones, read after the batch's events were recorded."""
     seen: set[tuple[str, Milestone]] = set()
     out: list[Planned] = []
     for u in updates:
@@ -54,11 +88,10 @@ def plan_batch(
         key = (u.order_id, m)
         if key in seen:
             verdict = Verdict.DUPLICATE
-        elif m.rank < reached.get(u.order_id, 0):
+        elif is_stale(u.order_id, m, first_reads):
             verdict = Verdict.STALE
         else:
             verdict = Verdict.CANDIDATE
-            reached[u.order_id] = m.rank
         seen.add(key)
         out.append(Planned(u, m, verdict))
     return out

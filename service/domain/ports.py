@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate
 from service.domain.outcome import (
     Claimed,
@@ -66,11 +67,12 @@ class EmailSender(Protocol):
 class NotificationStore(Protocol):
     """Durable dedup state and history. Raises ``StoreUnavailable`` when it cannot answer."""
 
-    async def record_events(
-        self, events: Sequence[tuple[InboundRecord, ShipmentUpdate, str | None]]
-    ) -> None: ...
+    async def record_events(self, events: Sequence[tuple[InboundRecord, ShipmentUpdate, str | None]]) -> None:
+        """Record events as read, in this order; an event already recorded keeps its first place."""
 
-    async def highest_ranks(self, order_ids: Sequence[str]) -> dict[str, int]: ...
+    async def first_reads(self, order_ids: Sequence[str]) -> dict[tuple[str, Milestone], int]:
+        """The place in the input of each recorded (order, milestone) of these orders (``domain.plan``)."""
+        ...
 
     async def claim(self, requests: Sequence[ClaimRequest]) -> list[Claimed]: ...
 

@@ -27,15 +27,30 @@ from service.domain.outcome import (
 )
 from service.store.migrate import migrate
 
+# In the batch's order (the ORDER BY), so that places (read_seq) follow it; a row already there
+# keeps its first place.
 _RECORD_EVENTS = """
 INSERT INTO shipment_events
     (event_id, order_id, tms_status, milestone, occurred_at, source_topic, source_partition, source_offset)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::int[], $8::bigint[])
+SELECT event_id, order_id, tms_status, milestone, occurred_at, topic, part, "offset"
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::int[], $8::bigint[])
+    WITH ORDINALITY AS t(event_id, order_id, tms_status, milestone, occurred_at, topic, part, "offset", n)
+ORDER BY n
 ON CONFLICT (event_id) DO NOTHING
 """
 
-_HIGHEST_RANK = """
-SELECT order_id, max(milestone_rank) AS rank FROM notifications WHERE order_id = ANY($1::text[]) GROUP BY order_id
+# The place of each (order, milestone): its first recorded event's (0 without one: recorded
+# before places existed, or a notification whose event is no longer recorded). Index scans on
+# shipment_events (order_id), notifications (order_id, milestone) and shipment_events' key.
+_FIRST_READS = """
+SELECT order_id, milestone, min(place) AS place FROM (
+    SELECT order_id, milestone, coalesce(read_seq, 0) AS place FROM shipment_events
+    WHERE order_id = ANY($1::text[]) AND milestone IS NOT NULL
+    UNION ALL
+    SELECT n.order_id, n.milestone, 0 FROM notifications n
+    WHERE n.order_id = ANY($1::text[])
+        AND NOT EXISTS (SELECT 1 FROM shipment_events e WHERE e.event_id = n.event_id)
+) AS reads GROUP BY order_id, milestone
 """
 
 # A new (order, milestone) is inserted; one whose earlier claim never finished (a crash mid-send)
@@ -181,12 +196,13 @@ class PostgresStore:
         async with translated():
             await self._pool.execute(_RECORD_EVENTS, *cols)
 
-    async def highest_ranks(self, order_ids: Sequence[str]) -> dict[str, int]:
+    async def first_reads(self, order_ids: Sequence[str]) -> dict[tuple[str, Milestone], int]:
+        """Where each (order, milestone) of these orders was first read: the stale rule's input."""
         if not order_ids:
             return {}
         async with translated():
-            rows = await self._pool.fetch(_HIGHEST_RANK, list(order_ids))
-        return {r["order_id"]: int(r["rank"]) for r in rows}
+            rows = await self._pool.fetch(_FIRST_READS, list(order_ids))
+        return {(r["order_id"], Milestone(r["milestone"])): int(r["place"]) for r in rows}
 
     async def claim(self, requests: Sequence[ClaimRequest]) -> list[Claimed]:
         """Claim notifications; returns only the claims granted (new, or re-claimed after a crash)."""

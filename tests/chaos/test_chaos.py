@@ -2,8 +2,10 @@
 
 Workload: orders with their milestones shuffled, TMS duplicates and malformed lines. After each
 scenario the verifier checks, from the database, the sandbox's records and the Kafka topics:
-every (order, milestone) reached a decision, and it is sent (or stale: a later milestone went
-first), never failed; every decision has a receipt; every send beyond one per (order, milestone)
+every (order, milestone) reached the decision its events' order gives, computed from the
+generated events alone (stale iff an event of a later milestone of the order precedes the pair's
+first event on the partition, else sent; never failed), and the providers got exactly one distinct
+message per pair to be sent; every decision has a receipt; every send beyond one per (order, milestone)
 is counted (re-claims in the database, possible duplicates in the service's metric and logs),
 and there are at most the in-flight limit of them per crash; where every provider answers its
 look-ups (kill -9, PostgreSQL stopped) the possible-duplicate count equals the real duplicates; every malformed event is on the
@@ -65,10 +67,14 @@ class Rig:
     env: dict[str, str]
     state: SandboxState
     malformed: int
-    pairs: set[tuple[str, str]]
+    expected: dict[tuple[str, str], str]  # (order, milestone) -> the state its events' order gives
     logs: Path
     events: int
     runs: int = 0
+
+    @property
+    def pairs(self) -> set[tuple[str, str]]:
+        return set(self.expected)
 
     @property
     def url(self) -> str:
@@ -169,12 +175,18 @@ class Rig:
         ran from start to end (after kill -9 the logs of every run stand in for it)."""
         conn = await asyncpg.connect(self.url)
         try:
-            rows = await conn.fetch("SELECT id, order_id, milestone, state, claims FROM notifications")
+            rows = await conn.fetch(
+                "SELECT id, order_id, milestone, state, claims, provider_message_id FROM notifications"
+            )
         finally:
             await conn.close()
         assert {(r["order_id"], r["milestone"]) for r in rows} == self.pairs
         states = Counter(r["state"] for r in rows)
         assert set(states) <= {"sent", "suppressed_stale"}, f"not every pair was notified: {states}"
+        # The same decisions as the events' order gives, whatever broke meanwhile.
+        decided = {(r["order_id"], r["milestone"]): r["state"] for r in rows}
+        wrong = sorted((p, decided[p], want) for p, want in self.expected.items() if decided[p] != want)
+        assert not wrong, f"{len(wrong)} decisions differ from the events' order, e.g. {wrong[:5]}"
         bootstrap = self.env["KAFKA_BOOTSTRAP_SERVERS"]
         receipts = await read_all(bootstrap, self.env["NOTIFIER_RECEIPTS_TOPIC"])
         receipted = {json.loads(r.value)["notification_id"] for r in receipts}
@@ -182,6 +194,11 @@ class Rig:
         assert not missing, f"{len(missing)} decisions without a receipt"
         # The body names the order and the milestone: the same body twice is the same notification twice.
         sends = Counter((m.to, m.body) for m in self.state.messages)
+        to_send = sum(want == "sent" for want in self.expected.values())
+        assert len(sends) == to_send, f"{len(sends)} distinct messages for {to_send} pairs to be sent"
+        sids = {m.sid for m in self.state.messages}
+        unsent = [r["id"] for r in rows if r["state"] == "sent" and r["provider_message_id"] not in sids]
+        assert not unsent, f"{len(unsent)} sends recorded that no provider received"
         extra = sum(n - 1 for n in sends.values())
         reclaimed = sum(max(r["claims"] - 1, 0) for r in rows)
         assert extra <= reclaimed, f"{extra} duplicate sends but only {reclaimed} counted re-claims"
@@ -249,14 +266,12 @@ async def rig(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> AsyncI
     )
     rng = random.Random(2026)
     messages: list[tuple[bytes | None, bytes]] = []
-    pairs: set[tuple[str, str]] = set()
     malformed = 0
     for i in range(ORDERS):
         order = f"CH-{i:04d}"
         statuses = STATUSES[: rng.randint(1, 3)]
         rng.shuffle(statuses)  # milestones out of order within an order
         for status in statuses:
-            pairs.add((order, status.lower()))
             phone = f"9{1_000_000 + i:07d}"  # one customer per order
             messages.append(event(order, status, n=1, phone=phone))
             if rng.random() < 0.2:
@@ -265,8 +280,32 @@ async def rig(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> AsyncI
         messages.insert(rng.randrange(len(messages)), (f"CH-BAD{j}".encode(), b'{"event_id": "broken'))
         malformed += 1
     await produce(kafka_bootstrap, env["NOTIFIER_INPUT_TOPICS"], messages)
-    yield Rig(env, state, malformed, pairs, tmp_path, len(messages))
+    yield Rig(env, state, malformed, expected_decisions(messages), tmp_path, len(messages))
     await runner.cleanup()
+
+
+def expected_decisions(messages: list[tuple[bytes | None, bytes]]) -> dict[tuple[str, str], str]:
+    """What each (order, milestone) must end as, from the generated events alone (not the service).
+
+    Messages are keyed by order, so an order's events sit on one partition in this order. A pair
+    is stale when an event of a later milestone of its order comes before the pair's first event;
+    otherwise it is sent. Malformed lines decide nothing.
+    """
+    rank = {status.lower(): i for i, status in enumerate(STATUSES)}
+    highest: dict[str, int] = {}
+    out: dict[tuple[str, str], str] = {}
+    for _, value in messages:
+        try:
+            doc = json.loads(value)
+        except json.JSONDecodeError:
+            continue
+        order, milestone = doc["order_id"], doc["status"].lower()
+        if (order, milestone) not in out:
+            out[(order, milestone)] = (
+                "suppressed_stale" if highest.get(order, -1) > rank[milestone] else "sent"
+            )
+        highest[order] = max(highest.get(order, -1), rank[milestone])
+    return out
 
 
 async def _until_sent(rig: Rig, count: int, timeout_s: float = 60) -> None:

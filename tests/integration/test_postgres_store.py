@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
-from service.domain.milestones import Milestone
+from service.domain.milestones import Milestone, milestone_for
 from service.domain.model import InboundRecord, Recipient, ShipmentUpdate, notification_id
 from service.domain.outcome import ClaimRequest, OutboxRow, Outcome
 from service.store.migrate import migrate, migration_files
@@ -63,7 +64,8 @@ async def test_a_pair_is_granted_once_and_an_unfinished_claim_is_granted_again(d
         await store.finish([outcome], [row])
         assert await store.claim([claim("B")]) == []  # decided: a duplicate from now on
 
-        assert await store.highest_ranks(["A", "B", "C"]) == {"A": M.rank, "B": M.rank}
+        # Known only from their notifications (no event recorded): read before every event.
+        assert await store.first_reads(["A", "B", "C"]) == {("A", M): 0, ("B", M): 0}
         # A stale verdict is claimed like any other: the decision and its receipt come together.
         stale = await store.claim([claim("C", state="suppressed_stale")])
         assert [c.claims for c in stale] == [1]
@@ -146,6 +148,53 @@ async def test_events_are_recorded_once(database_url: str) -> None:
         finally:
             await conn.close()
         assert [tuple(r) for r in rows] == [("t", 1, 42)]
+    finally:
+        await store.close()
+
+
+async def test_each_milestone_has_the_place_of_its_first_read_whatever_is_read_again(
+    database_url: str,
+) -> None:
+    store = await PostgresStore.connect(database_url)
+
+    def ev(order: str, status: str, n: int = 1) -> tuple[InboundRecord, ShipmentUpdate, str | None]:
+        u = replace(update(order, f"{status}-{n}"), tms_status=status)
+        m = milestone_for(status)
+        return InboundRecord("t", 0, 0, order.encode(), b"{}", 0), u, m.value if m else None
+
+    R, C = Milestone.READY_FOR_PICKUP, Milestone.CUSTOMS_CLEARED
+    orders = [f"O{i:02d}" for i in range(40)]
+    try:
+        # One batch: places follow the batch's order (not the array's physical order by chance).
+        batch = [
+            ev(o, s) for o in reversed(orders) for s in ("READY_FOR_PICKUP", "IN_TRANSIT", "CUSTOMS_CLEARED")
+        ]
+        await store.record_events(batch)
+        reads = await store.first_reads(orders)
+        ordered = [reads[(o, m)] for o in reversed(orders) for m in (R, C)]
+        assert ordered == sorted(ordered)
+        assert len(set(ordered)) == len(ordered)
+        # Read again in another order, re-sent by the TMS, or both: every first place stays.
+        await store.record_events([ev("O00", "CUSTOMS_CLEARED"), ev("O00", "READY_FOR_PICKUP")])
+        await store.record_events([ev("O00", "READY_FOR_PICKUP", n=2), ev("O00", "ARRIVED_HK_WAREHOUSE")])
+        again = await store.first_reads(["O00"])
+        assert (again[("O00", R)], again[("O00", C)]) == (reads[("O00", R)], reads[("O00", C)])
+        assert again[("O00", M)] > max(ordered)  # a milestone read for the first time now
+        assert len(again) == 3
+
+        # Recorded before places existed (migration 0011): read before every event with a place.
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(
+                "INSERT INTO shipment_events (event_id, order_id, tms_status, milestone, occurred_at,"
+                " source_topic, source_partition, source_offset, read_seq)"
+                " VALUES ('old', 'OLD', 'READY_FOR_PICKUP', 'ready_for_pickup', now(), 't', 0, 0, NULL)"
+            )
+        finally:
+            await conn.close()
+        await store.record_events([ev("OLD", "ARRIVED_HK_WAREHOUSE")])
+        old = await store.first_reads(["OLD"])
+        assert old[("OLD", R)] == 0 < old[("OLD", M)]
     finally:
         await store.close()
 

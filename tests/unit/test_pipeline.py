@@ -415,14 +415,14 @@ async def test_mobiles_outside_hong_kong_are_texted_only_when_configured(foreign
     assert [to for to, _ in h.sender.sent] == (["+447911123456"] if foreign else [])
 
 
-async def test_a_claim_left_by_a_crash_is_settled_even_when_its_event_is_now_stale(h: Harness) -> None:
-    milestone = Milestone.ARRIVED_HK_WAREHOUSE
-    crashed = ClaimRequest(
-        notification_id("A", milestone), parse_event(event("A", "ARRIVED_HK_WAREHOUSE")), milestone, "claimed"
-    )
-    await h.store.claim([crashed])  # died before recording the outcome
-    await h.feed(event("A", "READY_FOR_PICKUP"))  # a later milestone is sent meanwhile
-    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))  # the redelivered event is now stale
+async def test_a_claim_left_by_a_crash_is_settled_even_when_its_verdict_is_stale(h: Harness) -> None:
+    await h.feed(event("A", "READY_FOR_PICKUP"))  # a later milestone is read and sent first
+    milestone, late = Milestone.ARRIVED_HK_WAREHOUSE, record(h.offset, event("A", "ARRIVED_HK_WAREHOUSE"))
+    update = parse_event(late.value)
+    await h.store.record_events([(late, update, milestone.value)])
+    await h.store.claim([ClaimRequest(notification_id("A", milestone), update, milestone, "claimed")])
+    # died before recording the outcome; the redelivered event is stale, as it was the first time
+    await h.pipeline.process_batch([late])
     assert {row.state for row in h.store.rows.values()} == {"sent", "suppressed_stale"}
     assert len(h.sender.sent) == 1
 
