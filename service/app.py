@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 import aiohttp
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
@@ -19,10 +20,11 @@ from service.domain.errors import ConfigError, NotifierError
 from service.domain.links import LinkSigner
 from service.domain.model import InboundRecord
 from service.domain.ports import EmailSender, SmsSender
+from service.domain.references import MessageReferences
 from service.domain.watchdog import StallWatch
 from service.http.callbacks import add_callback_routes
 from service.http.pages import add_page_routes
-from service.http.server import create_app, start_http
+from service.http.server import create_app, create_public_app, start_http
 from service.http.support import SupportSite
 from service.kafka.consumer import ShareOnAssignment, build_consumer, consumer_lag, next_offsets, to_records
 from service.kafka.producer import DeadLetterPublisher, ReceiptPublisher, build_producer
@@ -32,7 +34,7 @@ from service.pipeline import Pipeline, Unfinished
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
 from service.render import Renderer
-from service.settings import Settings
+from service.settings import Settings, refuse_sandbox_secrets
 from service.store.postgres import PostgresStore
 from service.store.privacy import PrivacyStore
 from service.wiring import delivery_engine
@@ -53,6 +55,7 @@ class Service:
     email: EmailSender | None = None
     metrics: Metrics = field(default_factory=Metrics)
     http_port: int | None = None  # the bound port once running
+    metrics_port: int | None = None  # the bound port of /metrics, /healthz, /readyz once running
     _consumer: AIOKafkaConsumer | None = None
     _store: PostgresStore | None = None
     _engine: DeliveryEngine | None = None
@@ -63,6 +66,7 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
+        check_secrets(s)  # before anything connects
         store = self._store = await PostgresStore.connect(s.database_url, pool_size=s.database_pool_size)
         session = aiohttp.ClientSession()
         producer = build_producer(s.kafka_bootstrap_servers)
@@ -75,7 +79,14 @@ class Service:
         links = link_signer(s)
         if keyring is None:
             log.warning("no_pii_keys", effect="an undelivered SMS cannot fall back to email")
-        engine = self._engine = delivery_engine(s, self.metrics, session, sms=self.sms, email=self.email)
+        engine = self._engine = delivery_engine(
+            s,
+            self.metrics,
+            session,
+            references=message_references(blind_index),
+            sms=self.sms,
+            email=self.email,
+        )
         share = ShareOnAssignment(engine.set_share, self._drain)
         consumer = self._consumer = build_consumer(
             s.kafka_bootstrap_servers,
@@ -107,12 +118,13 @@ class Service:
             links=links,
             allow_foreign_mobiles=s.allow_foreign_mobiles,
         )
-        app = create_app(self.metrics, self._ready, self._live)
+        app = create_public_app(s.http_max_body_bytes)
         reports = DeliveryReports(
             store=store,
             pipeline=pipeline,
             keyring=keyring,
             metrics=self.metrics,
+            references=engine.references,
             fallback_retry_s=s.email_fallback_retry_s,
             fallback_attempts=s.email_fallback_attempts,
         )
@@ -138,7 +150,7 @@ class Service:
                 store=store,
                 page_globals=page_globals,
             )
-        runner, self.http_port = await start_http(app, s.http_host, s.http_port)
+        runner, ops_runner = await self._listen(app)
         tasks = [asyncio.create_task(self._pause_on(stop, engine))]
         try:
             await producer.start()
@@ -154,6 +166,7 @@ class Service:
                 topics=s.input_topics,
                 pattern=s.input_topic_pattern,
                 http_port=self.http_port,
+                metrics_port=self.metrics_port,
             )
             await self._consume(consumer, pipeline, stop)
         finally:
@@ -167,8 +180,18 @@ class Service:
                 await producer.stop()
             await session.close()
             await runner.cleanup()
+            await ops_runner.cleanup()
             await store.close()
             log.info("service_stopped")
+
+    async def _listen(self, app: web.Application) -> tuple[web.AppRunner, web.AppRunner]:
+        """The public listener (callbacks, pages) and the operations one (/metrics, /healthz, /readyz)."""
+        s = self.settings
+        ops, self.metrics_port = await start_http(
+            create_app(self.metrics, self._ready, self._live), s.metrics_host, s.metrics_port
+        )
+        public, self.http_port = await start_http(app, s.http_host, s.http_port)
+        return public, ops
 
     async def _consume(self, consumer: AIOKafkaConsumer, pipeline: Pipeline, stop: asyncio.Event) -> None:
         s = self.settings
@@ -334,6 +357,19 @@ class Service:
             "kafka_assigned": bool(self._consumer is not None and self._consumer.assignment()),
             "database": bool(self._store is not None and await self._store.ping()),
         }
+
+
+def check_secrets(s: Settings) -> None:
+    """Refuse the sandbox's public secrets where they would guard anything reachable."""
+    refuse_sandbox_secrets(s)
+    if s.sandbox_mode:
+        log.warning("sandbox_mode", effect="the sandbox's public default secrets are accepted")
+
+
+def message_references(blind_index: BlindIndex) -> MessageReferences:
+    """References carry a tag under a key of their own, derived from the (required) blind-index key:
+    stable across restarts and re-claims, and unknown to anyone without the key."""
+    return MessageReferences(blind_index.derive_key("message-reference"))
 
 
 def link_signer(s: Settings) -> LinkSigner | None:

@@ -3,7 +3,9 @@
 ``delivered`` closes a notification. ``undelivered`` records the report and, for an SMS, sends
 the email fallback: the sealed event is decrypted, the email rendered and sent through the
 engine, and the new outcome recorded with its own receipt. Reports are matched on the attempt
-they name (its reference): a late report for an earlier attempt, or a repeat, changes nothing.
+they name (its reference, which carries a keyed tag: see ``service.domain.references``): a late
+report for an earlier attempt, a repeat, or a report from a provider other than the one that sent
+the message changes nothing (counted as ``stale`` / ``wrong_provider``).
 
 The fallback is owed from the moment the report is recorded (same transaction), so it is never
 lost: if the email provider is down it is tried again with backoff (``retry_fallbacks``, run by
@@ -19,12 +21,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from service.contracts import parse_event
-from service.delivery import HELD, parse_ref
+from service.delivery import HELD
 from service.domain.backoff import backoff_delay
 from service.domain.errors import NotifierError
 from service.domain.model import Recipient, ShipmentUpdate
 from service.domain.outcome import DeliveryTarget, Outcome
 from service.domain.ports import NotificationStore
+from service.domain.references import MessageReferences
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.pipeline import Pipeline, receipt_row
@@ -60,6 +63,7 @@ class DeliveryReports:
         pipeline: Pipeline,
         keyring: Keyring | None,
         metrics: Metrics,
+        references: MessageReferences,
         clock: Callable[[], datetime] = _now,
         fallback_retry_s: float = 30.0,
         fallback_attempts: int = 12,
@@ -70,6 +74,7 @@ class DeliveryReports:
         self._pipeline = pipeline
         self._keyring = keyring
         self._metrics = metrics
+        self._references = references
         self._clock = clock
         self._retry_s = fallback_retry_s
         self._attempts = fallback_attempts
@@ -80,15 +85,21 @@ class DeliveryReports:
         """A callback that failed authentication: counted, so forgery attempts show on a dashboard."""
         self._metrics.callbacks.labels(provider, "forged").inc()
 
+    def expired(self, provider: str) -> None:
+        """An authentic event dated outside the accepted window: ignored, counted."""
+        self._metrics.callbacks.labels(provider, "expired").inc()
+
     async def report(self, provider: str, reference: str, *, delivered: bool, code: str | None = None) -> str:
         """Apply one report; returns what became of it (also counted in ``notifier_callbacks``)."""
         result = await self._apply(provider, reference, delivered=delivered, code=code)
         self._metrics.callbacks.labels(provider, result).inc()
         return result
 
-    async def _apply(self, provider: str, reference: str, *, delivered: bool, code: str | None) -> str:
-        parsed = parse_ref(reference)
-        if parsed is None:
+    async def _apply(  # noqa: PLR0911  # one return for each way a report can end
+        self, provider: str, reference: str, *, delivered: bool, code: str | None
+    ) -> str:
+        parsed = self._references.parse(reference)
+        if parsed is None:  # not one we made (its keyed tag does not match): never looked up
             return "bad_reference"
         notification, _ = parsed
         target = await self._store.delivery_target(notification)
@@ -101,6 +112,9 @@ class DeliveryReports:
                 return "held"
         if target is None or target.reference != reference or target.state != "sent":
             return "stale"
+        if target.provider != provider:  # only the provider that sent the message reports on it
+            log.warning("callback_wrong_provider", provider=provider, sent_by=target.provider)
+            return "wrong_provider"
         kind = "delivered" if delivered else "undelivered"
         reason = None if delivered else f"{provider}_{code or 'undelivered'}"
         outcome = Outcome(

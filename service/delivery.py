@@ -51,6 +51,7 @@ from service.domain.errors import (
 )
 from service.domain.ports import EmailMessage, EmailSender, SendAccepted, SmsSender
 from service.domain.ratelimit import TokenBucket
+from service.domain.references import MessageReferences
 from service.logs import get_logger
 from service.metrics import Metrics
 
@@ -163,6 +164,7 @@ class DeliveryEngine:
         email: EmailSender | None,
         limits: Mapping[str, ProviderLimits],
         metrics: Metrics,
+        references: MessageReferences,
         breaker: BreakerPolicy | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -172,6 +174,7 @@ class DeliveryEngine:
         self._sms = list(sms)
         self._email = email
         self._metrics = metrics
+        self.references = references  # each step's reference, keyed (reports name the send by it)
         self._retry = retry or RetryPolicy()
         self._clock = clock
         self._sleep = sleep
@@ -255,7 +258,7 @@ class DeliveryEngine:
                 "sms",
                 sender.name,
                 accepted.message_id,
-                _ref(req, step),
+                self._ref(req, step),
                 sms_segments=req.sms.segments if req.sms else None,
                 sms_encoding=req.sms.encoding if req.sms else None,
             )
@@ -272,7 +275,7 @@ class DeliveryEngine:
             if skip.provider_side:
                 return trail.result()
             return DeliveryResult("failed", "email", sender.name, reason=skip.reason)
-        return DeliveryResult("sent", "email", sender.name, accepted.message_id, _ref(req, step))
+        return DeliveryResult("sent", "email", sender.name, accepted.message_id, self._ref(req, step))
 
     async def _earlier_send(
         self, req: DeliveryRequest, since: datetime
@@ -286,7 +289,7 @@ class DeliveryEngine:
         phone, sms = req.phone, req.sms
         unchecked = False
         for step, sender in enumerate(self._sms, start=1):
-            reference = _ref(req, step)
+            reference = self._ref(req, step)
 
             async def check(
                 since: datetime, sender: SmsSender = sender, reference: str = reference
@@ -312,7 +315,7 @@ class DeliveryEngine:
     async def _try_sms(
         self, sender: SmsSender, req: DeliveryRequest, step: int, deadline: float
     ) -> SendAccepted:
-        phone, sms, reference = req.phone, req.sms, _ref(req, step)
+        phone, sms, reference = req.phone, req.sms, self._ref(req, step)
         if phone is None or sms is None:
             raise _Skip("no_sms", provider_side=False)
 
@@ -329,7 +332,7 @@ class DeliveryEngine:
     ) -> SendAccepted:
         if req.email is None or req.email_message is None:
             raise _Skip("no_email", provider_side=False)
-        email, message, reference = req.email, req.email_message(), _ref(req, step)
+        email, message, reference = req.email, req.email_message(), self._ref(req, step)
         before = req.before_email
 
         async def send() -> SendAccepted:
@@ -444,15 +447,6 @@ class DeliveryEngine:
         self._metrics.reconciliations.labels(name, "found" if found else "not_found").inc()
         return found, True
 
-
-def _ref(req: DeliveryRequest, step: int) -> str:
-    """The reference of one step of one notification: echoed by providers in their callbacks."""
-    return f"{req.notification_id.hex}.{step}"
-
-
-def parse_ref(reference: str) -> tuple[uuid.UUID, int] | None:
-    head, _, step = reference.partition(".")
-    try:
-        return uuid.UUID(hex=head), int(step)
-    except ValueError:
-        return None
+    def _ref(self, req: DeliveryRequest, step: int) -> str:
+        """The reference of one step of one notification: echoed by providers in their callbacks."""
+        return self.references.make(req.notification_id, step)

@@ -7,8 +7,10 @@ by ``make stack-up``.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -140,6 +142,12 @@ class Settings(BaseSettings):
     sendgrid_api_key: SecretStr = SecretStr("sandbox-sendgrid-key")
     email_sender_address: str = "notifications@example.com"
     email_sender_name: str = "Specialized Hong Kong"
+    sandbox_mode: bool = Field(
+        default=False,
+        description="Allow the sandbox's public default secrets although a provider, callback or public "
+        "URL (or the HTTP listener) is not on loopback, e.g. the sandbox in another container. Never in "
+        "production: anyone can sign callbacks with those secrets.",
+    )
     # Delivery callbacks: the public base URL providers call back on, and their secrets
     callback_base_url: str | None = Field(
         default=None, description="e.g. https://notifier.example.com; None: no delivery callbacks requested."
@@ -148,6 +156,20 @@ class Settings(BaseSettings):
     infobip_webhook_password: SecretStr = SecretStr("sandbox-infobip-webhook")
     sendgrid_webhook_public_key: str | None = Field(
         default=None, description="Base64 DER public key of SendGrid's Signed Event Webhook."
+    )
+    sendgrid_signature_max_skew_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="A SendGrid Event Webhook request whose signed timestamp is further than this from "
+        "our clock is refused (a replay).",
+    )
+    sendgrid_event_max_age_s: float = Field(
+        default=259_200.0,
+        gt=0,
+        le=30 * 86_400,
+        description="A SendGrid event older than this (SendGrid retries a webhook for 24 hours), or "
+        "dated more than the signature skew ahead, is ignored and counted.",
     )
 
     # Personal data at rest
@@ -201,6 +223,16 @@ class Settings(BaseSettings):
     # Operations
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
+    http_max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=64 * 1_048_576,
+        description="Largest request body the public listener reads; larger gets 413.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Listener of /metrics, /healthz and /readyz, kept off the ingress."
+    )
+    metrics_port: int = Field(default=8081, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 
@@ -233,10 +265,88 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_url=False, include_input=False):
-            field = ".".join(str(p) for p in err["loc"])
-            lines.append(f"  NOTIFIER_{field.upper()}: {err['msg']}")
+            lines.append(f"  {env_names(err['loc'])}: {err['msg']}")
         raise ConfigError(
             "invalid configuration; fix these environment variables:\n" + "\n".join(lines)
         ) from None
     except SettingsError as exc:  # a value the environment source could not even parse
         raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def _aliases(name: str) -> list[str]:
+    """The environment variables that set field ``name``, the preferred one first."""
+    alias = Settings.model_fields[name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    if isinstance(alias, str):
+        return [alias]
+    return [f"{Settings.model_config.get('env_prefix', '')}{name}".upper()]
+
+
+def env_names(loc: tuple[int | str, ...]) -> str:
+    """The variable(s) an error location is about: pydantic reports a field by its name, or by
+    its first alias when it has aliases (which already carry the prefix)."""
+    head = str(loc[0]) if loc else ""
+    for name in Settings.model_fields:
+        names = _aliases(name)
+        if head == name or head in names:
+            return names[0] + (f" (or {', '.join(names[1:])})" if names[1:] else "")
+    return ".".join(str(p) for p in loc).upper()
+
+
+#: Secrets whose defaults are the sandbox's, published in this repository: anyone can sign with them.
+SANDBOX_SECRETS: dict[str, str] = {
+    "twilio_auth_token": "sandbox-token",
+    "infobip_api_key": "sandbox-infobip-key",
+    "infobip_webhook_password": "sandbox-infobip-webhook",
+    "sendgrid_api_key": "sandbox-sendgrid-key",
+}
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (a name or an address) can only be reached from this machine."""
+    host = (host or "").strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_sandbox_secrets(s: Settings) -> None:
+    """Start-up check: the sandbox's public default secrets are refused unless everything they
+    guard is on loopback (the local stack, the tests) or ``sandbox_mode`` says so explicitly."""
+    defaults = [name for name, value in SANDBOX_SECRETS.items() if _secret(s, name) == value]
+    if not defaults or s.sandbox_mode:
+        return
+    urls = {
+        "twilio_base_url": s.twilio_base_url,
+        "infobip_base_url": s.infobip_base_url,
+        "sendgrid_base_url": s.sendgrid_base_url,
+        "callback_base_url": s.callback_base_url,
+        "public_base_url": s.public_base_url,
+    }
+    exposed = [
+        name for name, url in urls.items() if url is not None and not is_loopback(urlsplit(url).hostname)
+    ]
+    if not is_loopback(s.http_host):
+        exposed.append("http_host")
+    if not exposed:
+        return
+    lines = [
+        f"  {env_names((name,))}: still the sandbox's public default; set the real secret"
+        for name in defaults
+    ]
+    raise ConfigError(
+        "refusing to start with the sandbox's public secrets while these are not on loopback: "
+        + ", ".join(env_names((name,)) for name in exposed)
+        + "; set these environment variables:\n"
+        + "\n".join(lines)
+        + "\n(or NOTIFIER_SANDBOX_MODE=true for a sandbox that is not on loopback; never in production)"
+    )
+
+
+def _secret(s: Settings, name: str) -> str:
+    value = getattr(s, name)
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)

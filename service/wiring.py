@@ -8,6 +8,7 @@ from service.delivery import DeliveryEngine, ProviderLimits
 from service.domain.backoff import RetryPolicy
 from service.domain.breaker import BreakerPolicy
 from service.domain.ports import EmailSender, SmsSender
+from service.domain.references import MessageReferences
 from service.metrics import Metrics
 from service.providers.batching import BatchingSmsSender
 from service.providers.infobip import InfobipClient
@@ -68,6 +69,7 @@ def delivery_engine(
     metrics: Metrics,
     session: aiohttp.ClientSession,
     *,
+    references: MessageReferences,
     sms: list[SmsSender] | None = None,
     email: EmailSender | None = None,
 ) -> DeliveryEngine:
@@ -81,6 +83,7 @@ def delivery_engine(
             "sendgrid": ProviderLimits(s.sendgrid_rate_per_s * s.rate_headroom, s.sendgrid_burst),
         },
         metrics=metrics,
+        references=references,
         breaker=BreakerPolicy(
             window=s.breaker_window,
             min_calls=s.breaker_min_calls,

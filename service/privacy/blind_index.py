@@ -32,6 +32,11 @@ class BlindIndex:
     def _mac(self, kind: bytes, value: str) -> bytes:
         return hmac.new(self._key, kind + b"\x00" + value.encode(), hashlib.sha256).digest()
 
+    def derive_key(self, purpose: str) -> bytes:
+        """A key of its own for another use of the same secret (e.g. message references), so that
+        no value made for one use can be passed off as one made for another."""
+        return self._mac(b"derive", purpose)
+
     def phone(self, e164: str) -> bytes:
         """The index of a phone number in E.164 form."""
         return self._mac(b"phone", e164.strip())

@@ -81,8 +81,9 @@ class Rig:
         return self.env["DATABASE_URL"]
 
     @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.env['NOTIFIER_HTTP_PORT']}"
+    def ops(self) -> str:
+        """The operations listener: /metrics, /healthz, /readyz."""
+        return f"http://127.0.0.1:{self.env['NOTIFIER_METRICS_PORT']}"
 
     async def start(self) -> asyncio.subprocess.Process:
         self.runs += 1
@@ -116,7 +117,7 @@ class Rig:
 
     async def metric(self, name: str) -> float:
         """A counter or gauge of the running service, from its /metrics, summed over its labels."""
-        async with aiohttp.ClientSession() as http, http.get(f"{self.http}/metrics") as reply:
+        async with aiohttp.ClientSession() as http, http.get(f"{self.ops}/metrics") as reply:
             text = await reply.text()
         return sum(
             float(sample.value)
@@ -127,7 +128,7 @@ class Rig:
 
     async def readiness(self) -> int:
         try:
-            async with aiohttp.ClientSession() as http, http.get(f"{self.http}/readyz") as reply:
+            async with aiohttp.ClientSession() as http, http.get(f"{self.ops}/readyz") as reply:
                 return reply.status
         except aiohttp.ClientError:
             return 0
@@ -243,6 +244,7 @@ async def rig(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> AsyncI
         "NOTIFIER_DEAD_LETTER_TOPIC": f"chaos.{run}.dlq",
         "NOTIFIER_CONSUMER_GROUP": f"chaos-{run}",
         "NOTIFIER_HTTP_PORT": str(port),
+        "NOTIFIER_METRICS_PORT": str(_free_port()),
         "NOTIFIER_TWILIO_BASE_URL": sandbox,
         "NOTIFIER_TWILIO_ACCOUNT_SID": state.account_sid,
         "NOTIFIER_TWILIO_AUTH_TOKEN": state.auth_token,

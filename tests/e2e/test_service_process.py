@@ -45,6 +45,9 @@ SAMPLE_PII = [
 ]
 
 
+_OPS_PATHS = ("/metrics", "/healthz", "/readyz")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -95,6 +98,7 @@ async def env(kafka_bootstrap: str, database_url: str) -> AsyncIterator[dict[str
         "NOTIFIER_DEAD_LETTER_TOPIC": f"e2e.{run}.dlq",
         "NOTIFIER_CONSUMER_GROUP": f"e2e-{run}",
         "NOTIFIER_HTTP_PORT": str(port),
+        "NOTIFIER_METRICS_PORT": str(_free_port()),
         "NOTIFIER_TWILIO_BASE_URL": sandbox,
         "NOTIFIER_INFOBIP_BASE_URL": sandbox,
         "NOTIFIER_SENDGRID_BASE_URL": sandbox,
@@ -133,7 +137,7 @@ async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> N
     key = json.loads(await _eventually(f"http://127.0.0.1:{sandbox_port}/sandbox/sendgrid/public-key"))
     service = await _spawn({**env, "NOTIFIER_SENDGRID_WEBHOOK_PUBLIC_KEY": key["public_key"]}, "run")
     try:
-        await _eventually(f"http://127.0.0.1:{env['NOTIFIER_HTTP_PORT']}/readyz")
+        await _eventually(f"http://127.0.0.1:{env['NOTIFIER_METRICS_PORT']}/readyz")
 
         feed = await _spawn(env, "feed", str(SAMPLES))
         out, err = await asyncio.wait_for(feed.communicate(), 60)
@@ -147,7 +151,9 @@ async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> N
         ]
         dead = await _read(env["KAFKA_BOOTSTRAP_SERVERS"], env["NOTIFIER_DEAD_LETTER_TOPIC"], 2)
         _, body = await _get(f"http://127.0.0.1:{sandbox_port}/sandbox/messages")
-        _, metrics = await _get(f"http://127.0.0.1:{env['NOTIFIER_HTTP_PORT']}/metrics")
+        _, metrics = await _get(f"http://127.0.0.1:{env['NOTIFIER_METRICS_PORT']}/metrics")
+        # The public listener serves callbacks and pages only: metrics and health stay off the ingress.
+        public = [await _get(f"http://127.0.0.1:{env['NOTIFIER_HTTP_PORT']}{p}") for p in _OPS_PATHS]
     finally:
         service.send_signal(signal.SIGTERM)
         sandbox.send_signal(signal.SIGTERM)
@@ -185,6 +191,7 @@ async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> N
     assert 'notifier_notifications_total{channel="email",outcome="sent"} 1.0' in metrics
     assert 'notifier_dead_letters_total{reason="malformed_json"} 1.0' in metrics
     assert "notifier_end_to_end_seconds_count 9.0" in metrics
+    assert [status for status, _ in public] == [404] * len(_OPS_PATHS)
 
     assert service.returncode == 0, service_log.decode()[-2000:]
     log = service_log.decode()

@@ -60,6 +60,7 @@ async def settings(kafka_bootstrap: str, database_url: str, sandbox: tuple[Sandb
         sendgrid_base_url=base_url,
         sendgrid_webhook_public_key=state.sendgrid_signer.public_key_b64,
         http_port=port,
+        metrics_port=0,  # any free port: Service.metrics_port says which
         callback_base_url=own,
         public_base_url=own,
         pii_keys=Keyring.generate_spec("k1"),

@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 
 from service.callbacks import DeliveryReports
-from service.delivery import parse_ref
 from service.domain.errors import ProviderUnavailable
+from service.domain.milestones import Milestone
+from service.domain.model import notification_id
 from service.domain.outcome import OutboxRow
 from tests.unit.test_pipeline import EMAIL, Harness, event
 
@@ -21,7 +22,13 @@ def h() -> Harness:
 
 
 def reports(h: Harness) -> DeliveryReports:
-    return DeliveryReports(store=h.store, pipeline=h.pipeline, keyring=h.pipeline._keyring, metrics=h.metrics)
+    return DeliveryReports(
+        store=h.store,
+        pipeline=h.pipeline,
+        keyring=h.pipeline._keyring,
+        metrics=h.metrics,
+        references=h.references,
+    )
 
 
 def receipts(h: Harness) -> list[tuple[str, str, str | None]]:
@@ -61,11 +68,45 @@ async def test_undelivered_sms_falls_back_to_email_with_a_receipt_for_each_step(
 async def test_report_for_an_unknown_or_malformed_reference_changes_nothing(h: Harness) -> None:
     await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
     assert await reports(h).report("sms-a", "not-a-reference", delivered=False) == "bad_reference"
-    assert await reports(h).report("sms-a", "0" * 32 + ".1", delivered=False) == "stale"
-    wrong_step = h.sender.references[0].rsplit(".", 1)[0] + ".2"
+    assert (
+        await reports(h).report("sms-a", h.references.make(uuid.UUID(int=0), 1), delivered=False) == "stale"
+    )
+    parsed = h.references.parse(h.sender.references[0])
+    assert parsed is not None
+    wrong_step = h.references.make(parsed[0], 2)
     assert await reports(h).report("sms-a", wrong_step, delivered=False) == "stale"
     assert h.email.sent == []
     assert len(h.receipts.published) == 1
+
+
+async def test_a_reference_made_from_the_order_id_and_milestone_alone_is_refused(h: Harness) -> None:
+    # What anyone who knows an order number can compute: the notification id and the step.
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    guessable = notification_id("A", Milestone.ARRIVED_HK_WAREHOUSE).hex
+    real = h.sender.references[0]
+    assert real.startswith(guessable)
+    for forged in (
+        f"{guessable}.1",
+        f"{guessable}.1.{'0' * 24}",
+        real[:-1] + ("0" if real[-1] != "0" else "1"),
+    ):
+        assert await reports(h).report("sms-a", forged, delivered=False) == "bad_reference"
+    assert h.email.sent == []
+    assert len(h.receipts.published) == 1
+
+
+async def test_a_report_from_another_provider_than_the_sender_changes_nothing(h: Harness) -> None:
+    await h.feed(event("A", "READY_FOR_PICKUP"))  # sent by sms-a
+    ref = h.sender.references[0]
+    assert await reports(h).report("sms-b", ref, delivered=False) == "wrong_provider"
+    assert await reports(h).report("fake-email", ref, delivered=True) == "wrong_provider"
+    assert h.email.sent == []
+    assert receipts(h) == [("sent", "sms", "sms-a")]
+    counted = h.metrics.registry.get_sample_value(
+        "notifier_callbacks_total", {"provider": "sms-b", "result": "wrong_provider"}
+    )
+    assert counted == 1
+    assert await reports(h).report("sms-a", ref, delivered=True) == "delivered"  # its own provider still can
 
 
 async def test_undelivered_email_is_final(h: Harness) -> None:
@@ -150,6 +191,7 @@ async def test_a_fallback_out_of_attempts_is_recorded_failed_with_a_receipt(h: H
         pipeline=h.pipeline,
         keyring=h.pipeline._keyring,
         metrics=h.metrics,
+        references=h.references,
         fallback_attempts=2,
     )
     await h.feed(event("A", "READY_FOR_PICKUP"))
@@ -166,7 +208,7 @@ async def test_a_fallback_out_of_attempts_is_recorded_failed_with_a_receipt(h: H
 async def test_a_fallback_left_by_a_process_that_died_is_taken_up_when_its_lease_ends(h: Harness) -> None:
     await h.feed(event("A", "READY_FOR_PICKUP"))
     ref = h.sender.references[0]
-    parsed = parse_ref(ref)
+    parsed = h.references.parse(ref)
     assert parsed is not None
     nid = parsed[0]
     # The report was recorded (the fallback owed, leased to the process) and then the process died.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import uuid
 from datetime import UTC, datetime
@@ -14,7 +15,6 @@ from service.delivery import (
     DeliveryRequest,
     ProviderLimits,
     SmsContent,
-    parse_ref,
 )
 from service.domain.backoff import RetryPolicy
 from service.domain.breaker import BreakerPolicy, BreakerState
@@ -27,6 +27,7 @@ from service.domain.errors import (
     RecipientOptedOut,
 )
 from service.domain.ports import EmailMessage
+from service.domain.references import MessageReferences
 from service.metrics import Metrics
 from service.testing import FakeClock, FakeEmailSender, FakeSmsSender
 
@@ -44,11 +45,13 @@ class Rig:
         self.mail = FakeEmailSender(name="mail")
         self.clock = FakeClock()
         self.metrics = Metrics()
+        self.references = MessageReferences(os.urandom(32))
         self.engine = DeliveryEngine(
             sms=[self.a, self.b],
             email=self.mail,
             limits=limits or {},
             metrics=self.metrics,
+            references=self.references,
             breaker=breaker
             or BreakerPolicy(
                 window=10,
@@ -90,7 +93,7 @@ async def test_first_provider_sends_and_the_reference_names_the_notification_and
     result = await rig.engine.deliver(req)
     assert (result.outcome, result.channel, result.provider) == ("sent", "sms", "a")
     assert result.reference is not None
-    assert parse_ref(result.reference) == (req.notification_id, 1)
+    assert rig.references.parse(result.reference) == (req.notification_id, 1)
     assert rig.b.sent == []
 
 

@@ -20,8 +20,9 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.cli import _parser
+from service.domain.errors import ConfigError
 from service.metrics import Metrics
-from service.settings import Settings
+from service.settings import SANDBOX_SECRETS, Settings, refuse_sandbox_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -327,8 +328,13 @@ def test_dockerfile_runs_the_notifier_command() -> None:
     assert re.search(r"^USER (?!root|0\b)", text, re.MULTILINE), "the image must not run as root"
     assert "NOTIFIER_TEMPLATES_DIR=/app/templates" in text
     assert "COPY templates/ /app/templates/" in text
-    assert "EXPOSE 8080" in text
-    assert "/healthz" in text
+    assert "EXPOSE 8080 8081" in text
+    assert "NOTIFIER_HTTP_PORT=8080" in text
+    assert "NOTIFIER_METRICS_PORT=8081" in text
+    assert f"NOTIFIER_METRICS_HOST={ALL_INTERFACES}" in text
+    # The health check asks the operations listener (the public one no longer serves /healthz).
+    health = next(line for line in text.splitlines() if "CMD " in line and "urlopen" in line)
+    assert "http://127.0.0.1:8081/healthz" in health
 
 
 def test_every_command_in_compose_and_kubernetes_is_one_the_cli_accepts() -> None:
@@ -353,7 +359,35 @@ def test_compose_wires_the_parts_together() -> None:
     notifier = services["notifier"]
     assert notifier["env_file"][0]["path"] == "secrets.env"
     assert notifier["environment"]["NOTIFIER_HTTP_HOST"] == ALL_INTERFACES
+    assert notifier["environment"]["NOTIFIER_METRICS_HOST"] == ALL_INTERFACES
     assert set(notifier["depends_on"]) >= {"migrate", "topics"}
+    env = notifier["environment"]
+    published = {p.rsplit(":", 1)[1] for p in notifier["ports"]}
+    assert published == {env["NOTIFIER_HTTP_PORT"], env["NOTIFIER_METRICS_PORT"]}
+
+
+def _settings_from(env: dict[str, str]) -> Settings:
+    fields = {k.removeprefix("NOTIFIER_").lower(): v for k, v in env.items() if k.startswith("NOTIFIER_")}
+    fields.pop("templates_dir", None)  # a path inside the image
+    return Settings(**fields)
+
+
+def test_compose_runs_the_sandbox_in_sandbox_mode_and_kubernetes_never_does() -> None:
+    # Compose reaches the sandbox by its service name (not loopback) with the public default
+    # secrets: it only starts because it says it is a sandbox.
+    env = dict(_compose()["services"]["notifier"]["environment"])
+    assert env["NOTIFIER_SANDBOX_MODE"] == "true"
+    refuse_sandbox_secrets(_settings_from(env))
+    with pytest.raises(ConfigError, match="NOTIFIER_TWILIO_AUTH_TOKEN"):
+        refuse_sandbox_secrets(_settings_from({**env, "NOTIFIER_SANDBOX_MODE": "false"}))
+    docs = _k8s_docs()
+    config, secret = docs["ConfigMap"]["data"], docs["Secret"]["stringData"]
+    assert "NOTIFIER_SANDBOX_MODE" not in config
+    assert "NOTIFIER_SANDBOX_MODE" not in secret
+    production = _settings_from({**config, **secret})
+    refuse_sandbox_secrets(production)  # every sandbox secret has its own (placeholder) value
+    for name in SANDBOX_SECRETS:
+        assert f"NOTIFIER_{name.upper()}" in secret, f"the Secret template lacks {name}"
 
 
 def test_kubernetes_manifests_fit_together() -> None:
@@ -364,14 +398,22 @@ def test_kubernetes_manifests_fit_together() -> None:
     (container,) = pod["spec"]["containers"]
     assert deployment["spec"]["replicas"] == 2
     assert pod["spec"]["terminationGracePeriodSeconds"] == 60
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for probe, path in (
+        ("startupProbe", "/healthz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ):
+        assert container[probe]["httpGet"] == {"path": path, "port": "ops"}, probe
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["resources"]["requests"]
     assert container["resources"]["limits"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["http"] == int(docs["ConfigMap"]["data"]["NOTIFIER_HTTP_PORT"]) == 8080
+    assert ports["ops"] == int(docs["ConfigMap"]["data"]["NOTIFIER_METRICS_PORT"]) == 8081
+    assert docs["ConfigMap"]["data"]["NOTIFIER_METRICS_HOST"] == ALL_INTERFACES
+    targets = {p["name"]: p["targetPort"] for p in service["spec"]["ports"]}
+    assert targets == {"http": "http", "ops": "ops"}
     sources = {next(iter(ref)): next(iter(ref.values()))["name"] for ref in container["envFrom"]}
     assert sources == {
         "configMapRef": docs["ConfigMap"]["metadata"]["name"],
@@ -386,7 +428,7 @@ def test_kubernetes_manifests_fit_together() -> None:
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["path"] == "/metrics"
-    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["port"] == "ops"  # the operations listener: the public port has no /metrics
     for doc in docs.values():
         assert "namespace" not in doc.get("metadata", {}), f"{doc['kind']} names a namespace"
 

@@ -22,6 +22,7 @@ from service.domain.errors import (
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, notification_id
 from service.domain.outcome import ClaimRequest
+from service.domain.references import MessageReferences
 from service.metrics import Metrics
 from service.pipeline import Pipeline
 from service.privacy.blind_index import BlindIndex
@@ -77,6 +78,7 @@ class Harness:
         self.clock = FakeClock()
         self.metrics = Metrics()
         self.blind = BlindIndex(os.urandom(32))
+        self.references = MessageReferences(self.blind.derive_key("message-reference"))
         self.receipts = FakeReceiptSink()
         self.dlq = FakeDeadLetterSink()
         self.pipeline_engine = DeliveryEngine(
@@ -84,6 +86,7 @@ class Harness:
             email=self.email,
             limits={},
             metrics=self.metrics,
+            references=self.references,
             clock=self.clock,
             sleep=self.clock.sleep,
             rng=random.Random(1),
@@ -275,7 +278,9 @@ async def test_a_send_made_before_a_crash_is_found_at_the_provider_not_sent_agai
     nid = notification_id("A", milestone)
     crashed = ClaimRequest(nid, parse_event(event("A", "ARRIVED_HK_WAREHOUSE")), milestone, "claimed")
     await h.store.claim([crashed])
-    await h.sender.send_sms("+85291234567", "body", reference=f"{nid.hex}.1")  # then the process died
+    await h.sender.send_sms(
+        "+85291234567", "body", reference=h.references.make(nid, 1)
+    )  # then the process died
     await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
     assert len(h.sender.sent) == 1
     receipt = json.loads(h.receipts.published[0].payload)

@@ -19,11 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.contracts import parse_event
-from service.delivery import DeliveryEngine, parse_ref
+from service.delivery import DeliveryEngine
 from service.domain.errors import StoreUnavailable
 from service.domain.milestones import Milestone, milestone_for
 from service.domain.model import InboundRecord, notification_id
 from service.domain.outcome import ClaimRequest, OutboxRow, Outcome
+from service.domain.references import MessageReferences
 from service.metrics import Metrics
 from service.pipeline import Pipeline
 from service.privacy.blind_index import BlindIndex
@@ -68,11 +69,15 @@ class KilledStore(FakeStore):
         self.dead, self.die_at = False, None
 
 
+REFERENCES = MessageReferences(BLIND.derive_key("message-reference"))
+
+
 def pipeline(store: FakeStore, sms: FakeSmsSender) -> Pipeline:
     """A fresh process: its own engine, limits and breakers; the store and the provider persist."""
     metrics, clock = Metrics(), FakeClock()
     engine = DeliveryEngine(
         sms=[sms],
+        references=REFERENCES,
         email=FakeEmailSender(),
         limits={},
         metrics=metrics,
@@ -101,7 +106,7 @@ def states(store: FakeStore) -> dict[tuple[str, str], str]:
 
 
 def texted(sms: FakeSmsSender) -> set[uuid.UUID]:
-    refs = (parse_ref(r) for r in sms.references)
+    refs = (REFERENCES.parse(r) for r in sms.references)
     return {ref[0] for ref in refs if ref is not None}
 
 
