@@ -25,7 +25,14 @@ from service.callbacks import DeliveryReports
 from service.domain.errors import ProviderError
 from service.domain.ports import NotificationStore, SmsSender
 from service.domain.ratelimit import TokenBucket
-from service.domain.status_check import Answer, Apply, AwaitingStatus, GiveUp, StatusCheckPolicy
+from service.domain.status_check import (
+    Answer,
+    Apply,
+    AwaitingStatus,
+    GiveUp,
+    LookAgain,
+    StatusCheckPolicy,
+)
 from service.logs import get_logger
 from service.metrics import Metrics
 
@@ -97,26 +104,18 @@ class StatusChecks:
         sender = self._senders.get(provider)
         reference = item.target.reference
         if sender is None or reference is None or self._paused() or self._circuit_open(provider):
-            return await self._later(item, DEFERRED, self._policy.delay(item.checks))
-        if provider in spent or not await self._admit(provider, started):
+            # Cannot ask now (provider not configured, sends paused, its circuit open): like an
+            # error, looked up again with backoff, and given up at the maximum age.
+            answer, code, result = Answer.ERROR, None, DEFERRED
+        elif provider in spent or not await self._admit(provider, started):
             # This run's budget for the provider is spent: the next run takes the rest.
             spent.add(provider)
             return await self._later(item, DEFERRED, 0.0)
-        try:
-            status = await sender.delivery_status(item.message_id, reference=reference)
-        except ProviderError as exc:
-            log.warning(
-                "status_check_failed",
-                notification_id=str(item.notification_id),
-                provider=provider,
-                error=type(exc).__name__,
-                code=exc.code,
-            )
-            answer, code = Answer.ERROR, None
         else:
-            answer, code = (status.answer, status.code) if status is not None else (Answer.NOT_FOUND, None)
+            answer, code = await self._ask(sender, item, provider, reference)
+            result = answer.value
         step = self._policy.after(answer, sent_at=item.sent_at, now=self._clock(), checks=item.checks)
-        if isinstance(step, Apply):
+        if isinstance(step, Apply) and reference is not None:
             applied = await self._reports.reconciled(provider, reference, delivered=step.delivered, code=code)
             log.info(
                 "status_reconciled",
@@ -136,7 +135,24 @@ class StatusChecks:
                 last_answer=answer.value,
             )
             return "gave_up"
-        return await self._later(item, answer.value, step.after_s)
+        assert isinstance(step, LookAgain)  # noqa: S101  # Apply came with a reference
+        return await self._later(item, result, step.after_s)
+
+    async def _ask(
+        self, sender: SmsSender, item: AwaitingStatus, provider: str, reference: str
+    ) -> tuple[Answer, str | None]:
+        try:
+            status = await sender.delivery_status(item.message_id, reference=reference)
+        except ProviderError as exc:
+            log.warning(
+                "status_check_failed",
+                notification_id=str(item.notification_id),
+                provider=provider,
+                error=type(exc).__name__,
+                code=exc.code,
+            )
+            return Answer.ERROR, None
+        return (status.answer, status.code) if status is not None else (Answer.NOT_FOUND, None)
 
     async def _later(self, item: AwaitingStatus, result: str, after_s: float) -> str:
         await self._store.status_check_later(item.notification_id, after_s)

@@ -191,3 +191,19 @@ async def test_no_look_ups_while_sends_are_paused_or_the_providers_circuit_is_op
     later(h, 900)
     await checks(h).run_once()
     assert h.sender.status_lookups == h.sender.references
+
+
+async def test_a_send_whose_provider_is_no_longer_configured_is_given_up_at_its_maximum_age(
+    h: Harness,
+) -> None:
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    job = checks(h, senders=[h.backup])  # sms-a removed from NOTIFIER_SMS_PROVIDERS since
+    later(h, 900)
+    await job.run_once()
+    assert counted(h, "deferred") == 1
+    later(h, 48 * 3600)
+    await job.run_once()
+    assert counted(h, "gave_up") == 1
+    later(h, 86_400)
+    assert await job.run_once() == 0
+    assert receipts(h) == [("sent", "sms")]
