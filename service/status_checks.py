@@ -39,7 +39,7 @@ from service.metrics import Metrics
 log = get_logger(__name__)
 
 DEFERRED = "deferred"
-_BURST = 5.0  # look-ups a provider's bucket lets out at once
+_BURST = 1.0  # look-ups are paced one at a time, like sends
 
 
 def _now() -> datetime:
