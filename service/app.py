@@ -7,6 +7,7 @@ import base64
 import binascii
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -16,11 +17,13 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from service.callbacks import DeliveryReports
 from service.delivery import DeliveryEngine
+from service.domain.breaker import BreakerState
 from service.domain.errors import ConfigError, NotifierError
 from service.domain.links import LinkSigner
 from service.domain.model import InboundRecord
 from service.domain.ports import EmailSender, SmsSender
 from service.domain.references import MessageReferences
+from service.domain.status_check import StatusCheckPolicy
 from service.domain.watchdog import StallWatch
 from service.http.callbacks import add_callback_routes
 from service.http.pages import add_page_routes
@@ -35,9 +38,10 @@ from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
 from service.render import Renderer
 from service.settings import Settings, refuse_sandbox_secrets
+from service.status_checks import StatusChecks
 from service.store.postgres import PostgresStore
 from service.store.privacy import PrivacyStore
-from service.wiring import delivery_engine
+from service.wiring import delivery_engine, sms_clients
 
 log = get_logger(__name__)
 
@@ -64,7 +68,7 @@ class Service:
     _positions: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to consume
     _stalled: bool = False
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event) -> None:  # noqa: PLR0915  # the composition root (split in issue 12)
         s = self.settings
         check_secrets(s)  # before anything connects
         store = self._store = await PostgresStore.connect(s.database_url, pool_size=s.database_pool_size)
@@ -79,15 +83,20 @@ class Service:
         links = link_signer(s)
         if keyring is None:
             log.warning("no_pii_keys", effect="an undelivered SMS cannot fall back to email")
+        sms = self.sms if self.sms is not None else sms_clients(s, session)
         engine = self._engine = delivery_engine(
             s,
             self.metrics,
             session,
             references=message_references(blind_index),
-            sms=self.sms,
+            sms=sms,
             email=self.email,
         )
-        share = ShareOnAssignment(engine.set_share, self._drain)
+        # This instance's share of each provider's rate, for sends and status look-ups alike.
+        share = ShareOnAssignment(
+            _each(engine.set_share, lambda f: checks.set_share(f)),  # noqa: PLW0108  # checks: built below
+            self._drain,
+        )
         consumer = self._consumer = build_consumer(
             s.kafka_bootstrap_servers,
             s.consumer_group,
@@ -129,6 +138,7 @@ class Service:
             fallback_attempts=s.email_fallback_attempts,
         )
         pipeline.after_record = reports.apply_held
+        checks = status_checks(s, store=store, reports=reports, sms=sms, engine=engine, metrics=self.metrics)
 
         async def consent(phone: str, opted_out: bool, source: str) -> int:
             return await store.set_consent([blind_index.phone(phone)], opted_out=opted_out, source=source)
@@ -159,6 +169,7 @@ class Service:
             tasks += [
                 asyncio.create_task(self._relay_forever(pipeline, reports, stop)),
                 asyncio.create_task(self._purge_forever(PrivacyStore(store.pool), stop)),
+                asyncio.create_task(self._status_checks_forever(checks, stop)),
                 asyncio.create_task(self._watchdog(consumer, stop)),
             ]
             log.info(
@@ -340,6 +351,18 @@ class Service:
             except NotifierError as exc:
                 log.warning("fallback_retry_failed", error=type(exc).__name__)
 
+    async def _status_checks_forever(self, checks: StatusChecks, stop: asyncio.Event) -> None:
+        """Every ``status_check_interval_s``: look up SMS sends left without a final status."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.status_check_interval_s)
+            if stop.is_set():
+                break
+            try:
+                await checks.run_once()
+            except NotifierError as exc:
+                log.warning("status_checks_failed", error=type(exc).__name__)
+
     async def _purge_forever(self, privacy: PrivacyStore, stop: asyncio.Event) -> None:
         """The retention job: destroys personal data past the retention period, on a timer."""
         while not stop.is_set():
@@ -370,6 +393,40 @@ def message_references(blind_index: BlindIndex) -> MessageReferences:
     """References carry a tag under a key of their own, derived from the (required) blind-index key:
     stable across restarts and re-claims, and unknown to anyone without the key."""
     return MessageReferences(blind_index.derive_key("message-reference"))
+
+
+def status_checks(
+    s: Settings,
+    *,
+    store: PostgresStore,
+    reports: DeliveryReports,
+    sms: list[SmsSender],
+    engine: DeliveryEngine,
+    metrics: Metrics,
+) -> StatusChecks:
+    """The status look-up job: a share of each SMS provider's rate, paused with the sends."""
+    return StatusChecks(
+        store=store,
+        reports=reports,
+        senders=sms,
+        metrics=metrics,
+        policy=StatusCheckPolicy(after_s=s.status_check_after_s, max_age_s=s.status_check_max_age_s),
+        rates={
+            "twilio": s.twilio_rate_per_s * s.rate_headroom * s.status_check_share,
+            "infobip": s.infobip_rate_per_s * s.rate_headroom * s.status_check_share,
+        },
+        batch=s.status_check_batch,
+        paused=lambda: engine.draining,
+        circuit_open=lambda provider: engine.circuit(provider) is BreakerState.OPEN,
+    )
+
+
+def _each(*calls: Callable[[float], None]) -> Callable[[float], None]:
+    def call(value: float) -> None:
+        for c in calls:
+            c(value)
+
+    return call
 
 
 def link_signer(s: Settings) -> LinkSigner | None:

@@ -95,6 +95,14 @@ class DeliveryReports:
         self._metrics.callbacks.labels(provider, result).inc()
         return result
 
+    async def reconciled(
+        self, provider: str, reference: str, *, delivered: bool, code: str | None = None
+    ) -> str:
+        """Apply a final status learnt by asking the provider (no callback came), exactly as a
+        callback: receipt, and for an undelivered SMS the owed email fallback. Not counted as a
+        callback (``notifier_status_reconciliations`` counts it)."""
+        return await self._apply(provider, reference, delivered=delivered, code=code)
+
     async def _apply(  # noqa: PLR0911  # one return for each way a report can end
         self, provider: str, reference: str, *, delivered: bool, code: str | None
     ) -> str:

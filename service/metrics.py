@@ -85,6 +85,15 @@ class Metrics:
             ["provider", "result"],
             registry=r,
         )
+        self.status_reconciliations = Counter(
+            "notifier_status_reconciliations",
+            "Status look-ups of SMS sends left without a final status (delivery report lost), by"
+            " answer: delivered / undelivered (applied like a callback), pending / not_found / error"
+            " (looked up again later), stale (a report came meanwhile), deferred (rate limit, open"
+            " circuit, provider not configured), gave_up (no final status by the maximum age)",
+            ["provider", "result"],
+            registry=r,
+        )
         self.callbacks = Counter(
             "notifier_callbacks", "Provider delivery callbacks, by result", ["provider", "result"], registry=r
         )

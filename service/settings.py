@@ -75,6 +75,33 @@ class Settings(BaseSettings):
         le=100,
         description="Attempts at an owed email fallback before it is recorded as failed.",
     )
+    status_check_after_s: float = Field(
+        default=900.0,
+        gt=0,
+        le=86_400,
+        description="An SMS with no final status (its delivery report was lost) this long after its send "
+        "is looked up at its provider; again after a wait doubling from this up to an hour.",
+    )
+    status_check_max_age_s: float = Field(
+        default=172_800.0,
+        gt=0,
+        le=30 * 86_400,
+        description="Look-ups of a send stop at this age (Infobip keeps logs 48 h): counted as given up, "
+        "the notification stays 'sent'.",
+    )
+    status_check_interval_s: float = Field(
+        default=60.0, gt=0, le=3600, description="How often the status look-up job runs."
+    )
+    status_check_batch: int = Field(
+        default=100, ge=1, le=10_000, description="Most status look-ups one run of the job makes."
+    )
+    status_check_share: float = Field(
+        default=0.1,
+        gt=0,
+        le=0.5,
+        description="Status look-ups per second, as a share of each SMS provider's rate limit (split "
+        "across instances like sends); they never take from the sends' own budget.",
+    )
     watchdog_stall_s: float = Field(
         default=120.0,
         ge=5,

@@ -20,7 +20,8 @@ from service.domain.outcome import (
     Outcome,
     SealedContact,
 )
-from service.domain.ports import DeadLetter, EmailMessage, SendAccepted
+from service.domain.ports import DeadLetter, DeliveryStatus, EmailMessage, SendAccepted
+from service.domain.status_check import Answer, AwaitingStatus
 
 
 @dataclass
@@ -32,6 +33,10 @@ class _Row:
     email_attempted: bool = False
     fallback_due: datetime | None = None
     fallback_attempts: int = 0
+    sms_sent_at: datetime | None = None  # status look-ups: see migration 0012
+    status_due: datetime | None = None
+    status_checks: int = 0
+    status_gave_up: bool = False
 
 
 @dataclass
@@ -123,6 +128,13 @@ class FakeStore:
         for o in outcomes:
             row = by_id[o.notification_id]
             row.state, row.outcome, row.fallback_due = o.outcome, o, None
+            if o.outcome == "sent" and o.channel == "sms":  # the database's trigger does this
+                row.sms_sent_at, row.status_due, row.status_checks, row.status_gave_up = (
+                    self.now,
+                    None,
+                    0,
+                    False,
+                )
         for r in receipts:
             self.outbox.setdefault(r.receipt_id, (r, False))
         for c in contacts:
@@ -167,6 +179,40 @@ class FakeStore:
         row = self._by_id().get(notification)
         if row is not None and row.fallback_due is not None:
             row.fallback_due = None if after_s is None else self.now + timedelta(seconds=after_s)
+
+    async def due_status_checks(self, limit: int, lease_s: float, after_s: float) -> list[AwaitingStatus]:
+        self._maybe_fail()
+
+        def due_at(r: _Row) -> datetime | None:
+            awaiting = r.state == "sent" and r.outcome is not None and r.outcome.channel == "sms"
+            if not awaiting or r.status_gave_up or r.sms_sent_at is None:
+                return None
+            return r.status_due or r.sms_sent_at + timedelta(seconds=after_s)
+
+        due = [(at, r) for r in self.rows.values() if (at := due_at(r)) is not None and at <= self.now]
+        out = []
+        for _, row in sorted(due, key=lambda d: d[0])[:limit]:
+            row.status_due, row.status_checks = self.now + timedelta(seconds=lease_s), row.status_checks + 1
+            target = await self.delivery_target(row.request.notification_id)
+            if target is not None and row.outcome is not None and row.sms_sent_at is not None:
+                out.append(
+                    AwaitingStatus(
+                        target, row.outcome.provider_message_id, row.sms_sent_at, row.status_checks
+                    )
+                )
+        return out
+
+    async def status_check_later(self, notification: uuid.UUID, after_s: float) -> None:
+        self._maybe_fail()
+        row = self._by_id().get(notification)
+        if row is not None and row.state == "sent":
+            row.status_due = self.now + timedelta(seconds=after_s)
+
+    async def status_given_up(self, notification: uuid.UUID) -> None:
+        self._maybe_fail()
+        row = self._by_id().get(notification)
+        if row is not None and row.state == "sent":
+            row.status_gave_up, row.status_due = True, None
 
     async def opted_out(self, subjects: Sequence[bytes]) -> set[bytes]:
         self._maybe_fail()
@@ -229,6 +275,8 @@ class FakeSmsSender:
 
     ``swallowed`` makes the next N sends succeed at the "provider" yet raise ``ProviderUnavailable``
     to the caller: the ambiguous case; ``find_sent`` then finds them (unless ``lookup_fails``).
+    ``statuses`` (by reference) is what ``delivery_status`` answers; a message sent but not listed
+    there is pending, one never sent is unknown (None); ``status_errors`` are raised first.
     """
 
     name: str = "fake-sms"
@@ -237,6 +285,9 @@ class FakeSmsSender:
     errors: list[ProviderError] = field(default_factory=list)
     swallowed: int = 0
     lookup_fails: bool = False
+    statuses: dict[str, DeliveryStatus] = field(default_factory=dict)
+    status_errors: list[ProviderError] = field(default_factory=list)
+    status_lookups: list[str] = field(default_factory=list)  # references looked up, in order
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _by_ref: dict[str, SendAccepted] = field(default_factory=dict)
 
@@ -258,6 +309,14 @@ class FakeSmsSender:
         if self.lookup_fails:
             raise ProviderUnavailable(self.name, "network")
         return self._by_ref.get(reference)
+
+    async def delivery_status(self, message_id: str | None, *, reference: str) -> DeliveryStatus | None:
+        self.status_lookups.append(reference)
+        if self.status_errors:
+            raise self.status_errors.pop(0)
+        if reference in self.statuses:
+            return self.statuses[reference]
+        return DeliveryStatus(Answer.PENDING) if reference in self._by_ref else None
 
 
 @dataclass

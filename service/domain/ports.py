@@ -19,6 +19,7 @@ from service.domain.outcome import (
     Outcome,
     SealedContact,
 )
+from service.domain.status_check import Answer, AwaitingStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,14 @@ class SendAccepted:
     provider: str
     message_id: str
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryStatus:
+    """What a provider says now of a message it took (a status look-up, when no callback came)."""
+
+    answer: Answer  # delivered, undelivered or pending (a look-up that fails raises instead)
+    code: str | None = None  # the provider's error code of an undelivered message
 
 
 class SmsSender(Protocol):
@@ -46,6 +55,11 @@ class SmsSender(Protocol):
         self, to_e164: str, body: str, *, reference: str, since: datetime
     ) -> SendAccepted | None:
         """After an ambiguous failure: the message this attempt created, if the provider has it."""
+        ...
+
+    async def delivery_status(self, message_id: str | None, *, reference: str) -> DeliveryStatus | None:
+        """The current status of a message this provider took (its id, and our reference of the
+        attempt); None when the provider does not list it."""
         ...
 
 
@@ -125,6 +139,17 @@ class NotificationStore(Protocol):
 
     async def fallback_later(self, notification: uuid.UUID, after_s: float | None) -> None:
         """Retry an owed fallback in ``after_s`` seconds; None: it is no longer owed."""
+
+    async def due_status_checks(self, limit: int, lease_s: float, after_s: float) -> list[AwaitingStatus]:
+        """SMS sends with no final status whose status look-up is due (first ``after_s`` after the
+        send), each leased to the caller for ``lease_s`` and its look counted."""
+        ...
+
+    async def status_check_later(self, notification: uuid.UUID, after_s: float) -> None:
+        """Look up this send's status again in ``after_s`` seconds (if it is still without one)."""
+
+    async def status_given_up(self, notification: uuid.UUID) -> None:
+        """No more look-ups for this send: its provider never gave a final status."""
 
     async def unpublished_receipts(self, limit: int = 1000, older_than_s: float = 0.0) -> list[OutboxRow]: ...
 

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Protocol
 
 from service.domain.errors import ProviderError
-from service.domain.ports import SendAccepted
+from service.domain.ports import DeliveryStatus, SendAccepted
 
 Item = tuple[str, str, str]  # (to E.164, body, reference)
 _Queued = tuple[Item, "asyncio.Future[SendAccepted]"]
@@ -36,6 +36,8 @@ class ManySender(Protocol):
     async def find_sent(
         self, to_e164: str, body: str, *, reference: str, since: datetime
     ) -> SendAccepted | None: ...
+
+    async def delivery_status(self, message_id: str | None, *, reference: str) -> DeliveryStatus | None: ...
 
 
 class BatchingSmsSender:
@@ -71,6 +73,9 @@ class BatchingSmsSender:
         self, to_e164: str, body: str, *, reference: str, since: datetime
     ) -> SendAccepted | None:
         return await self._client.find_sent(to_e164, body, reference=reference, since=since)
+
+    async def delivery_status(self, message_id: str | None, *, reference: str) -> DeliveryStatus | None:
+        return await self._client.delivery_status(message_id, reference=reference)
 
     def _pump(self) -> None:
         self._pump_due = False

@@ -28,7 +28,8 @@ from service.domain.errors import (
     RateLimited,
     RecipientOptedOut,
 )
-from service.domain.ports import SendAccepted
+from service.domain.ports import DeliveryStatus, SendAccepted
+from service.domain.status_check import Answer
 from service.providers.wire import Reply, as_dict, parse_retry_after, request, safe_word
 
 PROVIDER: Final = "infobip"
@@ -109,6 +110,13 @@ ERROR_CLASSES: Final[dict[str, type[ProviderError]]] = {
 #: Status groups that mean Infobip took the message (0 ACCEPTED, 1 PENDING, 3 DELIVERED).
 ACCEPTED_GROUPS: Final = frozenset({"ACCEPTED", "PENDING", "DELIVERED"})
 REJECTED_GROUP_ID: Final = 5
+#: Status groups that are final, as the delivery-report endpoint reads them; others are pending.
+FINAL_GROUPS: Final[dict[str, Answer]] = {
+    "DELIVERED": Answer.DELIVERED,
+    "UNDELIVERABLE": Answer.UNDELIVERED,
+    "EXPIRED": Answer.UNDELIVERED,
+    "REJECTED": Answer.UNDELIVERED,
+}
 
 Item = tuple[str, str, str]
 """One message of ``send_many``: (to_e164, body, reference)."""
@@ -183,6 +191,24 @@ class InfobipClient:
             if status.get("groupId") == REJECTED_GROUP_ID or status.get("groupName") == "REJECTED":
                 return None
             return SendAccepted(PROVIDER, reference, safe_word(status.get("name")) or "UNKNOWN")
+        return None
+
+    async def delivery_status(self, message_id: str | None, *, reference: str) -> DeliveryStatus | None:
+        """The message's status now, from its log (``GET /sms/1/logs?messageId=``, our reference);
+        None when Infobip lists no such message (logs are kept for 48 hours)."""
+        reply = await self._call("GET", LOGS_PATH, params={"messageId": reference})
+        if reply.status != 200:
+            raise error_for(reply)
+        results = reply.payload.get("results") if isinstance(reply.payload, dict) else None
+        for entry in results if isinstance(results, list) else []:
+            if not isinstance(entry, dict) or entry.get("messageId") != reference:
+                continue
+            status, error = as_dict(entry.get("status")), as_dict(entry.get("error"))
+            answer = FINAL_GROUPS.get(str(status.get("groupName")), Answer.PENDING)
+            code = safe_word(error.get("name")) or safe_word(status.get("name"))
+            if code == "NO_ERROR":
+                code = safe_word(status.get("name"))
+            return DeliveryStatus(answer, code if answer is Answer.UNDELIVERED else None)
         return None
 
     def payload(self, items: Sequence[Item]) -> dict[str, Any]:

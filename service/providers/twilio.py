@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -30,7 +30,8 @@ from service.domain.errors import (
     RateLimited,
     RecipientOptedOut,
 )
-from service.domain.ports import SendAccepted
+from service.domain.ports import DeliveryStatus, SendAccepted
+from service.domain.status_check import Answer
 from service.providers.wire import Reply, parse_retry_after, request
 
 __all__ = [
@@ -48,6 +49,12 @@ API_VERSION: Final = "2010-04-01"
 #: How many pages of the message list ``find_sent`` reads before it gives up.
 MAX_LOOKUP_PAGES: Final = 3
 LOOKUP_PAGE_SIZE: Final = 1000  # Twilio's maximum: a busy number's recent messages in one page
+#: Message statuses that are final, as the status callback reads them; any other is still pending.
+FINAL_STATUSES: Final[dict[str, Answer]] = {
+    "delivered": Answer.DELIVERED,
+    "undelivered": Answer.UNDELIVERED,
+    "failed": Answer.UNDELIVERED,
+}
 
 #: Twilio error code -> our error. A code not listed falls back on the HTTP status
 #: (429 -> RateLimited, 5xx -> ProviderUnavailable, any other -> ProviderRejected).
@@ -183,6 +190,22 @@ class TwilioClient:
             )
             params = None  # the next page's URI carries the filters
         return None
+
+    async def delivery_status(self, message_id: str | None, *, reference: str) -> DeliveryStatus | None:
+        """The message's status now (``GET .../Messages/{Sid}.json``); None when Twilio has no such SID."""
+        if not message_id:
+            return None
+        url = f"{self._base_url}/{API_VERSION}/Accounts/{self._account_sid}/Messages/{quote(message_id, safe='')}.json"
+        reply = await self._call("GET", url)
+        if reply.status == 404:
+            return None
+        if reply.status != 200 or not isinstance(reply.payload, dict):
+            raise error_for(reply.status, reply.payload, reply.headers.get("Retry-After"))
+        status = reply.payload.get("status")
+        answer = FINAL_STATUSES.get(status, Answer.PENDING) if isinstance(status, str) else Answer.PENDING
+        code = reply.payload.get("error_code")  # an integer or null; its message is never read
+        known = answer is Answer.UNDELIVERED and isinstance(code, int) and not isinstance(code, bool)
+        return DeliveryStatus(answer, str(code) if known else None)
 
     async def _call(
         self,

@@ -9,7 +9,8 @@
 Each destination gets a status: PENDING_ACCEPTED, or a REJECTED one (MISSING_TO, REJECTED_DESTINATION,
 REJECTED_DUPLICATE_MESSAGE_ID...). A message with a notify URL later gets a delivery report
 (DELIVERED_TO_HANDSET, or UNDELIVERABLE_NOT_DELIVERED at the fault's ``undelivered_rate``),
-posted with HTTP basic auth (the configured webhook user and password). Refused requests are
+posted with HTTP basic auth (the configured webhook user and password); every message reaches
+that status in the logs, with a notify URL or without. Refused requests are
 answered with ``requestError.serviceException`` (v1/v2) or an ``ApiError`` (v3). A fault's
 ``error_code`` is an HTTP status or a REJECTED status name, which then applies to every message.
 """
@@ -238,19 +239,21 @@ def _accept(
     state.record(
         PROVIDER, message_id, f"+{to}", message["sender"], message["text"], reference=message_id, at=now
     )
-    if message["notify"]:
-        error = state.rng.choice(UNDELIVERED_ERRORS) if state.undelivered(PROVIDER) else None
-        state.callbacks.spawn(PROVIDER, _delivery_report(state, log, message["notify"], error, v3=v3))
+    # The message reaches its final status (what the logs show) whether or not a report is posted.
+    error = state.rng.choice(UNDELIVERED_ERRORS) if state.undelivered(PROVIDER) else None
+    state.callbacks.spawn(PROVIDER, _delivery_report(state, log, message["notify"], error, v3=v3))
 
 
 async def _delivery_report(
-    state: SandboxState, log: dict[str, Any], url: str, error: str | None, *, v3: bool
+    state: SandboxState, log: dict[str, Any], url: str | None, error: str | None, *, v3: bool
 ) -> None:
     if delay := state.callback_delay_s(PROVIDER):
         await asyncio.sleep(delay)
     log["status"] = status_object("UNDELIVERABLE_NOT_DELIVERED" if error else "DELIVERED_TO_HANDSET")
     log["error"] = error_object(error or "NO_ERROR")
     log["doneAt"] = infobip_time(state.now())
+    if url is None:
+        return
     report = {
         k: log[k]
         for k in ("bulkId", "messageId", "to", "sentAt", "doneAt", "mccMnc", "price", "status", "error")

@@ -6,9 +6,11 @@
                                                              PageSize, Page (newest first)
     GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json
 
-A message sent with a StatusCallback gets two status callbacks, ``sent`` and then ``delivered``
-(or ``undelivered`` with ErrorCode 30003 or 30005, at the fault's ``undelivered_rate``), posted
-form-encoded and signed with ``X-Twilio-Signature`` over the exact callback URL.
+Every message moves to ``sent`` and then ``delivered`` (or ``undelivered`` with ErrorCode 30003 or
+30005, at the fault's ``undelivered_rate``), as its resource shows; a message sent with a
+StatusCallback also gets a status callback for each, posted form-encoded and signed with
+``X-Twilio-Signature`` over the exact callback URL (a callback that fails is not retried,
+like Twilio's default).
 A fault's ``error_code`` is an HTTP status (500, 429...) or a Twilio error code (21211, 30008...).
 """
 
@@ -170,16 +172,17 @@ async def create_message(request: web.Request) -> web.Response:
     if error := _invalid_send(to, sender, body, service_sid, callback):
         return error
     resource = accept(state, to, sender or None, body, service_sid or None)
-    if callback:
-        error_code = state.rng.choice(sorted(UNDELIVERED_CODES)) if state.undelivered(PROVIDER) else None
-        state.callbacks.spawn(PROVIDER, _status_callbacks(state, dict(resource), callback, error_code))
+    # The message goes on to its final status whether or not anyone is called back about it.
+    error_code = state.rng.choice(sorted(UNDELIVERED_CODES)) if state.undelivered(PROVIDER) else None
+    state.callbacks.spawn(PROVIDER, _status_callbacks(state, dict(resource), callback or None, error_code))
     return web.json_response(resource, status=201)
 
 
 async def _status_callbacks(
-    state: SandboxState, resource: dict[str, Any], url: str, error_code: int | None
+    state: SandboxState, resource: dict[str, Any], url: str | None, error_code: int | None
 ) -> None:
-    """``sent``, then ``delivered`` or ``undelivered``: Twilio's status callbacks for one message."""
+    """``sent``, then ``delivered`` or ``undelivered``: the message's statuses (what ``fetch_message``
+    shows), each also posted as a status callback when the message named a URL."""
     delay = state.callback_delay_s(PROVIDER)
     for status in ("sent", "undelivered" if error_code else "delivered"):
         if delay:
@@ -203,6 +206,8 @@ async def _status_callbacks(
                     error_code,
                     UNDELIVERED_CODES.get(error_code or 0),
                 )
+        if url is None:
+            continue
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
             "X-Twilio-Signature": twilio_signature(state.auth_token, url, params),

@@ -25,6 +25,7 @@ from service.domain.outcome import (
     SealedContact,
     TimelineEntry,
 )
+from service.domain.status_check import AwaitingStatus
 from service.store.migrate import migrate
 
 # In the batch's order (the ORDER BY), so that places (read_seq) follow it; a row already there
@@ -105,6 +106,23 @@ WHERE id IN (
 )
 RETURNING id, milestone, state, channel, provider, reference, order_id, waybill, event_id,
     event_occurred_at, fallback_attempts
+"""
+
+# Lease SMS sends with no final status whose look-up is due (the first ``$3`` seconds after the
+# send): push their due time out by the lease and count the look, skipping rows another instance
+# is leasing right now. updated_at is left alone: a look-up changes nothing of the notification.
+_LEASE_STATUS_CHECKS = """
+UPDATE notifications SET status_check_due_at = now() + make_interval(secs => $2::float8),
+    status_checks = status_checks + 1
+WHERE id IN (
+    SELECT id FROM notifications
+    WHERE state = 'sent' AND channel = 'sms' AND status_gave_up_at IS NULL AND sms_sent_at IS NOT NULL
+        AND coalesce(status_check_due_at, sms_sent_at + make_interval(secs => $3::float8)) <= now()
+    ORDER BY coalesce(status_check_due_at, sms_sent_at + make_interval(secs => $3::float8))
+    LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, milestone, state, channel, provider, reference, order_id, waybill, event_id,
+    event_occurred_at, fallback_attempts, provider_message_id, sms_sent_at, status_checks
 """
 
 _DELIVERY_TARGET = """
@@ -294,6 +312,33 @@ class PostgresStore:
                 " WHERE id = $1 AND fallback_due_at IS NOT NULL",
                 notification,
                 after_s,
+            )
+
+    async def due_status_checks(self, limit: int, lease_s: float, after_s: float) -> list[AwaitingStatus]:
+        """SMS sends with no final status whose look-up is due, leased to this caller for ``lease_s``
+        (another instance skips them meanwhile; if this one dies, they fall due when the lease ends)."""
+        async with translated():
+            rows = await self._pool.fetch(_LEASE_STATUS_CHECKS, limit, lease_s, after_s)
+        return [
+            AwaitingStatus(_target(r), r["provider_message_id"], r["sms_sent_at"], int(r["status_checks"]))
+            for r in rows
+        ]
+
+    async def status_check_later(self, notification: uuid.UUID, after_s: float) -> None:
+        async with translated():
+            await self._pool.execute(
+                "UPDATE notifications SET status_check_due_at = now() + make_interval(secs => $2::float8)"
+                " WHERE id = $1 AND state = 'sent'",
+                notification,
+                after_s,
+            )
+
+    async def status_given_up(self, notification: uuid.UUID) -> None:
+        async with translated():
+            await self._pool.execute(
+                "UPDATE notifications SET status_gave_up_at = now(), status_check_due_at = NULL"
+                " WHERE id = $1 AND state = 'sent'",
+                notification,
             )
 
     async def contact(self, notification: uuid.UUID) -> SealedContact | None:

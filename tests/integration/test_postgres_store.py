@@ -117,6 +117,63 @@ async def test_an_owed_fallback_is_leased_to_one_taker_until_decided(database_ur
         await store.close()
 
 
+async def test_sms_sends_without_a_final_status_are_leased_for_look_ups_one_taker_at_a_time(
+    database_url: str,
+) -> None:
+    store = await PostgresStore.connect(database_url)
+    other = await PostgresStore.connect(database_url)  # a second instance
+    try:
+        orders = [f"S{i}" for i in range(6)]
+        await store.claim([claim(o) for o in [*orders, "E", "D"]])
+        outcomes = [
+            Outcome(
+                notification_id(o, M),
+                update(o),
+                M,
+                "sent",
+                "sms",
+                datetime.now(UTC),
+                provider="twilio",
+                provider_message_id=f"SM{o}",
+                reference=f"{o}.1",
+            )
+            for o in [*orders, "D"]
+        ]
+        email = Outcome(
+            notification_id("E", M), update("E"), M, "sent", "email", datetime.now(UTC), provider="e"
+        )
+        await store.finish([*outcomes, email], [OutboxRow(uuid.uuid4(), o.notification_id, o.update.order_id, b"{}") for o in [*outcomes, email]])  # fmt: skip
+        d = notification_id("D", M)
+        assert await store.record_delivery(
+            d, "D.1", "delivered", None, OutboxRow(uuid.uuid4(), d, "D", b"{}")
+        )
+
+        assert await store.due_status_checks(10, lease_s=60, after_s=3600) == []  # too early
+        first, second = await asyncio.gather(
+            store.due_status_checks(3, lease_s=60, after_s=0),
+            other.due_status_checks(10, lease_s=60, after_s=0),
+        )
+        taken = [a.notification_id for a in [*first, *second]]
+        # each SMS still 'sent' once, to one taker; not the email, not the delivered one
+        assert sorted(taken) == sorted(notification_id(o, M) for o in orders)
+        assert len(first) <= 3
+        assert {(a.message_id, a.checks, a.target.provider) for a in first} <= {(f"SM{o}", 1, "twilio") for o in orders}  # fmt: skip
+        assert all(a.sent_at is not None for a in [*first, *second])
+        assert await store.due_status_checks(10, lease_s=60, after_s=0) == []  # leased
+
+        a, b, c = (notification_id(o, M) for o in orders[:3])
+        await store.status_check_later(a, 0)
+        await store.status_given_up(b)
+        await store.status_check_later(c, 3600)
+        [again] = await store.due_status_checks(10, lease_s=60, after_s=0)
+        assert (again.notification_id, again.checks) == (a, 2)
+        await store.status_check_later(b, 0)  # given up: no more look-ups
+        assert await store.due_status_checks(10, lease_s=0, after_s=0) == []
+    finally:
+        await store.close()
+        await other.close()
+
+
 async def test_outbox_rows_are_listed_until_marked_published(database_url: str) -> None:
     store = await PostgresStore.connect(database_url)
     try:

@@ -22,6 +22,7 @@ from service.domain.errors import (
     RecipientOptedOut,
 )
 from service.domain.ports import SendAccepted, SmsSender
+from service.domain.status_check import Answer
 from service.providers.infobip import ERROR_CLASSES, InfobipClient, error_class
 from service.sandbox import infobip as sandbox_infobip
 from service.sandbox.server import Fault, SandboxState
@@ -366,7 +367,7 @@ async def test_find_sent_finds_by_reference(make_client: MakeClient) -> None:
     await client.send_sms(NUMBER, BODY, reference=REF)
     await client.send_sms(NUMBER, BODY, reference="other.0")
     found = await client.find_sent(NUMBER, BODY, reference=REF, since=datetime.now(UTC))
-    assert found == SendAccepted("infobip", REF, "PENDING_ACCEPTED")
+    assert found == SendAccepted("infobip", REF, "DELIVERED_TO_HANDSET")  # its status by now
     assert await client.find_sent(NUMBER, BODY, reference="never.0", since=datetime.now(UTC)) is None
 
 
@@ -443,3 +444,61 @@ async def test_delivery_report_arrives_with_basic_auth(
     found = await make_client().find_sent(NUMBER, BODY, reference=REF, since=datetime.now(UTC))
     assert found is not None
     assert found.status == result["status"]["name"]
+
+
+# --- delivery_status: a send whose delivery report was lost ---------------------------------------
+
+
+@pytest.mark.parametrize("undelivered", [False, True])
+async def test_delivery_status_reads_the_log_without_any_report(
+    make_client: MakeClient, sandbox: tuple[SandboxState, str], undelivered: bool
+) -> None:
+    state = sandbox[0]
+    state.faults["infobip"] = Fault(undelivered_rate=1.0 if undelivered else 0.0)
+    client = make_client()  # no notify URL: no report, yet the message reaches its final status
+    await client.send_sms(NUMBER, BODY, reference=REF)
+    await state.callbacks.drain()
+    status = await client.delivery_status(REF, reference=REF)
+    assert status is not None
+    if undelivered:
+        assert status.answer is Answer.UNDELIVERED
+        assert status.code in {"EC_ABSENT_SUBSCRIBER", "EC_UNKNOWN_SUBSCRIBER"}
+    else:
+        assert (status.answer, status.code) == (Answer.DELIVERED, None)
+    assert state.callbacks.sent == state.callbacks.failures == []
+    assert await client.delivery_status(None, reference="never.1") is None
+
+
+@pytest.mark.parametrize(
+    ("group", "name", "error", "answer", "code"),
+    [
+        ("PENDING", "PENDING_ACCEPTED", "NO_ERROR", Answer.PENDING, None),
+        ("DELIVERED", "DELIVERED_TO_HANDSET", "NO_ERROR", Answer.DELIVERED, None),
+        ("UNDELIVERABLE", "UNDELIVERABLE_NOT_DELIVERED", "EC_UNKNOWN_SUBSCRIBER", Answer.UNDELIVERED, "EC_UNKNOWN_SUBSCRIBER"),
+        ("EXPIRED", "EXPIRED_EXPIRED", "NO_ERROR", Answer.UNDELIVERED, "EXPIRED_EXPIRED"),
+        ("REJECTED", "REJECTED_NETWORK", "NO_ERROR", Answer.UNDELIVERED, "REJECTED_NETWORK"),
+    ],
+)  # fmt: skip
+async def test_delivery_status_reads_every_status_group_like_the_report_endpoint(
+    session: aiohttp.ClientSession, canned_url: Any, *, group: str, name: str, error: str, answer: Answer, code: str | None
+) -> None:  # fmt: skip
+    entry = {
+        "messageId": REF,
+        "to": "85291234567",
+        "status": {"groupName": group, "name": name},
+        "error": {"name": error},
+    }
+    canned = Canned(200, {"results": [entry]})
+    client = InfobipClient(session, base_url=await canned_url(canned), api_key=INFOBIP_KEY, sender=SENDER)
+    status = await client.delivery_status(REF, reference=REF)
+    assert status is not None
+    assert (status.answer, status.code) == (answer, code)
+    [(method, path, _, _)] = canned.requests
+    assert (method, path) == ("GET", f"/sms/1/logs?messageId={REF}")
+
+
+async def test_delivery_status_errors_are_translated(make_client: MakeClient) -> None:
+    with pytest.raises(ProviderRejected):
+        await make_client(api_key="wrong").delivery_status(REF, reference=REF)
+    with pytest.raises(ProviderUnavailable):
+        await make_client(base_url=f"http://127.0.0.1:{free_port()}").delivery_status(REF, reference=REF)

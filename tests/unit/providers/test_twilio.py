@@ -22,6 +22,7 @@ from service.domain.errors import (
     RecipientOptedOut,
 )
 from service.domain.ports import SendAccepted, SmsSender
+from service.domain.status_check import Answer
 from service.providers.twilio import (
     ERROR_CLASSES,
     TwilioClient,
@@ -346,7 +347,7 @@ async def test_find_sent_finds_the_message_created_since(make_client: MakeClient
 
     found = await client.find_sent(NUMBER, BODY, reference=REF, since=since)
 
-    assert found == SendAccepted("twilio", accepted.message_id, "queued")
+    assert found == SendAccepted("twilio", accepted.message_id, "delivered")  # its status by now
 
 
 async def test_find_sent_ignores_messages_created_before_since(make_client: MakeClient) -> None:
@@ -573,3 +574,75 @@ async def test_status_callbacks_arrive_signed_and_verify(
             TOKEN, r.url, {**form, "MessageStatus": "failed"}, r.headers["X-Twilio-Signature"]
         )
     assert sandbox[0].callbacks.failures == []
+
+
+# --- delivery_status: a send whose status callback was lost ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "answer", "code"),
+    [
+        (None, Answer.DELIVERED, None),
+        (Fault(undelivered_rate=1.0), Answer.UNDELIVERED, {"30003", "30005"}),
+    ],
+)
+async def test_delivery_status_reads_the_message_resource_without_any_callback(
+    make_client: MakeClient,
+    sandbox: tuple[SandboxState, str],
+    fault: Fault | None,
+    answer: Answer,
+    code: set[str] | None,
+) -> None:
+    state = sandbox[0]
+    state.set_fault("twilio", fault)
+    client = make_client()  # no StatusCallback: nobody is called back, the message still moves on
+    accepted = await client.send_sms(NUMBER, BODY, reference=REF)
+    await state.callbacks.drain()
+    status = await client.delivery_status(accepted.message_id, reference=REF)
+    assert status is not None
+    assert status.answer is answer
+    assert (status.code in code) if code else status.code is None
+    assert state.callbacks.sent == state.callbacks.failures == []
+
+
+async def test_delivery_status_of_a_message_on_its_way_is_pending(
+    make_client: MakeClient, sandbox: tuple[SandboxState, str]
+) -> None:
+    state = sandbox[0]
+    client = make_client()
+    accepted = await client.send_sms(NUMBER, BODY, reference=REF)
+    await state.callbacks.drain()
+    state.resources[accepted.message_id]["status"] = "sending"  # still on its way
+    status = await client.delivery_status(accepted.message_id, reference=REF)
+    assert status is not None
+    assert (status.answer, status.code) == (Answer.PENDING, None)
+
+
+async def test_delivery_status_of_an_unknown_sid_is_none_and_errors_are_translated(
+    make_client: MakeClient,
+) -> None:
+    assert await make_client().delivery_status("SM" + "0" * 32, reference=REF) is None
+    assert await make_client().delivery_status(None, reference=REF) is None
+    with pytest.raises(ProviderRejected):
+        await make_client(auth_token="wrong").delivery_status("SM" + "0" * 32, reference=REF)
+    with pytest.raises(ProviderUnavailable):
+        await make_client(base_url=f"http://127.0.0.1:{free_port()}").delivery_status("SM1", reference=REF)
+
+
+async def test_delivery_status_response_matches_twilios_published_spec(
+    make_client: MakeClient, sandbox: tuple[SandboxState, str]
+) -> None:
+    """The GET by SID is Twilio's path and the fields read (status, error_code) are the spec's."""
+    import json
+    from pathlib import Path
+
+    spec = json.loads(
+        (Path(__file__).parents[2] / "fixtures/provider-specs/twilio-messages.openapi.json").read_text()
+    )
+    assert "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json" in spec["paths"]
+    schema = spec["components"]["schemas"]
+    assert {"status", "error_code"} <= set(schema["api.v2010.account.message"]["properties"])
+    statuses = set(schema["message_enum_status"]["enum"])
+    assert {"delivered", "undelivered", "failed"} <= statuses
+    accepted = await make_client().send_sms(NUMBER, BODY, reference=REF)
+    assert sandbox[0].resources[accepted.message_id]["status"] in statuses
