@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from service.http.security_headers import security_headers
 from service.metrics import Metrics
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
@@ -35,7 +36,7 @@ def create_app(metrics: Metrics, ready: ReadyCheck, live: LiveCheck = _always_li
         metrics.ready.set(1 if ok else 0)
         return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
 
-    app = web.Application()
+    app = web.Application(middlewares=[security_headers])
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
