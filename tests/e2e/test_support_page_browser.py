@@ -19,6 +19,7 @@ from tests.integration.test_support import (  # noqa: F401  # the fixtures are s
     SLASHED,
     Desk,
     desk,
+    make_desk,
 )
 
 pytestmark = pytest.mark.e2e
