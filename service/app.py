@@ -27,8 +27,9 @@ from service.domain.status_check import StatusCheckPolicy
 from service.domain.watchdog import StallWatch
 from service.http.callbacks import add_callback_routes
 from service.http.pages import add_page_routes
+from service.http.security_headers import add_stylesheet_route
 from service.http.server import create_app, create_public_app, start_http
-from service.http.support import SupportSite
+from service.http.support import StaffWebPolicy, SupportSite
 from service.kafka.consumer import ShareOnAssignment, build_consumer, consumer_lag, next_offsets, to_records
 from service.kafka.producer import DeadLetterPublisher, ReceiptPublisher, build_producer
 from service.logs import get_logger
@@ -149,9 +150,7 @@ class Service:
             "contact_phone": s.contact_phone,
             "contact_email": s.contact_email,
         }
-        SupportSite(
-            templates_dir=s.templates_dir, store=store, keyring=keyring, page_globals=page_globals
-        ).routes(app)
+        await add_support_site(app, s, store, keyring, page_globals)
         if links is not None:
             add_page_routes(
                 app,
@@ -427,6 +426,31 @@ def _each(*calls: Callable[[float], None]) -> Callable[[float], None]:
             c(value)
 
     return call
+
+
+async def add_support_site(
+    app: web.Application,
+    s: Settings,
+    store: PostgresStore,
+    keyring: Keyring | None,
+    page_globals: dict[str, str],
+) -> None:
+    """The support page and API, the pages' stylesheet, and a warning when one role does all."""
+    support = SupportSite(
+        templates_dir=s.templates_dir,
+        store=store,
+        keyring=keyring,
+        page_globals=page_globals,
+        policy=StaffWebPolicy.from_settings(s),
+    )
+    support.routes(app)
+    add_stylesheet_route(app, s.templates_dir)
+    if await support.staff_store.can_alter_audit_log():
+        log.warning(
+            "single_database_role",
+            effect="the service's database role can alter the audit log: give it its own role "
+            "and migrate with NOTIFIER_MIGRATION_DATABASE_URL (README)",
+        )
 
 
 def link_signer(s: Settings) -> LinkSigner | None:

@@ -173,11 +173,15 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
         case "sandbox":
             return await _sandbox(settings, args)
         case "db":
-            from service.store.postgres import PostgresStore  # noqa: PLC0415
+            from service.store.migrate import migrate_database  # noqa: PLC0415
+            from service.store.postgres import translated  # noqa: PLC0415
 
-            store = await PostgresStore.connect(settings.database_url, pool_size=1, run_migrations=True)
-            await store.close()
-            print("migrations applied")
+            owner = settings.migration_database_url
+            async with translated():
+                applied = await migrate_database(
+                    owner or settings.database_url, settings.database_url if owner else None
+                )
+            print(f"migrations applied ({len(applied)} new)")
             return 0
         case "topics":
             from service.kafka.admin import ensure_topics, topic_configs  # noqa: PLC0415

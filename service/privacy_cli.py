@@ -40,8 +40,26 @@ def _progress(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
+async def _staff_command(staff: StaffStore, args: argparse.Namespace) -> int:
+    if args.staff_command == "add":
+        try:
+            token = await staff.add(args.name, args.role)
+        except ValueError as exc:  # StaffNameTaken, or a name we refuse
+            raise ConfigError(str(exc)) from None
+        print(f"token for {args.name} ({args.role}), shown once; give it to them over a safe channel:")
+        print(token)
+        return 0
+    if not await staff.revoke(args.name):
+        print(f"no staff member named {args.name!r} with a live token", file=sys.stderr)
+        return 1
+    print(f"revoked the token of {args.name!r}; their sessions have ended")
+    return 0
+
+
 async def run_privacy_command(settings: Settings, args: argparse.Namespace) -> int:
-    store = await PostgresStore.connect(settings.database_url, pool_size=2)
+    # Staff tokens are the owner role's: the service's role may not read or write them.
+    url = (settings.migration_database_url or settings.database_url) if args.command == "staff" else None
+    store = await PostgresStore.connect(url or settings.database_url, pool_size=2)
     privacy = PrivacyStore(store.pool)
     try:
         if args.command == "purge":
@@ -63,15 +81,7 @@ async def run_privacy_command(settings: Settings, args: argparse.Namespace) -> i
             state = "opted in again" if args.opt_in else "opted out"
             print(f"{state}: {'recorded' if changed else 'already so, nothing changed'}")
         elif args.command == "staff":
-            staff = StaffStore(store.pool)
-            if args.staff_command == "add":
-                token = await staff.add(args.name, args.role)
-                print(
-                    f"token for {args.name} ({args.role}), shown once; give it to them over a safe channel:"
-                )
-                print(token)
-            else:
-                print(f"revoked {await staff.revoke(args.name)} token(s)")
+            return await _staff_command(StaffStore(store.pool), args)
         elif args.command == "keys":  # rotate
             if settings.pii_keys is None:
                 raise ConfigError("NOTIFIER_PII_KEYS is not set")

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         default="postgresql://notifier@127.0.0.1:15432/notifier",
         validation_alias=AliasChoices("NOTIFIER_DATABASE_URL", "DATABASE_URL"),
     )
+    migration_database_url: str | None = Field(
+        default=None,
+        description="The owner role's URL, used by `notifier db migrate` (and `staff add/revoke`), which "
+        "then grants the NOTIFIER_DATABASE_URL role its privileges. None: that one role does both "
+        "(local development only: it could then alter the audit log).",
+    )
     database_pool_size: int = Field(default=4, ge=1, le=100)
 
     # Sending: the plan is SMS provider A (Twilio), then B (Infobip), then email (SendGrid).
@@ -229,6 +235,26 @@ class Settings(BaseSettings):
     )
     link_ttl_days: int = Field(default=90, ge=1, le=3650)
 
+    # Customer-service page: staff sessions, sign-in throttling, proxies
+    staff_session_idle_s: int = Field(
+        default=1800, ge=60, le=86400, description="A staff session unused this long has ended."
+    )
+    staff_session_max_s: int = Field(
+        default=8 * 3600, ge=60, le=86400, description="A staff session ends this long after sign-in."
+    )
+    signin_failures_per_client: int = Field(
+        default=5, ge=1, le=1000, description="Failed sign-ins from one address per window before 429."
+    )
+    signin_failures_total: int = Field(
+        default=100, ge=1, le=100_000, description="Failed sign-ins from all addresses per window before 429."
+    )
+    signin_window_s: int = Field(default=300, ge=1, le=86400)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Addresses or CIDRs of reverse proxies (comma-separated): only from them are "
+        "X-Forwarded-For and X-Forwarded-Proto believed.",
+    )
+
     allow_foreign_mobiles: bool = Field(
         default=False, description="Also text mobiles outside Hong Kong (E.164 with their country code)."
     )
@@ -263,18 +289,25 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 
-    @field_validator("input_topics", "sms_providers", mode="before")
+    @field_validator("input_topics", "sms_providers", "trusted_proxies", mode="before")
     @classmethod
     def _split_topics(cls, v: object) -> object:
         if isinstance(v, str) and not v.lstrip().startswith("["):
             return [t.strip() for t in v.split(",") if t.strip()]
         return v
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migration_database_url")
     @classmethod
-    def _postgres_url(cls, v: str) -> str:
-        if not v.startswith(("postgresql://", "postgres://")):
+    def _postgres_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            ipaddress.ip_network(net, strict=False)  # ValueError names the bad entry
         return v
 
     @field_validator("templates_dir")

@@ -9,6 +9,13 @@
 # 127.0.0.1:NOTIFIER_PG_PORT (default 15432) only, and trusts loopback connections: it is for
 # development and tests, never for production. initdb and pg_ctl refuse to run as root, so as
 # root they run as the 'postgres' system user.
+#
+# Roles: 'notifier' is the cluster's superuser (tests create a database per test with it, and
+# `make run` uses it alone: the service then logs `single_database_role`). For the production
+# layout the script also creates 'owner_notifier' (owns the database 'roles_notifier' and its
+# schema: migrations) and 'app_notifier' (the service's: owns nothing), e.g.
+#   NOTIFIER_MIGRATION_DATABASE_URL=postgresql://owner_notifier@127.0.0.1:15432/roles_notifier \
+#   NOTIFIER_DATABASE_URL=postgresql://app_notifier@127.0.0.1:15432/roles_notifier notifier db migrate
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -80,7 +87,30 @@ EOF
     "$bin/createdb" -h 127.0.0.1 -p "$port" -U "$user" "$db"
     log "created database $db"
   fi
+  roles "$bin"
   log "ready: postgresql://$user@127.0.0.1:$port/$db"
+}
+
+# The two roles of the production layout and a database owned by the owner role (idempotent).
+roles() {
+  local bin=$1 psql
+  psql=("$bin/psql" -h 127.0.0.1 -p "$port" -U "$user" -v ON_ERROR_STOP=1 -q)
+  "${psql[@]}" -d postgres <<'SQL'
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'owner_notifier') THEN
+    CREATE ROLE owner_notifier LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app_notifier') THEN
+    CREATE ROLE app_notifier LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+  END IF;
+END $$;
+SQL
+  if ! "${psql[@]}" -d postgres -tAc "select 1 from pg_database where datname='roles_notifier'" | grep -q 1; then
+    "$bin/createdb" -h 127.0.0.1 -p "$port" -U "$user" -O owner_notifier roles_notifier
+    "${psql[@]}" -d roles_notifier -c "ALTER SCHEMA public OWNER TO owner_notifier"
+    log "created database roles_notifier (owner owner_notifier; service role app_notifier)"
+  fi
 }
 
 stop() {

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web, web_request
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from service.http.security_headers import security_headers
 from service.logs import get_logger
 from service.metrics import Metrics
 
@@ -77,7 +78,7 @@ async def plain_errors(
 
 def create_public_app(max_body_bytes: int) -> web.Application:
     """The application the callbacks and pages are added to."""
-    return web.Application(middlewares=[plain_errors], client_max_size=max_body_bytes)
+    return web.Application(middlewares=[security_headers, plain_errors], client_max_size=max_body_bytes)
 
 
 async def read_form(request: web.Request) -> dict[str, str]:
@@ -118,7 +119,7 @@ def create_app(metrics: Metrics, ready: ReadyCheck, live: LiveCheck = _always_li
         metrics.ready.set(1 if ok else 0)
         return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
 
-    app = web.Application(middlewares=[plain_errors], client_max_size=_OPS_MAX_BODY)
+    app = web.Application(middlewares=[security_headers, plain_errors], client_max_size=_OPS_MAX_BODY)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -1,24 +1,48 @@
-"""Staff authentication (hashed tokens, roles), the audit log, and the support look-up queries."""
+"""Staff authentication (hashed tokens, sessions, roles), the audit log, and the support look-up queries.
+
+The service's role reaches the staff tables and writes audit rows only through the SECURITY DEFINER
+functions of migration 0013 (it passes the secret it was given; the database hashes it, finds the
+staff member and sets the time). ``add`` and ``revoke`` are the operator's, run as the owner role.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 import asyncpg
 
+from service.domain.errors import StoreUnavailable
 from service.store.postgres import translated
 
 ROLES = ("cs_agent", "admin")
+NAME_MAX = 64
+
+
+class StaffNameTaken(ValueError):
+    """Names are unique: audit rows and ``staff revoke --name`` must name one person."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a request presented: a bearer token, the page's session id, or nothing."""
+
+    kind: Literal["token", "session", "none"]
+    secret: str = field(default="", repr=False)
+
+
+NO_CREDENTIAL = Credential("none")
 
 
 @dataclass(frozen=True, slots=True)
 class Staff:
     name: str
     role: str
+    credential: Credential = NO_CREDENTIAL
 
     @property
     def is_admin(self) -> bool:
@@ -50,6 +74,10 @@ def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def valid_name(name: str) -> bool:
+    return 0 < len(name) <= NAME_MAX and name == name.strip() and name.isprintable()
+
+
 class StaffStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -58,51 +86,102 @@ class StaffStore:
         """Create a staff token; returns it once (only its hash is kept)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
+        if not valid_name(name):
+            raise ValueError(f"a staff name is 1 to {NAME_MAX} printable characters, no spaces at its ends")
         token = secrets.token_urlsafe(32)
-        async with translated():
-            await self._pool.execute(
-                "INSERT INTO staff_tokens (name, role, token_hash) VALUES ($1, $2, $3)",
-                name,
-                role,
-                _hash(token),
-            )
+        try:
+            async with translated():
+                await self._pool.execute(
+                    "INSERT INTO staff_tokens (name, role, token_hash) VALUES ($1, $2, $3)",
+                    name,
+                    role,
+                    _hash(token),
+                )
+        except StoreUnavailable as exc:
+            if isinstance(exc.__cause__, asyncpg.UniqueViolationError):
+                raise StaffNameTaken(
+                    f"a staff member named {name!r} exists already (also when revoked): choose another name"
+                ) from None
+            raise
         return token
 
     async def authenticate(self, token: str) -> Staff | None:
+        """The staff member of a bearer token (API)."""
         if not token:
             return None
         async with translated():
+            r = await self._pool.fetchrow("SELECT * FROM staff_authenticate($1)", token)
+        return None if r is None else Staff(r["staff_name"], r["staff_role"], Credential("token", token))
+
+    async def start_session(self, token: str, *, idle_s: int, max_s: int) -> Staff | None:
+        """Sign-in on the page: a new session for the token's staff member (None: no such token)."""
+        if not token:
+            return None
+        session = secrets.token_urlsafe(32)
+        async with translated():
             r = await self._pool.fetchrow(
-                "SELECT name, role FROM staff_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-                _hash(token),
+                "SELECT * FROM staff_session_start($1, $2, $3, $4)", token, session, idle_s, max_s
             )
-        return None if r is None else Staff(r["name"], r["role"])
+        return None if r is None else Staff(r["staff_name"], r["staff_role"], Credential("session", session))
+
+    async def session(self, session: str) -> Staff | None:
+        """The staff member of a live session (touched: its idle time starts again)."""
+        if not session:
+            return None
+        async with translated():
+            r = await self._pool.fetchrow("SELECT * FROM staff_session_check($1)", session)
+        return None if r is None else Staff(r["staff_name"], r["staff_role"], Credential("session", session))
+
+    async def end_session(self, session: str) -> bool:
+        async with translated():
+            return bool(await self._pool.fetchval("SELECT staff_session_end($1)", session))
 
     async def revoke(self, name: str) -> int:
-        async with translated():
-            result = await self._pool.execute(
-                "UPDATE staff_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", name
+        """Revoke the named staff member's token, which also ends their sessions at once."""
+        async with translated(), self._pool.acquire() as conn, conn.transaction():
+            ids = [
+                r["id"]
+                for r in await conn.fetch(
+                    "UPDATE staff_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL"
+                    " RETURNING id",
+                    name,
+                )
+            ]
+            await conn.execute(
+                "UPDATE staff_sessions SET ended_at = now() WHERE staff_id = ANY($1::bigint[]) AND ended_at IS NULL",
+                ids,
             )
-        return int(result.split()[-1])
+        return len(ids)
 
     async def audit(
         self,
-        staff: Staff,
+        credential: Credential,
         action: str,
         *,
         order_id: str | None,
         remote: str | None,
         detail: str | None = None,
     ) -> None:
+        """One audit row; the database sets the actor (from the credential) and the time."""
         async with translated():
             await self._pool.execute(
-                "INSERT INTO audit_log (actor, role, action, order_id, remote, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-                staff.name,
-                staff.role,
+                "SELECT audit_write($1, $2, $3, $4, $5, $6)",
+                credential.kind,
+                credential.secret,
                 action,
                 order_id,
                 remote,
                 detail,
+            )
+
+    async def can_alter_audit_log(self) -> bool:
+        """True when this role owns the audit log (one role for everything) or is a superuser."""
+        async with translated():
+            return bool(
+                await self._pool.fetchval(
+                    "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class"
+                    " WHERE oid = 'audit_log'::regclass"
+                )
             )
 
     async def lookup(self, query: str) -> list[SupportRow]:

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  # the shared fixture desk is imported, and tests take it as an argument
 """The customer-service page in a real headless Chromium (Debian's package, driven by Playwright)."""
 
 from __future__ import annotations
@@ -8,9 +9,18 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, Route, async_playwright
 
-from tests.integration.test_support import ORDER, Desk, desk  # noqa: F401  # the fixture is shared
+from service.domain.milestones import Milestone
+from service.domain.model import notification_id
+from tests.integration.test_support import (  # noqa: F401  # the fixtures are shared
+    DOTTED,
+    ORDER,
+    SLASHED,
+    Desk,
+    desk,
+    make_desk,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +47,7 @@ async def browser() -> AsyncIterator[Browser]:
         await b.close()
 
 
-async def test_agent_signs_in_searches_and_sees_the_masked_timeline(browser: Browser, desk: Desk) -> None:  # noqa: F811
+async def test_agent_signs_in_searches_and_sees_the_masked_timeline(browser: Browser, desk: Desk) -> None:
     page = await browser.new_page()
     response = await page.goto(f"{desk.base}/cs/orders?q={ORDER}")
     assert response is not None
@@ -62,8 +72,26 @@ async def test_agent_signs_in_searches_and_sees_the_masked_timeline(browser: Bro
     assert await page.locator("#erase").count() == 0  # an agent is offered no erase button
 
     # Even a hand-made POST from the agent's session is refused.
-    status = await page.evaluate(f"fetch('/cs/orders/{ORDER}/erase', {{method: 'POST'}}).then(r => r.status)")
-    assert status == 403
+    async with page.expect_navigation() as answer:
+        await page.evaluate(
+            "o => { const f = document.createElement('form'); f.method = 'post'; f.action = '/cs/orders/erase';"
+            " const i = document.createElement('input'); i.name = 'order'; i.value = o; f.append(i);"
+            " document.body.append(f); f.submit(); }",
+            ORDER,
+        )
+    assert (await answer.value).status == 403
+
+    # Signing out ends the session on the server: the old cookie, replayed, is refused.
+    cookie = next(c for c in await page.context.cookies() if c["name"] == "notifier_staff")
+    await page.goto(f"{desk.base}/cs")
+    await page.click("text=Sign out")
+    await page.wait_for_selector("#token")
+    replay = await browser.new_context()
+    await replay.add_cookies([cookie])  # type: ignore[list-item]
+    again = await (await replay.new_page()).goto(f"{desk.base}/cs/orders?q={ORDER}")
+    assert again is not None
+    assert again.status == 401
+    await replay.close()
 
     conn = await asyncpg.connect(desk.url)
     try:
@@ -75,10 +103,12 @@ async def test_agent_signs_in_searches_and_sees_the_masked_timeline(browser: Bro
         ("agent-amy", "login"),
         ("agent-amy", "lookup"),
         ("agent-amy", "denied"),
+        ("agent-amy", "logout"),
+        ("unknown", "auth_failed"),
     ]
 
 
-async def test_admin_can_erase_from_the_page(browser: Browser, desk: Desk) -> None:  # noqa: F811
+async def test_admin_can_erase_from_the_page(browser: Browser, desk: Desk) -> None:
     page = await browser.new_page()
     await page.goto(f"{desk.base}/cs")
     await page.fill("#token", desk.admin)
@@ -89,3 +119,80 @@ async def test_admin_can_erase_from_the_page(browser: Browser, desk: Desk) -> No
     await page.wait_for_selector("#message")
     assert "Erased (1)" in (await page.text_content("#message") or "")
     assert await page.text_content("#masked-phone") == "—"
+
+
+EVIL = "http://evil.example/"
+
+
+async def _serve(page: Page, url: str, html: str) -> None:
+    """Make ``url`` (another site) answer ``html`` in this browser."""
+
+    async def fulfil(route: Route) -> None:
+        await route.fulfill(body=html, content_type="text/html")
+
+    await page.route(url, fulfil)
+
+
+async def _admin_looks_up(browser: Browser, desk: Desk, order: str) -> Page:
+    page = await (await browser.new_context()).new_page()
+    await page.goto(f"{desk.base}/cs")
+    await page.fill("#token", desk.admin)
+    await page.click("#login")
+    await page.fill("#q", order)
+    await page.click("#search")
+    await page.wait_for_selector("#timeline")
+    return page
+
+
+async def test_an_order_id_with_dots_or_slashes_is_acted_on_and_no_other(
+    browser: Browser, desk: Desk
+) -> None:
+    # DOTTED ("X/../SO-HK-777") in a path would be normalised by the browser onto ORDER.
+    page = await _admin_looks_up(browser, desk, DOTTED)
+    await page.click("#optout")
+    await page.wait_for_selector("#message")
+    assert "Recorded (2)" in (await page.text_content("#message") or "")
+    assert await desk.store.opted_out([desk.blind.phone("+85291234568")]) == {
+        desk.blind.phone("+85291234568")
+    }
+    assert await desk.store.opted_out([desk.blind.phone("+85291234567")]) == set()  # ORDER untouched
+
+    page = await _admin_looks_up(browser, desk, SLASHED)
+    await page.click("#erase")
+    await page.wait_for_selector("#message")
+    assert "Erased (1)" in (await page.text_content("#message") or "")
+    assert await desk.store.contact(notification_id(SLASHED, Milestone.ARRIVED_HK_WAREHOUSE)) is None
+    assert await desk.store.contact(notification_id(ORDER, Milestone.ARRIVED_HK_WAREHOUSE)) is not None
+
+
+async def test_the_page_is_styled_under_its_csp_and_cannot_be_framed(browser: Browser, desk: Desk) -> None:
+    page = await browser.new_page()
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    response = await page.goto(f"{desk.base}/cs")
+    assert response is not None
+    assert "frame-ancestors 'none'" in (await response.all_headers())["content-security-policy"]
+    assert await page.evaluate("getComputedStyle(document.body).maxWidth") == "576px"  # web.css applied
+    assert violations == []
+
+    # Another site framing the sign-in page gets nothing (clickjacking).
+    framer = await browser.new_page()
+    await _serve(framer, EVIL, f'<iframe id="f" src="{desk.base}/cs"></iframe>')
+    await framer.goto(EVIL)  # "load" waits for the frame too
+    assert len(framer.frames) == 2
+    for frame in framer.frames:
+        assert await frame.locator("#token").count() == 0
+
+
+async def test_a_form_posted_from_another_site_changes_nothing(browser: Browser, desk: Desk) -> None:
+    page = await _admin_looks_up(browser, desk, ORDER)
+    # The admin, still signed in, visits a page elsewhere that posts the erase form to us.
+    # (SameSite=Strict keeps the cookie off it; the Origin check refuses it even if it came along.)
+    evil = await page.context.new_page()
+    form = f'<form id="f" method="post" action="{desk.base}/cs/orders/erase"><input name="order" value="{ORDER}"></form>'
+    await _serve(evil, EVIL, form)
+    await evil.goto(EVIL)
+    async with evil.expect_response(f"{desk.base}/cs/orders/erase") as answer:
+        await evil.evaluate("document.getElementById('f').submit()")
+    assert (await answer.value).status == 403
+    assert await desk.store.contact(notification_id(ORDER, Milestone.ARRIVED_HK_WAREHOUSE)) is not None

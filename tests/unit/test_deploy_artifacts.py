@@ -438,3 +438,25 @@ def test_kustomization_lists_existing_files_but_not_the_secret_template() -> Non
     for resource in kustomization["resources"]:
         assert (K8S / resource).is_file(), resource
     assert "secret.example.yaml" not in kustomization["resources"]
+
+
+def test_only_the_migration_gets_the_owner_roles_url() -> None:
+    # The replicas run as the service's role; the owner's URL (which could alter the audit log)
+    # reaches only `db migrate`: the k8s Job from its own Secret, the compose migrate job.
+    docs = _k8s_docs()
+    owner = "NOTIFIER_MIGRATION_DATABASE_URL"
+    (job,) = docs["Job"]["spec"]["template"]["spec"]["containers"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in job.get("env", [])}
+    assert refs.get(owner) not in {None, docs["Secret"]["metadata"]["name"]}
+    (service,) = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert owner not in yaml.safe_dump(service)
+    assert owner not in docs["Secret"]["stringData"]
+    assert owner not in docs["ConfigMap"]["data"]
+    services = _compose()["services"]
+    assert owner in services["migrate"]["environment"]
+    assert owner not in services["notifier"]["environment"]
+    service_url = services["notifier"]["environment"]["NOTIFIER_DATABASE_URL"]
+    assert (
+        service_url.split("//")[1].split(":")[0]
+        != services["migrate"]["environment"][owner].split("//")[1].split(":")[0]
+    )
