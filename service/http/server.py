@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from service.logs import AccessLog
 from service.metrics import Metrics
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
@@ -44,7 +45,7 @@ def create_app(metrics: Metrics, ready: ReadyCheck, live: LiveCheck = _always_li
 
 async def start_http(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve ``app``; returns the runner (to clean up) and the bound port (useful with port 0)."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log_class=AccessLog)  # never a header: see service.logs
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
