@@ -27,7 +27,7 @@ from service.sandbox.server import SandboxState
 from service.settings import Settings
 from service.store.postgres import PostgresStore
 from service.templates_check import sample_update
-from tests.integration.helpers import event, produce, read_decisions, running
+from tests.integration.helpers import event, produce, read_decisions, read_topic, running
 
 pytestmark = pytest.mark.integration
 M = Milestone.ARRIVED_HK_WAREHOUSE
@@ -43,12 +43,15 @@ class Run:
     err: str
 
 
-async def notifier(database_url: str, *args: str, stdin: str = "") -> Run:
+async def notifier(
+    database_url: str, *args: str, stdin: str = "", env_extra: dict[str, str] | None = None
+) -> Run:
     """``python -m service ARGS`` with the test database; standard input is a pipe, never a TTY."""
     env = {
         **os.environ,
         "NOTIFIER_DATABASE_URL": database_url,
         "NOTIFIER_BLIND_INDEX_KEY": base64.b64encode(BLIND_KEY).decode(),
+        **(env_extra or {}),
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -286,3 +289,27 @@ async def test_unsubscribe_after_an_erasure_suppresses_the_next_milestone_to_tha
     assert later[("IT-ERA", "customs_cleared")] == "suppressed_opted_out"
     assert later[("IT-ERB", "arrived_hk_warehouse")] == "suppressed_opted_out"
     assert len(state.listed("twilio")) == 1
+
+
+async def test_dlq_replay_needs_yes_without_a_terminal_and_dry_run_replays_nothing(
+    settings: Settings,
+) -> None:
+    bootstrap, topic = settings.kafka_bootstrap_servers, settings.input_topics[0]
+    async with running(Service(settings)):
+        await produce(bootstrap, topic, [(b"IT-BAD", b"{not json")])
+        await read_topic(bootstrap, settings.dead_letter_topic, at_least=1)
+    env = {
+        "NOTIFIER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "NOTIFIER_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
+    }
+
+    run = await notifier(settings.database_url, "dlq", "replay", env_extra=env)
+    assert (run.code, "--yes" in run.err) == (2, True)
+    run = await notifier(settings.database_url, "dlq", "replay", "--dry-run", env_extra=env)
+    assert run.code == 0, run.err
+    assert "would replay 1 dead letter(s)" in run.out
+    assert len(await read_topic(bootstrap, topic, at_least=1, timeout_s=3)) == 1  # nothing re-sent
+
+    run = await notifier(settings.database_url, "dlq", "replay", "--yes", env_extra=env)
+    assert run.code == 0, run.err
+    assert len(await read_topic(bootstrap, topic, at_least=2)) == 2
