@@ -366,7 +366,9 @@ class Service:
         """The retention job: destroys personal data past the retention period, on a timer."""
         while not stop.is_set():
             try:
-                d = await privacy.purge(self.settings.retention_days)
+                d = await privacy.purge(
+                    self.settings.retention_days, link_ttl_days=self.settings.link_ttl_days
+                )
                 if d.contacts or d.subjects:
                     log.info("retention_purge", contacts=d.contacts, subjects=d.subjects)
             except NotifierError as exc:

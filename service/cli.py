@@ -9,32 +9,69 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from service.domain.errors import ConfigError, NotifierError
+from service.confirm import add_guard_flags, confirm
+from service.domain.errors import CommandRefused, ConfigError, NotifierError
 from service.domain.milestones import Milestone
 from service.settings import REPO_ROOT, Settings, load_settings
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
+# The shortest idle time `purge --days` accepts: an SMS's delivery report can come days after it was
+# sent, and an undelivered one triggers the email fallback, which needs the sealed event.
+PURGE_MIN_DAYS = 7
+
+
+def _purge_days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {text[:20]!r}") from None
+    if days < PURGE_MIN_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{days} refused: must be at least {PURGE_MIN_DAYS} days, so the data of orders in flight is "
+            "kept (0 or a negative number would destroy everything); leave --days out for "
+            "NOTIFIER_RETENTION_DAYS"
+        )
+    return days
+
+
+def _personal_option(group: argparse._MutuallyExclusiveGroup, flag: str, what: str) -> None:
+    group.add_argument(
+        flag,
+        nargs="?",
+        const="-",
+        metavar="-",
+        help=f"the {what}, typed at a prompt (not echoed) or read from standard input; never given "
+        "on the command line (process list, shell history)",
+    )
 
 
 def _add_privacy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pg = sub.add_parser(
         "purge", help="destroy personal data past the retention period (the service also does it)"
     )
-    pg.add_argument("--days", type=int, default=None, help="default: NOTIFIER_RETENTION_DAYS")
+    pg.add_argument(
+        "--days",
+        type=_purge_days,
+        default=None,
+        help=f"idle days (at least {PURGE_MIN_DAYS}); default: NOTIFIER_RETENTION_DAYS",
+    )
+    add_guard_flags(pg, "destroy")
 
     er = sub.add_parser("erase", help="erase one customer's personal data on request")
     who = er.add_mutually_exclusive_group(required=True)
-    who.add_argument("--order")
-    who.add_argument("--phone")
-    who.add_argument("--email")
+    who.add_argument("--order", help="order number (or waybill, as in the support look-up)")
+    who.add_argument("--waybill")
+    _personal_option(who, "--phone", "phone number")
+    _personal_option(who, "--email", "email address")
+    add_guard_flags(er, "erase")
 
     oo = sub.add_parser(
         "optout", help="record an opt-out (or, with --opt-in, withdraw one) for a phone or email"
     )
     target = oo.add_mutually_exclusive_group(required=True)
-    target.add_argument("--phone")
-    target.add_argument("--email")
+    _personal_option(target, "--phone", "phone number")
+    _personal_option(target, "--email", "email address")
     oo.add_argument(
         "--opt-in", action="store_true", help="the customer explicitly asked to receive messages again"
     )
@@ -49,6 +86,7 @@ def _add_privacy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     sa.add_argument("--role", required=True, choices=["cs_agent", "admin"])
     sr = st_sub.add_parser("revoke", help="revoke every token of a staff member")
     sr.add_argument("--name", required=True)
+    add_guard_flags(sr, "revoke")
 
     ky = sub.add_parser("keys", help="encryption keys for personal data at rest")
     ky.add_argument("action", choices=["generate", "rotate"])
@@ -60,6 +98,9 @@ def _add_privacy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "(NOTIFIER_BLIND_INDEX_KEY, NOTIFIER_LINK_SIGNING_KEY); env: all three, as an env file for local use",
     )
     ky.add_argument("--id", default="k1", help="key id to put before a pii key")
+    ky.add_argument(
+        "--dry-run", action="store_true", help="rotate: count what would be re-encrypted, change nothing"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     dq.add_argument("--reason", help="only letters with this dlq.reason (e.g. invalid_event)")
     dq.add_argument("--from-offset", type=int, help="only from this offset of the dead-letter topic")
     dq.add_argument("--to-offset", type=int, help="only up to this offset (inclusive)")
+    add_guard_flags(dq, "replay (re-send)")
 
     sc = sub.add_parser("schemas", help="JSON Schemas of the event and receipt contracts")
     sc.add_argument("action", choices=["export", "check"])
@@ -156,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(settings.log_level, settings.log_format)
     try:
         return asyncio.run(_dispatch(args, settings))
-    except ConfigError as exc:
+    except (ConfigError, CommandRefused) as exc:  # a refused command exits like a usage error
         print(f"notifier: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except NotifierError as exc:
@@ -211,6 +253,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
             chosen = dlq.select(
                 letters, reason=args.reason, from_offset=args.from_offset, to_offset=args.to_offset
             )
+            plan = (
+                f"replay {len(chosen)} dead letter(s) onto their source topics (their messages may be sent)"
+            )
+            if not confirm(plan, dry_run=args.dry_run, yes=args.yes):
+                return 0
             n = await dlq.replay(settings.kafka_bootstrap_servers, settings.dead_letter_topic, chosen)
             print(f"replayed {n} dead letter(s) onto their source topics")
             return 0

@@ -8,17 +8,38 @@ by ``make stack-up``.
 from __future__ import annotations
 
 import ipaddress
+import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from service.domain.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+# A URL's password, in its user-info or in a query parameter (libpq accepts ?password=).
+_URL_PASSWORD = re.compile(r"(?P<pre>://[^/:@?#\s]*:)[^@/?#\s]*(?=@)|(?P<qpre>[?&]password=)[^&#\s]*")
+
+
+def mask_url_passwords(value: object) -> object:
+    """A setting's value as shown in repr/str/model_dump: any URL with its password masked."""
+    if not isinstance(value, str) or "://" not in value:
+        return value
+    return _URL_PASSWORD.sub(lambda m: (m.group("pre") or m.group("qpre")) + "***", value)
 
 
 class Settings(BaseSettings):
@@ -288,6 +309,17 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=8081, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+
+    # Secrets never show: SecretStr fields are masked by pydantic; every URL-valued setting (the
+    # database URL, any DSN) has its password masked in repr, str and model_dump. The values
+    # themselves (``settings.database_url``) are untouched.
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for key, value in super().__repr_args__():
+            yield key, mask_url_passwords(value)
+
+    @model_serializer(mode="wrap")
+    def _mask_url_passwords(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: mask_url_passwords(v) for k, v in handler(self).items()}
 
     @field_validator("input_topics", "sms_providers", "trusted_proxies", mode="before")
     @classmethod

@@ -6,8 +6,11 @@
 # Reads DATABASE_URL (or NOTIFIER_DATABASE_URL). The dump holds sealed (encrypted) events and
 # blind indexes, never plaintext personal data; it is useless without the keys, which are not in
 # it: keep the keys' backup separate. Restore with deploy/backup/restore.sh.
+# The password (if the URL has one) goes to pg_dump through a private PGPASSFILE, never its argv.
 set -euo pipefail
-url=${NOTIFIER_DATABASE_URL:-${DATABASE_URL:?set DATABASE_URL to the database to back up}}
+. "$(dirname "$0")/pgpass.sh"
+pgpass_url "${NOTIFIER_DATABASE_URL:-${DATABASE_URL:?set DATABASE_URL to the database to back up}}"
+url=$pg_url
 file=${1:-notifier-$(date -u +%Y%m%dT%H%M%SZ).dump}
 pg_dump --format=custom --compress=6 --no-owner --no-privileges --file="$file" "$url"
 pg_restore --list "$file" >/dev/null  # the file is readable and complete

@@ -2,6 +2,7 @@
 
     NotifierError
     ├── ConfigError                 bad settings; start-up stops with a message saying what to fix
+    ├── CommandRefused              an operator's command refused (bad argument, not confirmed): nothing changed
     ├── EventRejected               an input event that cannot be processed (goes to the dead-letter topic)
     ├── RenderError                 a template could not be rendered (missing variable, unknown template)
     │   └── SmsTooLong              over the SMS segment cap even shortened: no SMS (email, else failed)
@@ -33,6 +34,10 @@ class NotifierError(Exception):
 
 class ConfigError(NotifierError):
     """Settings are missing or invalid."""
+
+
+class CommandRefused(NotifierError):
+    """An operator's command was refused before it changed anything: the message says why and what to do."""
 
 
 class EventRejected(NotifierError):

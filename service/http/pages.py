@@ -3,9 +3,13 @@
 ``GET /s/{token}``  bilingual order status (milestones and times only: no personal data)
 ``GET /u/{token}``  bilingual confirmation page; nothing changes on GET, so link scanners that
                     only fetch pages cannot unsubscribe anyone
-``POST /u/{token}`` records the opt-out for the recipient's phone and email (by blind index)
+``POST /u/{token}`` records the opt-out for the recipient's phone and email (by blind index); the
+                    link keeps working after the order's personal data was erased (the blind
+                    indexes it needs are kept in ``erased_links``, see ``store.privacy``)
 
-A tampered or expired token gets a clear bilingual error page (400 / 410).
+A tampered or expired token gets a clear bilingual error page (400 / 410). The page says "you are
+unsubscribed" only when the opt-out is on record; a link with nothing to record it against gets
+an error page instead (410).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from service.domain.milestones import Milestone
 from service.domain.outcome import LinkedNotification
 from service.logs import get_logger
 from service.store.postgres import PostgresStore
+from service.store.privacy import PrivacyStore
 
 log = get_logger(__name__)
 _HK = ZoneInfo("Asia/Hong_Kong")
@@ -37,6 +42,7 @@ _ERRORS = {
     "tampered": (400, "連結無效", "This link is not valid"),
     "malformed": (400, "連結無效", "This link is not valid"),
     "unknown": (404, "找不到此通知", "We could not find this notification"),
+    "unrecordable": (410, "未能記錄您的要求", "We could not record your request"),
 }
 
 
@@ -49,6 +55,7 @@ def add_page_routes(
     page_globals: dict[str, str],
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> None:
+    privacy = PrivacyStore(store.pool)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir), autoescape=True, undefined=jinja2.StrictUndefined
     )
@@ -94,23 +101,35 @@ def add_page_routes(
             unsubscribe_path=f"/u/{request.match_info['token']}",
         )
 
+    async def subjects_of(request: web.Request) -> tuple[bytes, ...] | web.Response:
+        """The blind indexes an unsubscribe by this link records, or the error page to show."""
+        try:
+            link_id = signer.verify(request.match_info["token"], clock())
+        except LinkInvalid as exc:
+            log.info("link_refused", reason=exc.reason, path=request.path[:3])
+            return error(exc.reason)
+        found = await store.by_link(link_id)
+        subjects = found.subjects if found is not None else await privacy.erased_link(link_id)
+        if subjects is None:
+            return error("unknown")
+        if not subjects:
+            log.warning("unsubscribe_unrecordable", has_notification=found is not None)
+            return error("unrecordable")
+        return subjects
+
     async def unsubscribe_form(request: web.Request) -> web.Response:
-        found = await resolve(request)
-        if isinstance(found, web.Response):
-            return found
+        subjects = await subjects_of(request)
+        if isinstance(subjects, web.Response):
+            return subjects
         return page("unsubscribe", done=False, action=f"/u/{request.match_info['token']}")
 
     async def unsubscribe(request: web.Request) -> web.Response:
-        found = await resolve(request)
-        if isinstance(found, web.Response):
-            return found
-        changed = await store.set_consent(found.subjects, opted_out=True, source="unsubscribe_link")
-        log.info(
-            "opted_out",
-            notification_id=str(found.notification_id),
-            source="unsubscribe_link",
-            changed=changed,
-        )
+        subjects = await subjects_of(request)
+        if isinstance(subjects, web.Response):
+            return subjects
+        # A database error raises here: the page then fails (5xx), it never claims an opt-out.
+        changed = await store.set_consent(subjects, opted_out=True, source="unsubscribe_link")
+        log.info("opted_out", source="unsubscribe_link", changed=changed)
         return page("unsubscribe", done=True, action="")
 
     app.router.add_get("/s/{token}", status_page)

@@ -20,7 +20,7 @@ from aiohttp import web, web_request
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.http.security_headers import security_headers
-from service.logs import get_logger
+from service.logs import AccessLog, get_logger
 from service.metrics import Metrics
 
 log = get_logger(__name__)
@@ -128,7 +128,7 @@ def create_app(metrics: Metrics, ready: ReadyCheck, live: LiveCheck = _always_li
 
 async def start_http(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve ``app``; returns the runner (to clean up) and the bound port (useful with port 0)."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log_class=AccessLog)  # never a header: see service.logs
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -24,6 +24,7 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from service.logs import AccessLog
 from service.sandbox import infobip, sendgrid, twilio
 from service.sandbox.core import PROVIDERS, STATE, RecordedMessage, SandboxState, count_segments
 from service.sandbox.faults import Fault
@@ -127,7 +128,7 @@ async def run_sandbox(host: str, port: int, state: SandboxState) -> web.AppRunne
 
     With ``port=0`` the bound port is ``runner.addresses[0][1]``.
     """
-    runner = web.AppRunner(create_app(state))
+    runner = web.AppRunner(create_app(state), access_log_class=AccessLog)  # no header is logged
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -20,6 +20,7 @@ from service.domain.outcome import ClaimRequest
 from service.http.pages import add_page_routes
 from service.privacy.blind_index import BlindIndex
 from service.store.postgres import PostgresStore
+from service.store.privacy import PrivacyStore
 from service.templates_check import sample_update
 
 pytestmark = pytest.mark.integration
@@ -117,3 +118,53 @@ async def test_tampered_and_expired_links_get_an_error_page_and_change_nothing(s
     assert status == 410
     assert "連結已過期" in html
     assert await site.store.opted_out([phone]) == set()
+
+
+async def test_unsubscribe_after_the_order_was_erased_still_records_the_opt_out(
+    site: Site, database_url: str
+) -> None:
+    token, phone, email = await _notified(site)
+    await PrivacyStore(site.store.pool).erase_order("SO-HK-24001")
+    conn = await asyncpg.connect(database_url)
+    try:  # the notification keeps no blind index and no link id: nothing ties it to the customer
+        row = await conn.fetchrow("SELECT phone_subject, email_subject, link_id FROM notifications")
+    finally:
+        await conn.close()
+    assert tuple(row) == (None, None, None)
+
+    status, html = await _get(f"{site.base}/u/{token}")
+    assert (status, "<form" in html) == (200, True)
+    status, html = await _get(f"{site.base}/u/{token}", "POST")
+    assert status == 200
+    assert "You are unsubscribed" in html
+    assert await site.store.opted_out([phone, email]) == {phone, email}
+
+
+async def test_erased_links_are_dropped_by_the_retention_job_once_they_have_expired(
+    site: Site, database_url: str
+) -> None:
+    token, _, _ = await _notified(site)
+    privacy = PrivacyStore(site.store.pool)
+    await privacy.erase_order("SO-HK-24001")
+    await privacy.purge(90, link_ttl_days=30)
+    assert (await _get(f"{site.base}/u/{token}"))[0] == 200  # still valid: kept
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE erased_links SET last_issued = now() - interval '32 days'")
+    finally:
+        await conn.close()
+    await privacy.purge(90, link_ttl_days=30)
+    status, html = await _get(f"{site.base}/u/{token}", "POST")
+    assert status == 404
+    assert "You are unsubscribed" not in html
+
+
+async def test_a_link_with_nothing_to_record_does_not_claim_an_unsubscribe(site: Site) -> None:
+    update = sample_update(worst_case=False)
+    m = Milestone.READY_FOR_PICKUP
+    nid = notification_id(update.order_id, m)
+    await site.store.claim([ClaimRequest(nid, update, m, "claimed", site.signer.link_id(nid), None, None)])
+    status, html = await _get(f"{site.base}/u/{site.signer.token(nid, NOW)}", "POST")
+    assert status == 410
+    assert "We could not record your request" in html
+    assert "You are unsubscribed" not in html

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import os
+import sys
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -69,7 +71,7 @@ async def test_purge_destroys_old_personal_data_keeps_history_and_logs_counts(da
         await _seed(store, keyring, "OLD-1", "+85291234567")
         await _seed(store, keyring, "NEW-1", "+85291234568")
         await _age(database_url, "OLD-1", 100)
-        d = await PrivacyStore(store.pool).purge(90)
+        d = await PrivacyStore(store.pool).purge(90, link_ttl_days=90)
     finally:
         await store.close()
     assert (d.contacts, d.subjects) == (1, 1)
@@ -123,14 +125,11 @@ async def test_operator_opt_out_and_opt_in_are_recorded_with_their_source(
 ) -> None:
     monkeypatch.setenv("NOTIFIER_DATABASE_URL", database_url)
     monkeypatch.setenv("NOTIFIER_BLIND_INDEX_KEY", base64.b64encode(bytes(range(32))).decode())
-    # the command runs its own event loop, as it does from a shell
-    assert await asyncio.to_thread(main, ["optout", "--phone", "9123 4567", "--by", "agent-7"]) == 0
-    assert (
-        await asyncio.to_thread(
-            main, ["optout", "--phone", "+852 9123-4567", "--opt-in", "--by", "ticket-42"]
-        )
-        == 0
-    )
+    # the command runs its own event loop, as it does from a shell; the number comes on stdin
+    monkeypatch.setattr(sys, "stdin", io.StringIO("9123 4567\n"))
+    assert await asyncio.to_thread(main, ["optout", "--phone", "--by", "agent-7"]) == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("+852 9123-4567\n"))
+    assert await asyncio.to_thread(main, ["optout", "--phone", "-", "--opt-in", "--by", "ticket-42"]) == 0
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch("SELECT subject, action, source FROM consent_events ORDER BY id")

@@ -151,3 +151,31 @@ def test_the_service_refuses_to_start_before_connecting_to_anything() -> None:
     )
     with pytest.raises(ConfigError, match="NOTIFIER_TWILIO_AUTH_TOKEN"):
         asyncio.run(asyncio.wait_for(Service(s).run(asyncio.Event()), 5))
+
+
+def test_secrets_and_database_passwords_never_show_in_repr_str_or_dump() -> None:
+    s = load_settings(
+        database_url="postgresql://notifier:hunter2@db.internal:5432/notifier?sslmode=require&password=pw-two",
+        twilio_auth_token="tok-secret-1",
+        infobip_api_key="key-secret-2",
+        sendgrid_api_key="key-secret-3",
+        infobip_webhook_password="hook-secret-4",
+        pii_keys="k1:" + "A" * 44,
+        blind_index_key="blind-secret-5",
+        link_signing_key="link-secret-6",
+    )
+    shown = repr(s) + str(s) + str(s.model_dump()) + s.model_dump_json() + str(s.model_dump(mode="json"))
+    for secret in (
+        "hunter2",
+        "pw-two",
+        "tok-secret",
+        "key-secret",
+        "hook-secret",
+        "AAAA",
+        "blind-secret",
+        "link-secret",
+    ):
+        assert secret not in shown, secret
+    assert "postgresql://notifier:***@db.internal:5432/notifier" in shown  # still says where it connects
+    assert s.database_url.startswith("postgresql://notifier:hunter2@")  # the value itself is intact
+    assert s.model_copy(update={"http_port": 1}).database_url == s.database_url
