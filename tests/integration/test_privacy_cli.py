@@ -254,7 +254,7 @@ async def test_staff_revoke_needs_yes_without_a_terminal(database_url: str) -> N
     run = await notifier(database_url, "staff", "revoke", "--name", "bob")
     assert (run.code, "--yes" in run.err) == (2, True)
     run = await notifier(database_url, "staff", "revoke", "--name", "bob", "--yes")
-    assert (run.code, run.out.strip()) == (0, "revoked 1 token(s)")
+    assert (run.code, run.out.strip()) == (0, "revoked the token of 'bob'; their sessions have ended")
 
 
 async def test_unsubscribe_after_an_erasure_suppresses_the_next_milestone_to_that_number(
