@@ -206,6 +206,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
             )
             n = await dlq.replay(settings.kafka_bootstrap_servers, settings.dead_letter_topic, chosen)
             print(f"replayed {n} dead letter(s) onto their source topics")
+            if skipped := dlq.omitted(letters):
+                print(
+                    f"{skipped} bounded copy(ies) skipped: no value; read them at their dlq.source_* coordinates"
+                )
             return 0
         case "templates":
             return _templates(settings, args)
