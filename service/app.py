@@ -24,7 +24,7 @@ from service.domain.model import InboundRecord
 from service.domain.ports import EmailSender, SmsSender
 from service.domain.references import MessageReferences
 from service.domain.status_check import StatusCheckPolicy
-from service.domain.watchdog import StallWatch
+from service.domain.watchdog import CommitStall, CommitWatch, StallWatch
 from service.http.callbacks import add_callback_routes
 from service.http.pages import add_page_routes
 from service.http.security_headers import add_stylesheet_route
@@ -68,10 +68,14 @@ class Service:
     _watch: StallWatch = field(default_factory=lambda: StallWatch(120.0, time.monotonic()))
     _positions: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to consume
     _stalled: bool = False
+    _commits: CommitWatch = field(default_factory=lambda: CommitWatch(300.0))
+    _committed: dict[TopicPartition, int] = field(default_factory=dict)  # by us, or where reading began
+    _commit_stalled: int = 0
 
     async def run(self, stop: asyncio.Event) -> None:  # noqa: PLR0915  # the composition root (split in issue 12)
         s = self.settings
         check_secrets(s)  # before anything connects
+        self._commits.limit_s = s.commit_stall_s
         store = self._store = await PostgresStore.connect(s.database_url, pool_size=s.database_pool_size)
         session = aiohttp.ClientSession()
         producer = build_producer(s.kafka_bootstrap_servers)
@@ -120,7 +124,7 @@ class Service:
                 max_sms_segments=s.sms_max_segments,
             ),
             receipts=ReceiptPublisher(producer, s.receipts_topic),
-            dead_letters=DeadLetterPublisher(producer, s.dead_letter_topic),
+            dead_letters=DeadLetterPublisher(producer, s.dead_letter_topic, self.metrics),
             metrics=self.metrics,
             send_concurrency=s.send_concurrency,
             keyring=keyring,
@@ -227,7 +231,9 @@ class Service:
                     self._rewind(consumer, {tp: msgs[0].offset for tp, msgs in batch.items() if msgs})
                 else:
                     failures = 0
-                    await self._commit(consumer, next_offsets(batch, unfinished))
+                    offsets = next_offsets(batch, unfinished)
+                    if await self._commit(consumer, offsets):
+                        self._committed_to(offsets)
                     if unfinished:
                         # Held (no provider would take them): read again from the first held record.
                         self._rewind(
@@ -271,10 +277,20 @@ class Service:
                 self._positions[tp] = offset
 
     def _fetched(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        self._watch.fetched(time.monotonic())
+        now = time.monotonic()
+        self._watch.fetched(now)
         for tp, msgs in batch.items():
             if msgs:
                 self._positions[tp] = msgs[-1].offset + 1
+                if tp not in self._committed:  # the first read of a partition starts at its committed offset
+                    self._committed[tp] = msgs[0].offset
+                    self._commits.committed((tp.topic, tp.partition), msgs[0].offset, now)
+
+    def _committed_to(self, offsets: dict[TopicPartition, int]) -> None:
+        now = time.monotonic()
+        for tp, offset in offsets.items():
+            self._committed[tp] = offset
+            self._commits.committed((tp.topic, tp.partition), offset, now)
 
     async def _drain(self) -> None:
         """Rebalance: start no new sends, let the batch in flight finish and commit, then go on."""
@@ -293,6 +309,7 @@ class Service:
         finally:
             engine.resume_sends()
             self._positions.clear()
+            self._committed.clear()  # partitions may move: each is measured again from its next read
 
     @staticmethod
     async def _pause_on(stop: asyncio.Event, engine: DeliveryEngine) -> None:
@@ -301,7 +318,8 @@ class Service:
         engine.pause_sends()
 
     @staticmethod
-    async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> bool:
+        """Commit explicit offsets; False when the broker did not take them (logged, survived)."""
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError):
@@ -311,6 +329,9 @@ class Service:
             # The batch is durable in PostgreSQL: the next commit covers these offsets, and if this
             # instance stops first the records are read again and the dedup absorbs them.
             log.warning("commit_failed", error=type(exc).__name__, partitions=len(offsets))
+        else:
+            return True
+        return False
 
     async def _watchdog(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         """Notice a consumer that stopped fetching while records wait: liveness fails, the pod restarts."""
@@ -326,6 +347,28 @@ class Service:
                 log.error("consumer_stalled", seconds_since_fetch=round(self._watch.idle_s(now)), lag=lag)
             self._stalled = stalled
             self.metrics.fetch_stalled.set(1 if stalled else 0)
+            commits = self._commit_progress(consumer)
+            if commits.stalled and not self._commit_stalled:
+                log.error(
+                    "partition_commits_stalled",
+                    partitions=commits.stalled,
+                    seconds_since_commit=round(commits.longest_s),
+                )
+            elif self._commit_stalled and not commits.stalled:
+                log.info("partition_commits_resumed")
+            self._commit_stalled = commits.stalled
+
+    def _commit_progress(self, consumer: AIOKafkaConsumer) -> CommitStall:
+        """Per assigned partition, the records waiting past its committed offset, through the watch."""
+        waiting: dict[tuple[str, int], int] = {}
+        for tp in consumer.assignment():
+            high, committed = consumer.highwater(tp), self._committed.get(tp)
+            if high is not None and committed is not None:
+                waiting[(tp.topic, tp.partition)] = max(0, high - committed)
+        progress = self._commits.check(time.monotonic(), waiting)
+        self.metrics.commit_stalled_partitions.set(progress.stalled)
+        self.metrics.commit_stall_seconds.set(progress.longest_s)
+        return progress
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions this instance holds right now."""
@@ -380,6 +423,8 @@ class Service:
         return {
             "kafka_assigned": bool(self._consumer is not None and self._consumer.assignment()),
             "database": bool(self._store is not None and await self._store.ping()),
+            # records wait and a partition's committed offset has not moved for NOTIFIER_COMMIT_STALL_S
+            "commits_advancing": self._consumer is None or not self._commit_progress(self._consumer).stalled,
         }
 
 

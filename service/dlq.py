@@ -1,11 +1,19 @@
 """``notifier dlq list|replay``: look at dead letters, and re-inject them after a fix.
 
-``list`` counts the dead letters by reason and source topic. ``replay`` copies the selected
-ones (by reason, and/or an offset range of the dead-letter topic) back onto the topic they came
-from, unchanged, with a ``dlq.replayed_from`` header. Replaying is safe to repeat: the service
-deduplicates per (order, milestone), and a letter that still fails goes back to the dead-letter
-topic with its reason. Only the operators who handle dead letters should be able to run this:
-the values hold personal data.
+A dead letter's identity is its source record (``dlq.id``: source topic:partition:offset, also
+its Kafka key; derived from the ``dlq.source_*`` headers for letters written before it existed).
+The same source record read again after a crash is dead-lettered again under the same id: a
+*repeat*, not a new dead letter.
+
+``list`` counts the distinct dead letters by reason and source topic, with their repeats.
+``replay`` copies the selected ones (by reason, and/or an offset range of the dead-letter topic)
+back onto the topic they came from, unchanged, with its source key and a ``dlq.replayed_from``
+header: each source record at most once per run (its latest letter), however many repeats
+it has. A bounded copy (``dlq.value_omitted``: the record was too large to copy) has no value to
+replay; it is skipped and counted. Replaying is safe to repeat: the service deduplicates per
+(order, milestone), and a letter that still fails goes back to the dead-letter topic with its
+reason. Only the operators who handle dead letters should be able to run this: the values hold
+personal data.
 """
 
 from __future__ import annotations
@@ -24,21 +32,39 @@ from service.kafka.consumer import read_all
 class Letter:
     partition: int
     offset: int
-    key: bytes | None
+    key: bytes | None  # the source record's key (what a replay is keyed by)
     value: bytes | None
     reason: str
     source_topic: str
+    id: str = ""  # the source record's identity: the same for every repeat
+    value_omitted: bool = False  # a bounded copy: nothing to replay
+
+    @property
+    def replayable(self) -> bool:
+        return bool(self.source_topic) and not self.value_omitted
 
 
 def _letter(record: ConsumerRecord[bytes, bytes]) -> Letter:
-    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+    raw = dict(record.headers or ())
+    headers = {k: v.decode(errors="replace") for k, v in raw.items()}
+    source = headers.get("dlq.source_topic", "")
+    ident = headers.get("dlq.id") or (
+        f"{source}:{headers.get('dlq.source_partition', '')}:{headers.get('dlq.source_offset', '')}"
+        if source
+        else f"unknown:{record.partition}:{record.offset}"  # not ours: each letter counts alone
+    )
+    # A letter's own key is its id and the source key is in a header; before letters had ids,
+    # the letter's key was the source key.
+    key = raw.get("dlq.source_key") if "dlq.id" in raw else record.key
     return Letter(
         record.partition,
         record.offset,
-        record.key,
+        key,
         record.value,
         headers.get("dlq.reason", "unknown"),
-        headers.get("dlq.source_topic", ""),
+        source,
+        ident,
+        headers.get("dlq.value_omitted") == "true",
     )
 
 
@@ -47,23 +73,53 @@ async def read_letters(bootstrap: str, topic: str) -> list[Letter]:
     return [_letter(r) for r in await read_all(bootstrap, topic)]
 
 
+def distinct(letters: list[Letter]) -> list[Letter]:
+    """One letter per source record: its latest (a repeat may carry a later reason), in first-seen order."""
+    latest: dict[str, Letter] = {}
+    for x in letters:
+        seen = latest.get(x.id)
+        if seen is None or (x.partition, x.offset) > (seen.partition, seen.offset):
+            latest[x.id] = x
+    return list(latest.values())
+
+
 def summary(letters: list[Letter]) -> str:
-    counts = collections.Counter((x.reason, x.source_topic) for x in letters)
-    lines = [f"{n:>6}  {reason:<24} from {source}" for (reason, source), n in counts.most_common()]
-    return "\n".join([f"{len(letters)} dead letter(s)", *lines])
+    unique = distinct(letters)
+    repeats = collections.Counter(x.id for x in letters)
+    counts = collections.Counter((x.reason, x.source_topic) for x in unique)
+    extra = collections.Counter()  # type: collections.Counter[tuple[str, str]]
+    for x in unique:
+        extra[(x.reason, x.source_topic)] += repeats[x.id] - 1
+    lines = [
+        f"{n:>6}  {reason:<24} from {source}"
+        + (f"  (+{extra[(reason, source)]} repeat(s))" if extra[(reason, source)] else "")
+        for (reason, source), n in counts.most_common()
+    ]
+    head = f"{len(unique)} dead letter(s)"
+    if len(letters) > len(unique):
+        head += f" ({len(letters)} on the topic: {len(letters) - len(unique)} repeat(s) of the same source records)"
+    return "\n".join([head, *lines])
 
 
 def select(
     letters: list[Letter], *, reason: str | None, from_offset: int | None, to_offset: int | None
 ) -> list[Letter]:
-    return [
-        x
-        for x in letters
-        if (reason is None or x.reason == reason)
-        and (from_offset is None or x.offset >= from_offset)
-        and (to_offset is None or x.offset <= to_offset)
-        and x.source_topic
-    ]
+    """The letters to replay: matching the filters, with a source and a value, one per source record."""
+    return distinct(
+        [
+            x
+            for x in letters
+            if (reason is None or x.reason == reason)
+            and (from_offset is None or x.offset >= from_offset)
+            and (to_offset is None or x.offset <= to_offset)
+            and x.replayable
+        ]
+    )
+
+
+def omitted(letters: list[Letter]) -> int:
+    """Distinct bounded copies: dead letters with no value to replay (read them at their source)."""
+    return sum(x.value_omitted for x in distinct(letters))
 
 
 def _progress(done: int, total: int) -> None:
@@ -78,7 +134,7 @@ async def replay(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
-        for n, x in enumerate(letters, start=1):
+        for n, x in enumerate(distinct(letters), start=1):
             origin = f"{dlq_topic}/{x.partition}/{x.offset}".encode()
             await producer.send(
                 x.source_topic, value=x.value, key=x.key, headers=[("dlq.replayed_from", origin)]

@@ -108,6 +108,13 @@ class Metrics:
         self.dead_letters = Counter(
             "notifier_dead_letters", "Events sent to the dead-letter topic", ["reason"], registry=r
         )
+        self.dead_letters_bounded = Counter(
+            "notifier_dead_letters_bounded",
+            "Dead letters refused as they were (too large, corrupt) and sent as a bounded copy without"
+            " their value, by reason: oversized, unpublishable",
+            ["reason"],
+            registry=r,
+        )
         self.possible_duplicates = Counter(
             "notifier_possible_duplicate_sends",
             "Sends of a notification whose earlier send could not be ruled out (a crash, a provider's"
@@ -122,6 +129,18 @@ class Metrics:
         self.fetch_stalled = Gauge(
             "notifier_fetch_stalled",
             "1 while the consumer has not fetched for longer than the watchdog allows while lag grows",
+            registry=r,
+        )
+        self.commit_stalled_partitions = Gauge(
+            "notifier_commit_stalled_partitions",
+            "Assigned partitions with records waiting whose committed offset has not advanced for"
+            " NOTIFIER_COMMIT_STALL_S (a batch retried or held for ever); /readyz fails meanwhile",
+            registry=r,
+        )
+        self.commit_stall_seconds = Gauge(
+            "notifier_commit_stall_seconds",
+            "The longest time an assigned partition with records waiting has gone without its committed"
+            " offset advancing",
             registry=r,
         )
         self.consumer_lag = Gauge(
@@ -142,7 +161,9 @@ class Metrics:
             registry=r,
         )
         self.ready = Gauge(
-            "notifier_ready", "1 when the consumer is assigned and the database reachable", registry=r
+            "notifier_ready",
+            "1 when the consumer is assigned, the database reachable and commits advancing",
+            registry=r,
         )
 
     def render(self) -> bytes:

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         ge=5,
         description="No fetch for this long while records wait on our partitions: /healthz fails.",
     )
+    commit_stall_s: float = Field(
+        default=300.0,
+        ge=1,
+        description="A partition's committed offset not advancing for this long while records wait on "
+        "it (a batch failing or held for ever): /readyz fails and the stall is counted.",
+    )
 
     # PostgreSQL
     database_url: str = Field(

@@ -8,6 +8,14 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 
 from service.domain.model import InboundRecord
 
+#: What one fetch may bring, compressed (aiokafka's defaults are 1 MiB and 50 MiB). The broker still
+#: returns a first batch larger than these, so they never stop progress; they bound memory per
+#: fetch. One record's *uncompressed* size has no client-side bound: the broker's (or topic's)
+#: ``max.message.bytes`` bounds it compressed, and a record too large to copy is dead-lettered as a
+#: bounded copy (service/kafka/producer.py).
+MAX_PARTITION_FETCH_BYTES = 1 << 20
+FETCH_MAX_BYTES = 8 << 20
+
 
 def build_consumer(
     bootstrap_servers: str,
@@ -25,6 +33,8 @@ def build_consumer(
         enable_auto_commit=False,  # we commit explicit offsets after the batch is durable
         auto_offset_reset="earliest",
         max_poll_records=max_records,
+        max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+        fetch_max_bytes=FETCH_MAX_BYTES,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=3_000,
         rebalance_timeout_ms=30_000,

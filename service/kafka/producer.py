@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 
 from service.domain.errors import NotifierError
 from service.domain.outcome import OutboxRow
 from service.domain.ports import DeadLetter
+from service.logs import get_logger
+from service.metrics import Metrics
+
+log = get_logger(__name__)
 
 
 class PublishFailed(NotifierError):
@@ -33,9 +44,10 @@ def build_producer(bootstrap_servers: str, client_id: str = "milestone-notifier"
     )
 
 
-async def _send_all(
-    producer: AIOKafkaProducer, sends: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]
-) -> None:
+_Send = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]  # topic, key, value, headers
+
+
+async def _send_all(producer: AIOKafkaProducer, sends: list[_Send]) -> None:
     try:
         futures = [
             await producer.send(topic, value=value, key=key, headers=headers)
@@ -44,6 +56,25 @@ async def _send_all(
         await asyncio.gather(*futures)
     except KafkaError as exc:
         raise PublishFailed(f"kafka: {type(exc).__name__}") from exc
+
+
+async def _send_each(producer: AIOKafkaProducer, sends: list[_Send]) -> list[KafkaError | None]:
+    """Send every message, each to its own fate: the error of each one (None: acknowledged)."""
+    results: list[KafkaError | None] = []
+    pending: list[tuple[int, asyncio.Future[object]]] = []
+    for n, (topic, key, value, headers) in enumerate(sends):
+        results.append(None)
+        try:  # the size check against max_request_size is made here, before anything is queued
+            pending.append((n, await producer.send(topic, value=value, key=key, headers=headers)))
+        except KafkaError as exc:
+            results[n] = exc
+    done = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+    for (n, _), outcome in zip(pending, done, strict=True):
+        if isinstance(outcome, KafkaError):
+            results[n] = outcome
+        elif isinstance(outcome, BaseException):
+            raise outcome
+    return results
 
 
 class ReceiptPublisher:
@@ -61,37 +92,126 @@ class ReceiptPublisher:
         )
 
 
+#: Produce errors that are about the record itself, not the broker's health: sending the same
+#: record again fails the same way. The size checks (ours against ``max_request_size``, the
+#: broker's against ``max.message.bytes``) and a record the broker calls corrupt or invalid.
+#: (aiokafka 0.14 reports INVALID_RECORD, code 87, as ``UnknownError``, which is also what an
+#: unknown server fault looks like: that one stays transient and is retried.)
+PERMANENT_FOR_RECORD: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    CorruptRecordException,
+)
+
+_KEY_KEPT_MAX = 1024  # a source key longer than this is not kept in a bounded copy's headers
+
+
+def dead_letter_id(topic: str, partition: int, offset: int) -> str:
+    """The stable identity of a dead letter: its source coordinates. The same source record read
+    again (after a crash, a rebalance, a retry) is dead-lettered under the same id."""
+    return f"{topic}:{partition}:{offset}"
+
+
 class DeadLetterPublisher:
     """Copies an unprocessable message to the dead-letter topic with its origin and reason in headers.
 
     The value is copied unchanged (it may hold personal data: the DLQ topic has its own short
-    retention and restricted ACLs in production); the headers carry no personal data.
+    retention and restricted ACLs in production); the headers carry no personal data. The letter's
+    Kafka key is its ``dlq.id`` (source topic:partition:offset), so a repeat of the same source
+    record lands on the same DLQ partition under the same key; the source key is in
+    ``dlq.source_key``, for replay.
+
+    A letter the producer or broker refuses for what it is (too large uncompressed for our
+    ``max_request_size``, over the DLQ topic's ``max.message.bytes``, corrupt) is first sent again
+    alone (the broker fails a whole producer batch for one bad record), and if it is still refused
+    it goes as a *bounded copy*: no value, and headers with the reason (``oversized`` or
+    ``unpublishable``), the first reason, the original size and SHA-256 of the value. The value is
+    left out rather than cut: a prefix holds personal data, cannot be replayed, and the record
+    itself stays on its source topic at the given coordinates (for that topic's retention), which
+    the digest identifies. Transient errors (broker down, timeouts) still propagate, so the batch
+    is retried and nothing is committed.
     """
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, producer: AIOKafkaProducer, topic: str, metrics: Metrics | None = None) -> None:
         self._producer = producer
         self._topic = topic
+        self._metrics = metrics
 
     async def publish(self, letters: Sequence[DeadLetter]) -> None:
         now = datetime.now(UTC).isoformat()
-        await _send_all(
-            self._producer,
-            [
-                (
-                    self._topic,
-                    d.record.key,
-                    d.record.value,
-                    [
-                        ("dlq.reason", d.reason.encode()),
-                        ("dlq.detail", d.detail.encode()[:1000]),
-                        ("dlq.error_class", d.error_class.encode()),
-                        ("dlq.source_topic", d.record.topic.encode()),
-                        ("dlq.source_partition", str(d.record.partition).encode()),
-                        ("dlq.source_offset", str(d.record.offset).encode()),
-                        ("dlq.attempts", str(d.attempts).encode()),
-                        ("dlq.dead_lettered_at", now.encode()),
-                    ],
-                )
-                for d in letters
-            ],
-        )
+        errors = await _send_each(self._producer, [self._full(d, now) for d in letters])
+        refused = [(d, e) for d, e in zip(letters, errors, strict=True) if e is not None]
+        _raise_transient([e for _, e in refused])
+        for d, _ in refused:  # refused for what it is (or for a neighbour in its batch): alone now
+            (error,) = await _send_each(self._producer, [self._full(d, now)])
+            if error is None:
+                continue
+            _raise_transient([error])
+            (again,) = await _send_each(self._producer, [self._bounded(d, now, error)])
+            if again is not None:
+                raise PublishFailed(f"kafka: {type(again).__name__}") from again
+            reason = _bounded_reason(error)
+            if self._metrics is not None:
+                self._metrics.dead_letters_bounded.labels(reason).inc()
+            log.warning(
+                "dead_letter_bounded",
+                reason=reason,
+                first_reason=d.reason,
+                error=type(error).__name__,
+                size=len(d.record.value or b""),
+                topic=d.record.topic,
+                partition=d.record.partition,
+                offset=d.record.offset,
+            )
+
+    def _headers(self, d: DeadLetter, now: str) -> list[tuple[str, bytes]]:
+        r = d.record
+        return [
+            ("dlq.id", dead_letter_id(r.topic, r.partition, r.offset).encode()),
+            ("dlq.reason", d.reason.encode()),
+            ("dlq.detail", d.detail.encode()[:1000]),
+            ("dlq.error_class", d.error_class.encode()),
+            ("dlq.source_topic", r.topic.encode()),
+            ("dlq.source_partition", str(r.partition).encode()),
+            ("dlq.source_offset", str(r.offset).encode()),
+            ("dlq.attempts", str(d.attempts).encode()),
+            ("dlq.dead_lettered_at", now.encode()),
+        ]
+
+    def _full(self, d: DeadLetter, now: str) -> _Send:
+        r = d.record
+        headers = self._headers(d, now)
+        if r.key is not None:
+            headers.append(("dlq.source_key", r.key))
+        return (self._topic, headers[0][1], r.value, headers)
+
+    def _bounded(self, d: DeadLetter, now: str, error: KafkaError) -> _Send:
+        r = d.record
+        value = r.value or b""
+        headers = [
+            (k, _bounded_reason(error).encode()) if k == "dlq.reason" else (k, v)
+            for k, v in self._headers(d, now)
+        ]
+        headers += [
+            ("dlq.first_reason", d.reason.encode()),
+            ("dlq.copy_error", type(error).__name__.encode()),
+            ("dlq.value_omitted", b"true"),
+            ("dlq.original_size", str(len(value)).encode()),
+            ("dlq.original_sha256", hashlib.sha256(value).hexdigest().encode()),
+            ("dlq.original_key_size", str(len(r.key or b"")).encode()),
+        ]
+        if r.key is not None and len(r.key) <= _KEY_KEPT_MAX:
+            headers.append(("dlq.source_key", r.key))
+        return (self._topic, headers[0][1], b"", headers)
+
+
+def _bounded_reason(error: KafkaError) -> str:
+    too_large = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+    return "oversized" if isinstance(error, too_large) else "unpublishable"
+
+
+def _raise_transient(errors: Sequence[KafkaError]) -> None:
+    for e in errors:
+        if not isinstance(e, PERMANENT_FOR_RECORD):
+            raise PublishFailed(f"kafka: {type(e).__name__}") from e

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import asyncpg
 import pytest
 
@@ -55,3 +57,52 @@ async def test_an_event_that_keeps_failing_goes_to_the_dead_letter_topic_and_its
     assert any("PZ-0001" in b for b in bodies)
     assert any("PZ-0002" in b for b in bodies)
     assert not any("PZ-POISON" in b for b in bodies)
+
+
+async def test_a_partition_whose_commits_stop_while_records_wait_makes_the_instance_unready(
+    settings: Settings,
+) -> None:
+    # The batch fails every time (PostgreSQL refuses it) but the database answers and the consumer
+    # keeps fetching: neither the database check nor the fetch watchdog sees it. The commit watch does.
+    s = settings.model_copy(update={"poison_attempts": 100, "commit_stall_s": 1.0})
+    topic = s.input_topics[0]
+    async with running(Service(s)) as service:
+
+        async def ready() -> bool:
+            return all((await service._ready()).values())
+
+        await wait_until(lambda: bool(service.assignment()), what="partitions assigned (migrations have run)")
+        await wait_until(ready, what="ready before the poison")
+        conn = await asyncpg.connect(s.database_url)
+        try:
+            await conn.execute(
+                "ALTER TABLE notifications ADD CONSTRAINT poison_test CHECK (order_id <> 'PZ-STUCK')"
+            )
+            await produce(
+                s.kafka_bootstrap_servers, topic, [(b"stuck", event("PZ-STUCK", "CUSTOMS_CLEARED")[1])]
+            )
+            await wait_until(lambda: _not(ready), what="readiness to fail while the partition is stuck")
+            checks = await service._ready()
+            assert checks["commits_advancing"] is False
+            assert checks["database"] is True  # the database answers: only the commit watch sees it
+            assert _gauge(service, "notifier_commit_stalled_partitions") == 1
+            assert _gauge(service, "notifier_commit_stall_seconds") > 1
+            await conn.execute("ALTER TABLE notifications DROP CONSTRAINT poison_test")
+        finally:
+            await conn.close()
+        await wait_until(ready, what="ready again once the partition moves on")
+        await wait_until(
+            lambda: group_caught_up(s.kafka_bootstrap_servers, s.consumer_group, topic),
+            what="the partition committed to its end",
+        )
+        assert _gauge(service, "notifier_commit_stalled_partitions") == 0
+
+
+async def _not(check: Callable[[], Awaitable[bool]]) -> bool:
+    return not await check()
+
+
+def _gauge(service: Service, name: str) -> float:
+    value = service.metrics.registry.get_sample_value(name)
+    assert value is not None, name
+    return value

@@ -1,4 +1,10 @@
-from service.domain.watchdog import StallWatch
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from service.domain.watchdog import CommitStall, CommitWatch, StallWatch
 
 
 def test_no_fetch_for_longer_than_the_limit_while_records_wait_is_a_stall() -> None:
@@ -17,3 +23,55 @@ def test_a_fetch_resets_the_clock() -> None:
     watch.fetched(1200)
     assert not watch.stalled(1250, lag=10)
     assert watch.idle_s(1250) == 50
+
+
+# The commit watch, on one partition P, limit 60 s. Each row: the events in order — ("commit",
+# offset, t) or ("check", lag, t, expected stalled count, expected longest wait) — and what it shows.
+P = ("t", 0)
+_COMMIT_TABLE = [
+    (  # a batch retried for ever: read from 10, never committed past it, records waiting
+        [("commit", 10, 0), ("check", 5, 30, 0, 30), ("check", 5, 60, 0, 60), ("check", 5, 61, 1, 61)],
+        "stuck past the limit while records wait",
+    ),
+    (  # the offset moves: the clock starts again from the commit
+        [("commit", 10, 0), ("check", 5, 50, 0, 50), ("commit", 12, 55), ("check", 3, 100, 0, 45)],
+        "an advancing partition is not stalled",
+    ),
+    (  # committing the same offset again (a held record) is no progress
+        [("commit", 10, 0), ("commit", 10, 40), ("check", 5, 61, 1, 61)],
+        "the same offset again is no progress",
+    ),
+    (  # quiet for an hour, then a record arrives: measured from when it began to wait
+        [("commit", 10, 0), ("check", 0, 3600, 0, 0), ("check", 1, 3630, 0, 30), ("check", 1, 3661, 1, 61)],
+        "a quiet partition is not stalled the moment a record arrives",
+    ),
+    (  # caught up again: nothing waits, nothing stalled, whatever the time
+        [("commit", 10, 0), ("check", 5, 100, 1, 100), ("check", 0, 101, 0, 0)],
+        "nothing waiting is never a stall",
+    ),
+    (  # no committed offset known (not read yet): nothing to measure from
+        [("check", 5, 1000, 0, 0)],
+        "an unread partition is left to the fetch watchdog",
+    ),
+]
+
+
+@pytest.mark.parametrize(("events", "what"), _COMMIT_TABLE, ids=[w for _, w in _COMMIT_TABLE])
+def test_commit_watch(events: list[tuple[Any, ...]], what: str) -> None:
+    watch = CommitWatch(limit_s=60)
+    for kind, value, now, *expected in events:
+        if kind == "commit":
+            watch.committed(P, value, now)
+        else:
+            assert watch.check(now, {P: value}) == CommitStall(*expected), what
+
+
+def test_commit_watch_counts_each_stalled_partition_and_forgets_revoked_ones() -> None:
+    a, b, c = ("t", 0), ("t", 1), ("u", 0)
+    watch = CommitWatch(limit_s=60)
+    for p in (a, b, c):
+        watch.committed(p, 0, 0)
+    assert watch.check(100, {a: 1, b: 2, c: 0}) == CommitStall(2, 100)
+    assert watch.check(101, {c: 0}) == CommitStall(0, 0)  # a and b moved to another member
+    watch.committed(a, 0, 200)  # a comes back, read from the same offset: measured afresh
+    assert watch.check(230, {a: 1}) == CommitStall(0, 30)
