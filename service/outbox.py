@@ -5,8 +5,9 @@ the operation that wrote it (a send, a delivery report, an email fallback), and 
 publishes it at once. The rules, kept by the store for every instance sharing the database:
 
 - a notification's receipts are published in the order they were written (their sequence), and
-  all of its unpublished rows are taken together: a row whose notification has an earlier row
-  someone else holds waits, and whoever publishes that earlier row publishes it next;
+  all of its unpublished rows are taken together, by whoever may take the first of them (free,
+  or its own): a row behind an earlier row someone else holds waits, and whoever publishes that
+  earlier row publishes it next (its writer may have looked before, and left it);
 - a row is taken only under a lease (owner, expiry): no one takes rows another operation holds,
   so the relay cannot race a batch in flight; it takes only rows whose lease is over (the writer
   died) or given back (the publish failed).

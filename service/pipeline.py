@@ -3,7 +3,8 @@
 Everything the batch decides is durable in PostgreSQL before this returns; only then may the
 caller commit the batch's offsets. A sent notification is recorded (outcome and receipt, in one
 transaction) as soon as its provider accepts it, so a crash can resend at most the sends in
-flight; what did not send is recorded in bulk at the end. A notification no provider could take
+flight, and its receipt published at once (through ``service.outbox``, in order with the reports
+on it); what did not send is recorded in bulk at the end. A notification no provider could take
 (all down) is *held*: not recorded, its claim given back, and its record reported as unfinished,
 so the caller commits only before it and reads it again after a pause. Failures of the store or
 of the dead-letter topic propagate, so the caller retries the batch instead of committing it.
