@@ -131,6 +131,7 @@ class Service:
             blind_index=blind_index,
             links=links,
             allow_foreign_mobiles=s.allow_foreign_mobiles,
+            outbox_lease_s=s.outbox_lease_s,
         )
         app = create_public_app(s.http_max_body_bytes)
         reports = DeliveryReports(
@@ -168,7 +169,7 @@ class Service:
         try:
             await producer.start()
             await consumer.start()
-            await pipeline.relay_outbox()
+            await pipeline.outbox.relay()
             tasks += [
                 asyncio.create_task(self._relay_forever(pipeline, reports, stop)),
                 asyncio.create_task(self._purge_forever(PrivacyStore(store.pool), stop)),
@@ -378,12 +379,13 @@ class Service:
         return not self._stalled
 
     async def _relay_forever(self, pipeline: Pipeline, reports: DeliveryReports, stop: asyncio.Event) -> None:
-        """Every ``outbox_relay_interval_s``: publish receipts left in the outbox, retry owed email fallbacks."""
+        """Every ``outbox_relay_interval_s``: publish receipts nobody holds (their writer died or could
+        not publish them), retry owed email fallbacks."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.outbox_relay_interval_s)
             try:
-                await pipeline.relay_outbox(older_than_s=self.settings.outbox_relay_interval_s)
+                await pipeline.outbox.relay()
             except NotifierError as exc:
                 log.warning("outbox_relay_failed", error=type(exc).__name__)
             if stop.is_set() or (self._engine is not None and self._engine.draining):

@@ -103,9 +103,7 @@ class DeliveryReports:
         callback (``notifier_status_reconciliations`` counts it)."""
         return await self._apply(provider, reference, delivered=delivered, code=code)
 
-    async def _apply(  # noqa: PLR0911  # one return for each way a report can end
-        self, provider: str, reference: str, *, delivered: bool, code: str | None
-    ) -> str:
+    async def _apply(self, provider: str, reference: str, *, delivered: bool, code: str | None) -> str:
         parsed = self._references.parse(reference)
         if parsed is None:  # not one we made (its keyed tag does not match): never looked up
             return "bad_reference"
@@ -123,6 +121,18 @@ class DeliveryReports:
         if target.provider != provider:  # only the provider that sent the message reports on it
             log.warning("callback_wrong_provider", provider=provider, sent_by=target.provider)
             return "wrong_provider"
+        return await self.apply_result(target, provider, delivered=delivered, code=code)
+
+    async def apply_result(
+        self, target: DeliveryTarget, provider: str, *, delivered: bool, code: str | None = None
+    ) -> str:
+        """Record a provider's final word on the attempt ``target`` names (its ``reference``) with its
+        receipt, publish the receipt after the notification's earlier ones, and send the email
+        fallback an undelivered SMS owes. Returns ``delivered``, ``undelivered_…`` or ``stale`` (the
+        attempt is no longer the current one, or was reported already)."""
+        notification, reference = target.notification_id, target.reference
+        if reference is None:
+            return "stale"
         kind = "delivered" if delivered else "undelivered"
         reason = None if delivered else f"{provider}_{code or 'undelivered'}"
         outcome = Outcome(
@@ -136,14 +146,17 @@ class DeliveryReports:
             reason=reason,
             reference=reference,
         )
-        row = receipt_row(outcome)
         owes_fallback = not delivered and target.channel == "sms"
-        if not await self._store.record_delivery(
-            notification, reference, kind, reason, row, fallback_in_s=self._lease_s if owes_fallback else None
+        if not await self._pipeline.outbox.record_delivery(
+            notification,
+            reference,
+            kind,
+            reason,
+            receipt_row(outcome),
+            fallback_in_s=self._lease_s if owes_fallback else None,
         ):
             return "stale"
         self._metrics.notifications.labels(kind, outcome.channel).inc()
-        await self._pipeline.publish_receipts([row])
         if not owes_fallback:
             return kind
         return await self._fall_back_to_email(target, attempt=1)

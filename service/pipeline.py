@@ -3,7 +3,8 @@
 Everything the batch decides is durable in PostgreSQL before this returns; only then may the
 caller commit the batch's offsets. A sent notification is recorded (outcome and receipt, in one
 transaction) as soon as its provider accepts it, so a crash can resend at most the sends in
-flight; what did not send is recorded in bulk at the end. A notification no provider could take
+flight, and its receipt published at once (through ``service.outbox``, in order with the reports
+on it); what did not send is recorded in bulk at the end. A notification no provider could take
 (all down) is *held*: not recorded, its claim given back, and its record reported as unfinished,
 so the caller commits only before it and reads it again after a pause. Failures of the store or
 of the dead-letter topic propagate, so the caller retries the batch instead of committing it.
@@ -30,6 +31,7 @@ from service.domain.plan import Verdict, milestone_orders, plan_batch
 from service.domain.ports import DeadLetter, DeadLetterSink, EmailMessage, NotificationStore, ReceiptSink
 from service.logs import get_logger
 from service.metrics import Metrics
+from service.outbox import Outbox
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
 from service.render import Renderer
@@ -64,6 +66,7 @@ class Pipeline:
         keyring: Keyring | None = None,
         links: LinkSigner | None = None,
         allow_foreign_mobiles: bool = False,
+        outbox_lease_s: float = 60.0,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._store = store
@@ -75,7 +78,8 @@ class Pipeline:
         #: Called with every batch of recorded outcomes (the composition root applies held reports).
         self.after_record: Callable[[Sequence[Outcome]], Awaitable[None]] | None = None
         self._renderer = renderer
-        self._receipts = receipts
+        #: The one way receipts reach the topic (the delivery reports and the relay use it too).
+        self.outbox = Outbox(store, receipts, lease_s=outbox_lease_s)
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._send_slots = asyncio.Semaphore(send_concurrency)
@@ -161,10 +165,6 @@ class Pipeline:
         outcomes = [x for x in settled if not isinstance(x, BaseException)]
         held = [o for o in outcomes if o.outcome == HELD]
         await self.record([o for o in outcomes if o.outcome not in ("sent", HELD)])
-        sent = [o for o in outcomes if o.outcome == "sent"]
-        await self.publish_receipts([receipt_row(o) for o in sent])
-        if self.after_record is not None and sent:
-            await self.after_record(sent)
         unfinished = await self._hold(held, {u.event_id: rec for rec, u in parsed})
 
         by_event = {u.event_id: rec.timestamp_ms for rec, u in parsed}
@@ -223,16 +223,19 @@ class Pipeline:
         return unfinished
 
     async def _settle(self, req: ClaimRequest, claim: Claimed, opted_out: bool, event: bytes) -> Outcome:
-        """Decide one notification; a send is recorded at once, so a crash cannot lose track of it."""
+        """Decide one notification; a send is recorded at once, so a crash cannot lose track of it,
+        and its receipt published at once, so it reaches the topic before any report on it."""
         o = await self._decide(req, claim, opted_out)
         if o.outcome == "sent":
             try:
-                await self._store.finish([o], [receipt_row(o)], [c for c in (self._seal(o, event),) if c])
+                await self.outbox.record([o], [receipt_row(o)], [c for c in (self._seal(o, event),) if c])
             except NotifierError:
                 # The database is gone: sends that begin now could not be recorded either.
                 self._abort.set()
                 raise
             self._metrics.notifications.labels(o.outcome, o.channel).inc()
+            if self.after_record is not None:
+                await self.after_record([o])  # a report that overtook the send applies now
         return o
 
     async def _hold(self, held: Sequence[Outcome], records: dict[str, InboundRecord]) -> Unfinished:
@@ -258,10 +261,9 @@ class Pipeline:
         if not outcomes:
             return
         rows = [receipt_row(o) for o in outcomes]
-        await self._store.finish(outcomes, rows, [c for c in contacts if c is not None])
+        await self.outbox.record(outcomes, rows, [c for c in contacts if c is not None])
         for o in outcomes:
             self._metrics.notifications.labels(o.outcome, o.channel).inc()
-        await self.publish_receipts(rows)
         if self.after_record is not None:
             await self.after_record(outcomes)
 
@@ -271,29 +273,6 @@ class Pipeline:
             return None
         key_id, blob = self._keyring.encrypt(event, o.notification_id.bytes)
         return SealedContact(o.notification_id, key_id, blob)
-
-    async def publish_receipts(self, rows: Sequence[OutboxRow]) -> bool:
-        """Publish outbox rows and mark them; on failure they stay in the outbox for the relay."""
-        if not rows:
-            return True
-        try:
-            await self._receipts.publish(rows)
-        except Exception as exc:  # any publish failure leaves the rows for the relay
-            log.warning("receipts_publish_deferred", count=len(rows), error=type(exc).__name__)
-            return False
-        await self._store.mark_published([r.receipt_id for r in rows])
-        return True
-
-    async def relay_outbox(self, older_than_s: float = 0.0) -> int:
-        """Publish receipts left in the outbox (by a crash or a Kafka outage). Returns how many."""
-        total = 0
-        while rows := await self._store.unpublished_receipts(limit=1000, older_than_s=older_than_s):
-            if not await self.publish_receipts(rows):
-                break
-            total += len(rows)
-        if total:
-            log.info("outbox_relayed", count=total)
-        return total
 
     def _claim_request(self, update: ShipmentUpdate, milestone: Milestone, state: str) -> ClaimRequest:
         nid = notification_id(update.order_id, milestone)

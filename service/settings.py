@@ -83,6 +83,14 @@ class Settings(BaseSettings):
         gt=0,
         description="How often receipts left unpublished (Kafka was down) are published again.",
     )
+    outbox_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="A receipt is born leased to the operation that recorded it, which publishes it at "
+        "once; only when the lease runs out (the process died) does the relay take it. Above the "
+        "producer's 30 s request timeout, so a slow publish is never raced.",
+    )
     email_fallback_retry_s: float = Field(
         default=30.0,
         gt=0,

@@ -16,6 +16,7 @@ from service.domain.outcome import (
     ClaimRequest,
     DeliveryTarget,
     HeldReport,
+    Lease,
     OutboxRow,
     Outcome,
     SealedContact,
@@ -40,13 +41,24 @@ class _Row:
 
 
 @dataclass
+class _Receipt:
+    """An outbox row with its sequence number and lease."""
+
+    row: OutboxRow
+    seq: int
+    published: bool = False
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass
 class FakeStore:
     """The store's semantics in memory: a unique (order, milestone), re-claim of unfinished claims, an outbox."""
 
     rows: dict[tuple[str, str], _Row] = field(default_factory=dict)
     events: dict[str, tuple[InboundRecord, ShipmentUpdate, str | None]] = field(default_factory=dict)
     places: dict[str, int] = field(default_factory=dict)  # event id -> place in the input (first read)
-    outbox: dict[uuid.UUID, tuple[OutboxRow, bool]] = field(default_factory=dict)
+    outbox: dict[uuid.UUID, _Receipt] = field(default_factory=dict)
     contacts: dict[uuid.UUID, SealedContact] = field(default_factory=dict)
     opt_outs: dict[bytes, str] = field(default_factory=dict)
     held: dict[tuple[str, bool], HeldReport] = field(default_factory=dict)
@@ -54,6 +66,7 @@ class FakeStore:
     fail_next: Exception | None = None
     down: bool = False  # ping answers False
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def ping(self) -> bool:
         return not self.down
@@ -122,6 +135,8 @@ class FakeStore:
         outcomes: Sequence[Outcome],
         receipts: Sequence[OutboxRow],
         contacts: Sequence[SealedContact] = (),
+        *,
+        lease: Lease | None = None,
     ) -> None:
         self._maybe_fail()
         by_id = self._by_id()
@@ -136,7 +151,7 @@ class FakeStore:
                     False,
                 )
         for r in receipts:
-            self.outbox.setdefault(r.receipt_id, (r, False))
+            self._put_receipt(r, lease)
         for c in contacts:
             self.contacts.setdefault(c.notification_id, c)
 
@@ -249,6 +264,7 @@ class FakeStore:
         receipt: OutboxRow,
         *,
         fallback_in_s: float | None = None,
+        lease: Lease | None = None,
     ) -> bool:
         self._maybe_fail()
         row = self._by_id().get(notification)
@@ -257,16 +273,67 @@ class FakeStore:
         row.state = state
         if fallback_in_s is not None:
             row.fallback_due, row.fallback_attempts = self.now + timedelta(seconds=fallback_in_s), 1
-        self.outbox.setdefault(receipt.receipt_id, (receipt, False))
+        self._put_receipt(receipt, lease)
         return True
 
-    async def unpublished_receipts(self, limit: int = 1000, older_than_s: float = 0.0) -> list[OutboxRow]:
-        return [r for r, published in self.outbox.values() if not published][:limit]
+    def _put_receipt(self, row: OutboxRow, lease: Lease | None) -> None:
+        if row.receipt_id not in self.outbox:
+            self.outbox[row.receipt_id] = _Receipt(row, next(self._seq))
+            if lease is not None:
+                self._lease(self.outbox[row.receipt_id], lease)
 
-    async def mark_published(self, receipt_ids: Sequence[uuid.UUID]) -> None:
+    def _lease(self, r: _Receipt, lease: Lease) -> None:
+        r.lease_owner, r.lease_until = lease.owner, self.now + timedelta(seconds=lease.seconds)
+
+    def _pending(self, notification: uuid.UUID) -> list[_Receipt]:
+        rows = [r for r in self.outbox.values() if r.row.notification_id == notification and not r.published]
+        return sorted(rows, key=lambda r: r.seq)
+
+    def _held_by_other(self, r: _Receipt, owner: str | None) -> bool:
+        return r.lease_owner not in (None, owner) and r.lease_until is not None and r.lease_until > self.now
+
+    async def take_receipts(
+        self, lease: Lease, notifications: Sequence[uuid.UUID] | None = None, limit: int = 200
+    ) -> list[OutboxRow]:
+        self._maybe_fail()
+        if notifications is None:  # the relay: notifications whose first unpublished row nobody holds
+            due: dict[uuid.UUID, int] = {}
+            for n in {r.row.notification_id for r in self.outbox.values()}:
+                pending = self._pending(n)
+                if pending and not self._held_by_other(pending[0], None):
+                    due[n] = pending[0].seq
+            notifications = sorted(due, key=lambda n: due[n])[:limit]
+        taken: list[_Receipt] = []
+        for n in set(notifications):
+            pending = self._pending(n)
+            if pending and not self._held_by_other(pending[0], lease.owner):
+                for r in pending:
+                    self._lease(r, lease)
+                taken += pending
+        return [r.row for r in sorted(taken, key=lambda r: r.seq)]
+
+    async def complete_receipts(self, lease: Lease, published: Sequence[OutboxRow]) -> list[OutboxRow]:
+        self._maybe_fail()
+        held: set[uuid.UUID] = set()
+        for row in published:
+            r = self.outbox[row.receipt_id]
+            if r.lease_owner == lease.owner and not r.published:
+                r.published, r.lease_owner, r.lease_until = True, None, None
+                held.add(row.notification_id)
+        successors = [r for n in held for r in self._pending(n)]
+        for r in successors:
+            self._lease(r, lease)
+        return [r.row for r in sorted(successors, key=lambda r: r.seq)]
+
+    async def release_receipts(self, lease: Lease, receipt_ids: Sequence[uuid.UUID]) -> None:
+        self._maybe_fail()
         for rid in receipt_ids:
-            row, _ = self.outbox[rid]
-            self.outbox[rid] = (row, True)
+            r = self.outbox[rid]
+            if r.lease_owner == lease.owner and not r.published:
+                r.lease_owner, r.lease_until = None, None
+
+    async def unpublished_receipts(self, limit: int = 1000) -> list[OutboxRow]:
+        return [r.row for r in sorted(self.outbox.values(), key=lambda r: r.seq) if not r.published][:limit]
 
 
 @dataclass

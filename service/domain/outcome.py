@@ -68,6 +68,15 @@ class OutboxRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    """The right to publish outbox rows for a while, held by one publishing operation (never a whole
+    process: two operations of one instance must not take each other's rows)."""
+
+    owner: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class SealedContact:
     """The encrypted event behind a notification, kept for a later fallback."""
 

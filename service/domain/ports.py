@@ -15,6 +15,7 @@ from service.domain.outcome import (
     ClaimRequest,
     DeliveryTarget,
     HeldReport,
+    Lease,
     OutboxRow,
     Outcome,
     SealedContact,
@@ -101,7 +102,10 @@ class NotificationStore(Protocol):
         outcomes: Sequence[Outcome],
         receipts: Sequence[OutboxRow],
         contacts: Sequence[SealedContact] = (),
-    ) -> None: ...
+        *,
+        lease: Lease | None = None,
+    ) -> None:
+        """Record outcomes with their receipts; the receipts are born leased to ``lease`` (None: free)."""
 
     async def delivery_target(self, notification: uuid.UUID) -> DeliveryTarget | None: ...
 
@@ -126,10 +130,12 @@ class NotificationStore(Protocol):
         receipt: OutboxRow,
         *,
         fallback_in_s: float | None = None,
+        lease: Lease | None = None,
     ) -> bool:
         """Apply a provider's report to the attempt it names; False when stale or repeated.
 
         ``fallback_in_s``: the report owes an email fallback, due for the retry job in that many seconds.
+        ``lease``: the receipt is born leased to it, as in ``finish``.
         """
         ...
 
@@ -151,9 +157,30 @@ class NotificationStore(Protocol):
     async def status_given_up(self, notification: uuid.UUID) -> None:
         """No more look-ups for this send: its provider never gave a final status."""
 
-    async def unpublished_receipts(self, limit: int = 1000, older_than_s: float = 0.0) -> list[OutboxRow]: ...
+    async def take_receipts(
+        self, lease: Lease, notifications: Sequence[uuid.UUID] | None = None, limit: int = 200
+    ) -> list[OutboxRow]:
+        """Lease the receipts that may be published now, in the order to publish them.
 
-    async def mark_published(self, receipt_ids: Sequence[uuid.UUID]) -> None: ...
+        A notification's unpublished rows are taken all together, in the order they were written,
+        and only when the first of them (its head) is free or already the taker's: a row is born
+        leased to its writer, so nobody else takes it until that lease ends; the rows behind the
+        head go with it, whoever wrote them. ``notifications``: only theirs; None: any
+        notification's (the relay), at most ``limit`` notifications.
+        """
+        ...
+
+    async def complete_receipts(self, lease: Lease, published: Sequence[OutboxRow]) -> list[OutboxRow]:
+        """Mark rows this lease published; returns the rows of their notifications written since
+        (whose writers had to wait for these), now leased to it: to publish next, in order."""
+        ...
+
+    async def release_receipts(self, lease: Lease, receipt_ids: Sequence[uuid.UUID]) -> None:
+        """Give back rows this lease could not publish: the relay takes them."""
+
+    async def unpublished_receipts(self, limit: int = 1000) -> list[OutboxRow]:
+        """Receipts not yet on the topic, in the order they were written (for inspection)."""
+        ...
 
     async def ping(self) -> bool:
         """Whether the database answers now."""

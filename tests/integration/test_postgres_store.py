@@ -12,7 +12,7 @@ import pytest
 
 from service.domain.milestones import Milestone, milestone_for
 from service.domain.model import InboundRecord, Recipient, ShipmentUpdate, notification_id
-from service.domain.outcome import ClaimRequest, OutboxRow, Outcome
+from service.domain.outcome import ClaimRequest, Lease, OutboxRow, Outcome
 from service.store.migrate import migrate, migration_files
 from service.store.postgres import PostgresStore
 
@@ -174,7 +174,7 @@ async def test_sms_sends_without_a_final_status_are_leased_for_look_ups_one_take
         await other.close()
 
 
-async def test_outbox_rows_are_listed_until_marked_published(database_url: str) -> None:
+async def test_outbox_rows_are_listed_until_published(database_url: str) -> None:
     store = await PostgresStore.connect(database_url)
     try:
         await store.claim([claim("A")])
@@ -182,10 +182,11 @@ async def test_outbox_rows_are_listed_until_marked_published(database_url: str) 
         row = OutboxRow(uuid.uuid4(), outcome.notification_id, "A", b'{"x": 1}')
         await store.finish([outcome], [row])
         await store.finish([outcome], [row])  # a retried transaction writes no second receipt
-        pending = await store.unpublished_receipts()
-        assert pending == [row]
-        assert await store.unpublished_receipts(older_than_s=3600) == []
-        await store.mark_published([row.receipt_id])
+        assert await store.unpublished_receipts() == [row]
+        lease = Lease("relay", 60)
+        assert await store.take_receipts(lease) == [row]  # written without a lease: free for the relay
+        assert await store.take_receipts(Lease("another", 60)) == []
+        assert await store.complete_receipts(lease, [row]) == []
         assert await store.unpublished_receipts() == []
     finally:
         await store.close()

@@ -325,7 +325,7 @@ async def test_receipts_stay_in_the_outbox_when_kafka_is_down_and_the_relay_publ
     assert h.receipts.published == []
     assert len(await h.store.unpublished_receipts()) == 1
     h.receipts.fail = False
-    assert await h.pipeline.relay_outbox() == 1
+    assert await h.pipeline.outbox.relay() == 1
     assert h.outcomes() == [("arrived_hk_warehouse", "sent")]
     assert await h.store.unpublished_receipts() == []
 
