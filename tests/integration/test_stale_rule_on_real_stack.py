@@ -98,7 +98,7 @@ async def test_a_retention_purge_keeps_the_history_the_stale_rule_reads(database
             await conn.execute("UPDATE notifications SET updated_at = now() - interval '100 days'")
         finally:
             await conn.close()
-        purged = await PrivacyStore(store.pool).purge(retention_days=90)
+        purged = await PrivacyStore(store.pool).purge(retention_days=90, link_ttl_days=90)
         assert purged.subjects == 1  # the order's personal data is gone
 
         arrived = parse_event(event("IT-0602", "ARRIVED_HK_WAREHOUSE")[1])
