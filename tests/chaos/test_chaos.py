@@ -171,9 +171,14 @@ class Rig:
         finally:
             await conn.close()
 
-    async def verify(self, crashes: int, counted: float | None = None) -> dict[str, int]:
+    async def verify(
+        self, crashes: int, counted: float | None = None, *, receipts_once: bool = False
+    ) -> dict[str, int]:
         """Check the invariants. ``counted``: the service's possible-duplicate metric, when one process
-        ran from start to end (after kill -9 the logs of every run stand in for it)."""
+        ran from start to end (after kill -9 the logs of every run stand in for it).
+        ``receipts_once``: no receipt may reach the topic twice (no process died, the database and
+        the broker stayed up: the only way to publish one twice, a publish whose bookkeeping was
+        lost, cannot happen)."""
         conn = await asyncpg.connect(self.url)
         try:
             rows = await conn.fetch(
@@ -193,6 +198,18 @@ class Rig:
         receipted = {json.loads(r.value)["notification_id"] for r in receipts}
         missing = {str(r["id"]) for r in rows} - receipted
         assert not missing, f"{len(missing)} decisions without a receipt"
+        # A notification's receipts share a partition: in its order, a delivery report never comes
+        # before the send it reports on.
+        seen: dict[str, list[str]] = {}
+        for r in sorted(receipts, key=lambda r: (r.partition, r.offset)):
+            body = json.loads(r.value)
+            seen.setdefault(body["notification_id"], []).append(body["outcome"])
+        reports = {"delivered", "undelivered"}
+        disorder = [n for n, o in seen.items() if reports & set(o) and o.index("sent") > min(o.index(x) for x in reports & set(o))]  # fmt: skip
+        assert not disorder, f"{len(disorder)} notifications with a report before their send"
+        repeated = sum(n - 1 for n in Counter(json.loads(r.value)["receipt_id"] for r in receipts).values())
+        if receipts_once:
+            assert repeated == 0, f"{repeated} receipts published twice"
         # The body names the order and the milestone: the same body twice is the same notification twice.
         sends = Counter((m.to, m.body) for m in self.state.messages)
         to_send = sum(want == "sent" for want in self.expected.values())
@@ -225,6 +242,7 @@ class Rig:
             "sent_again": sent_again,
             "resent_counted": resent,
             "stale": states["suppressed_stale"],
+            "receipts_repeated": repeated,
         }
 
 
@@ -378,7 +396,7 @@ async def test_sigterm_at_peak_drains_in_time_and_a_restart_loses_nothing(rig: R
         counted = await rig.metric("notifier_possible_duplicate_sends_total")
     finally:
         await rig.stop(proc)
-    numbers = await rig.verify(crashes=0, counted=counted)
+    numbers = await rig.verify(crashes=0, counted=counted, receipts_once=True)
     assert numbers["duplicates"] == 0  # a clean shutdown leaves nothing half-sent
     assert numbers["sends"] > 0
     print(f"\nchaos SIGTERM: {numbers}, shutdown took {shutdown:.1f}s")
@@ -460,7 +478,7 @@ async def test_provider_storm_5xx_and_429_on_a_and_slow_b_loses_nothing(rig: Rig
     finally:
         weather.cancel()
         await rig.stop(proc)
-    numbers = await rig.verify(crashes=0, counted=counted)
+    numbers = await rig.verify(crashes=0, counted=counted, receipts_once=True)
     by_provider = Counter(m.provider for m in rig.state.messages)
     assert by_provider["infobip"] > 0, "nothing failed over to provider B"
     print(
@@ -485,7 +503,7 @@ async def test_every_provider_down_holds_notifications_and_sends_them_when_one_r
         await rig.stop(proc)
     assert held > 0, "nothing was held while every provider was down"
     assert failed_meanwhile == 0
-    numbers = await rig.verify(crashes=0, counted=counted)
+    numbers = await rig.verify(crashes=0, counted=counted, receipts_once=True)
     print(
         f"\nchaos all providers down 6 s: {numbers}, held {held:.0f} times, "
         f"settled {recovered:.1f}s after the providers returned"
