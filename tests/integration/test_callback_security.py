@@ -78,6 +78,7 @@ async def production(settings: Settings) -> AsyncIterator[tuple[Settings, Sandbo
         }
     )
     yield s, state
+    await state.callbacks.aclose(timeout_s=0)  # the held-back reports: cancelled, not waited for
     await runner.cleanup()
 
 
