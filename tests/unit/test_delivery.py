@@ -374,3 +374,13 @@ async def test_an_email_provider_reporting_an_opt_out_raises_it_to_the_caller(ri
     rig.mail.errors.append(RecipientOptedOut("mail", "unsubscribed"))
     with pytest.raises(RecipientOptedOut):
         await rig.engine.deliver(rig.request(skip_sms=True))
+
+
+async def test_a_rate_limit_answer_says_the_attempt_before_it_did_not_go_out(rig: Rig) -> None:
+    # 503 that cannot be checked (a retry may duplicate: counted once), then 429 (the request was
+    # not processed: the retry after it duplicates nothing more), then the send.
+    rig.a.lookup_fails = True
+    rig.a.errors.extend([ProviderUnavailable("a", "503"), RateLimited("a", "429", retry_after=1)])
+    result = await rig.engine.deliver(rig.request())
+    assert (result.outcome, result.provider) == ("sent", "a")
+    assert rig.metric("notifier_possible_duplicate_sends_total") == 1
