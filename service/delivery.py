@@ -2,25 +2,25 @@
 
 For each step of the plan it respects the provider's circuit breaker and rate limit (counted in
 SMS segments), retries transient errors with jittered exponential backoff inside the message's
-deadline, and reads every provider error by its class:
+deadline, and decides what a provider error means from that error's attributes alone (their table
+is at the top of ``service.domain.errors``), in this order:
 
-=====================  ==========================================================
-error                  what happens
-=====================  ==========================================================
-RateLimited (429)      pause that provider for Retry-After, try it again
-ProviderUnavailable    ambiguous: ask the provider whether it has the message
-                       (``find_sent``); if it does, that is the send; if it can't
-                       say, the retry may duplicate and is counted; then backoff
-InvalidRecipient       no more SMS: skip to email
-RecipientOptedOut      stop: nothing is sent anywhere, the outcome says so
-ContentRejected        this provider won't carry it: next provider
-ProviderRejected       our account/credentials at this provider: next provider
-=====================  ==========================================================
+==================  ==============================================================================
+attribute           what happens
+==================  ==============================================================================
+breaker_failure     counted against the provider's circuit breaker; otherwise counted a success
+opted_out           stop: nothing is sent anywhere, the outcome says so (``suppressed_opted_out``)
+not retriable       this step ends: the next SMS provider if ``next_provider``, else email
+pause_s             pause that provider for that long, then try it again (no backoff)
+ambiguous           ask the provider whether it has the message (``find_sent``); if it does, that
+                    is the send; if it can't say, the retry may duplicate and is counted
+(retriable)         backoff, then try again; out of attempts or time: the next step
+==================  ==============================================================================
 
-When nothing was sent and a provider-side reason (unavailable, circuit open, rate limit past the
-deadline, our account rejected) stood in the way of at least one step, the outcome is ``held``,
-not ``failed``: the caller keeps the notification and tries again later. It is never dropped
-while a provider might still carry it.
+When nothing was sent and a provider-side reason (``provider_side``: unavailable, circuit open,
+rate limit past the deadline, our account rejected) stood in the way of at least one step, the
+outcome is ``held``, not ``failed``: the caller keeps the notification and tries again later. It
+is never dropped while a provider might still carry it.
 
 A notification re-claimed after a crash (``reconcile_since``) is first looked up at each SMS
 provider (``find_sent``): a message it already holds is the send, and nothing goes out again.
@@ -41,14 +41,7 @@ from datetime import UTC, datetime
 
 from service.domain.backoff import RetryPolicy
 from service.domain.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from service.domain.errors import (
-    ContentRejected,
-    InvalidRecipient,
-    ProviderError,
-    ProviderRejected,
-    RateLimited,
-    RecipientOptedOut,
-)
+from service.domain.errors import ProviderError
 from service.domain.ports import EmailMessage, EmailSender, SendAccepted, SmsSender
 from service.domain.ratelimit import TokenBucket
 from service.domain.references import MessageReferences
@@ -123,17 +116,15 @@ class _Provider:
         metrics.circuit_state.labels(name).set(0)
 
 
-class _Skip(Exception):
-    """Internal: move to the next step of the plan."""
+@dataclass(frozen=True, slots=True)
+class _Blocked:
+    """A step that sent nothing: why, and what that means for the steps after it."""
 
-    def __init__(
-        self, reason: str, *, no_more_sms: bool = False, maybe_sent: bool = False, provider_side: bool = True
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.no_more_sms = no_more_sms
-        self.maybe_sent = maybe_sent  # the last attempt's fate is unknown: a later send may duplicate it
-        self.provider_side = provider_side  # the provider, not the message, stood in the way: may pass later
+    reason: str
+    no_more_sms: bool = False
+    maybe_sent: bool = False  # the last attempt's fate is unknown: a later send may duplicate it
+    provider_side: bool = True  # the provider, not the message, stood in the way: may pass later
+    opted_out: ProviderError | None = None  # the provider says the recipient opted out: stop
 
 
 @dataclass(slots=True)
@@ -144,10 +135,10 @@ class _Trail:
     blocked: bool = False  # a provider-side reason stopped some step: it may pass later
     maybe_sent: bool = False
 
-    def note(self, skip: _Skip) -> None:
-        self.reason = skip.reason
-        self.blocked = self.blocked or skip.provider_side
-        self.maybe_sent = self.maybe_sent or skip.maybe_sent
+    def note(self, step: _Blocked) -> None:
+        self.reason = step.reason
+        self.blocked = self.blocked or step.provider_side
+        self.maybe_sent = self.maybe_sent or step.maybe_sent
 
     def result(self) -> DeliveryResult:
         """Nothing was sent: held if a provider may take it later, else failed."""
@@ -236,19 +227,21 @@ class DeliveryEngine:
     async def _sms_steps(self, req: DeliveryRequest, deadline: float, trail: _Trail) -> DeliveryResult | None:
         """SMS provider A, then B. None: no SMS went out, go on to email."""
         for step, sender in enumerate(self._sms, start=1):
-            try:
-                accepted = await self._try_sms(sender, req, step, deadline)
-            except RecipientOptedOut as exc:
-                return DeliveryResult(
-                    "suppressed_opted_out", "none", exc.provider, reason=f"{exc.provider}_{exc.code}"
-                )
-            except _Skip as skip:
-                trail.note(skip)
-                if skip.maybe_sent:
+            accepted = await self._try_sms(sender, req, step, deadline)
+            if isinstance(accepted, _Blocked):
+                if (opted_out := accepted.opted_out) is not None:
+                    return DeliveryResult(
+                        "suppressed_opted_out",
+                        "none",
+                        opted_out.provider,
+                        reason=f"{opted_out.provider}_{opted_out.code}",
+                    )
+                trail.note(accepted)
+                if accepted.maybe_sent:
                     self._metrics.possible_duplicates.inc()
-                if skip.reason == DRAINING:
+                if accepted.reason == DRAINING:
                     return trail.result()  # held: nothing new starts while draining
-                if skip.no_more_sms:
+                if accepted.no_more_sms:
                     return None
                 if step < len(self._sms):
                     self._metrics.failovers.labels(sender.name, "next_sms").inc()
@@ -268,13 +261,17 @@ class DeliveryEngine:
         self, sender: EmailSender, req: DeliveryRequest, deadline: float, trail: _Trail
     ) -> DeliveryResult:
         step = len(self._sms) + 1
-        try:
-            accepted = await self._try_email(sender, req, step, deadline)
-        except _Skip as skip:
-            trail.note(skip)
-            if skip.provider_side:
+        accepted = await self._try_email(sender, req, step, deadline)
+        if isinstance(accepted, _Blocked):
+            if accepted.opted_out is not None:
+                # No email provider of ours reports an opt-out as an error (SendGrid's suppressions
+                # are not refusals), and an email opt-out must not become the phone's: the error
+                # goes to the caller as it is.
+                raise accepted.opted_out
+            trail.note(accepted)
+            if accepted.provider_side:
                 return trail.result()
-            return DeliveryResult("failed", "email", sender.name, reason=skip.reason)
+            return DeliveryResult("failed", "email", sender.name, reason=accepted.reason)
         return DeliveryResult("sent", "email", sender.name, accepted.message_id, self._ref(req, step))
 
     async def _earlier_send(
@@ -314,10 +311,10 @@ class DeliveryEngine:
 
     async def _try_sms(
         self, sender: SmsSender, req: DeliveryRequest, step: int, deadline: float
-    ) -> SendAccepted:
+    ) -> SendAccepted | _Blocked:
         phone, sms, reference = req.phone, req.sms, self._ref(req, step)
         if phone is None or sms is None:
-            raise _Skip("no_sms", provider_side=False)
+            return _Blocked("no_sms", provider_side=False)
 
         async def send() -> SendAccepted:
             return await sender.send_sms(phone, sms.body, reference=reference)
@@ -329,9 +326,9 @@ class DeliveryEngine:
 
     async def _try_email(
         self, sender: EmailSender, req: DeliveryRequest, step: int, deadline: float
-    ) -> SendAccepted:
+    ) -> SendAccepted | _Blocked:
         if req.email is None or req.email_message is None:
-            raise _Skip("no_email", provider_side=False)
+            return _Blocked("no_email", provider_side=False)
         email, message, reference = req.email, req.email_message(), self._ref(req, step)
         before = req.before_email
 
@@ -351,13 +348,16 @@ class DeliveryEngine:
         check: Callable[[datetime], Awaitable[SendAccepted | None]] | None,
         cost: float,
         deadline: float,
-    ) -> SendAccepted:
+    ) -> SendAccepted | _Blocked:
+        """Up to the policy's attempts at one provider; what the error says decides each next move."""
         p = self._providers[name]
         m = self._metrics
         reason = f"{name}_unavailable"
         maybe_sent = False
         for attempt in range(self._retry.max_attempts_per_provider):
-            await self._admit(p, cost, deadline)
+            blocked = await self._admit(p, cost, deadline)
+            if blocked is not None:
+                return blocked
             if attempt:
                 m.retries.labels(name).inc()
             if maybe_sent:
@@ -370,9 +370,11 @@ class DeliveryEngine:
                 m.provider_latency.labels(name, "error").observe(self._clock() - started)
                 m.provider_errors.labels(name, type(exc).__name__).inc()
                 reason = f"{name}_{exc.code}"
-                if self._judge(p, exc, reason):
+                if (blocked := self._judge(p, exc, reason)) is not None:
+                    return blocked
+                if exc.pause_s is not None:
                     maybe_sent = False
-                    continue  # rate limited: the bucket is paused, try again when it opens
+                    continue  # the bucket is paused: try again when it opens
                 maybe_sent = exc.ambiguous
                 if exc.ambiguous and check is not None:
                     found, known = await self._reconcile(name, check, started_at)
@@ -389,48 +391,44 @@ class DeliveryEngine:
             m.provider_latency.labels(name, "ok").observe(self._clock() - started)
             p.breaker.record_success(self._clock())
             return accepted
-        raise _Skip(reason, maybe_sent=maybe_sent)
+        return _Blocked(reason, maybe_sent=maybe_sent)
 
-    async def _admit(self, p: _Provider, cost: float, deadline: float) -> None:
-        """Wait for the provider's breaker and rate limit, or give up on it."""
+    async def _admit(self, p: _Provider, cost: float, deadline: float) -> _Blocked | None:
+        """Wait for the provider's breaker and rate limit; or why this provider is given up on."""
         if self._paused:
-            raise _Skip(DRAINING)
+            return _Blocked(DRAINING)
         now = self._clock()
         if not p.breaker.allow(now):
             self._metrics.failovers.labels(p.name, "circuit_open").inc()
-            raise _Skip(f"{p.name}_circuit_open")
+            return _Blocked(f"{p.name}_circuit_open")
         async with p.pacing:
             if self._paused:
-                raise _Skip(DRAINING)
+                return _Blocked(DRAINING)
             now = self._clock()
             wait = p.bucket.reserve(cost, now)
             if wait > 0:
                 if now + wait > deadline:
                     p.breaker.record_success(now)  # give back the probe slot: not the provider's fault
-                    raise _Skip(f"{p.name}_rate_limit_deadline")
+                    return _Blocked(f"{p.name}_rate_limit_deadline")
                 self._metrics.rate_limit_wait.labels(p.name).inc(wait)
                 await self._sleep(wait)
             p.bucket.sent(self._clock())
+        return None
 
-    def _judge(self, p: _Provider, exc: ProviderError, reason: str) -> bool:
-        """Record what an error says about the provider. True: retry at once (rate limited).
-
-        Raises ``_Skip`` to move on, ``RecipientOptedOut`` to stop; returns False to back off and retry.
-        """
+    def _judge(self, p: _Provider, exc: ProviderError, reason: str) -> _Blocked | None:
+        """Record what an error says about the provider; this step's end, or None to try it again."""
         now = self._clock()
-        if isinstance(exc, RateLimited):
-            p.breaker.record_success(now)  # throttling is not ill health
-            p.bucket.pause_until(now + (exc.retry_after or 1.0))
-            return True
-        if isinstance(exc, RecipientOptedOut | InvalidRecipient | ContentRejected):
-            p.breaker.record_success(now)  # the provider works; this message won't go through it
-            if isinstance(exc, RecipientOptedOut):
-                raise exc
-            raise _Skip(reason, no_more_sms=isinstance(exc, InvalidRecipient), provider_side=False)
-        p.breaker.record_failure(now)
-        if isinstance(exc, ProviderRejected) or not exc.retriable:
-            raise _Skip(reason)
-        return False
+        if exc.breaker_failure:
+            p.breaker.record_failure(now)
+        else:
+            p.breaker.record_success(now)  # the provider answered: it works
+        if exc.opted_out:
+            return _Blocked(reason, provider_side=False, opted_out=exc)
+        if not exc.retriable:
+            return _Blocked(reason, no_more_sms=not exc.next_provider, provider_side=exc.provider_side)
+        if exc.pause_s is not None:
+            p.bucket.pause_until(now + exc.pause_s)
+        return None
 
     async def _reconcile(
         self, name: str, check: Callable[[datetime], Awaitable[SendAccepted | None]], since: datetime

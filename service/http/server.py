@@ -12,7 +12,6 @@ request bodies are bounded (``client_max_size``: larger gets 413).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
@@ -92,14 +91,6 @@ async def read_form(request: web.Request) -> dict[str, str]:
     except (UnicodeError, ValueError):
         raise BadBody("unreadable form") from None
     return dict(pairs)
-
-
-async def read_json(request: web.Request) -> object:
-    """A JSON body (strictly UTF-8); ``BadBody`` otherwise."""
-    try:
-        return json.loads((await request.read()).decode("utf-8"))
-    except (UnicodeError, ValueError, RecursionError):  # JSONDecodeError is a ValueError
-        raise BadBody("unreadable JSON") from None
 
 
 def create_app(metrics: Metrics, ready: ReadyCheck, live: LiveCheck = _always_live) -> web.Application:

@@ -1,4 +1,6 @@
-"""Infobip SMS client (``POST /sms/2/text/advanced``, ``GET /sms/1/logs``).
+"""Infobip SMS client (``POST /sms/2/text/advanced``, ``GET /sms/1/logs``), and the delivery
+reports Infobip posts back: their credentials (``verify_webhook_credentials``) and their parser
+(``parse_reports``).
 
 Infobip answers a send in two layers: an HTTP error with ``requestError.serviceException``
 (``UNAUTHORIZED``, ``BAD_REQUEST``, ``TOO_MANY_REQUESTS``...) when it refuses the whole request,
@@ -13,6 +15,9 @@ Infobip's "Response status and error codes".
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -22,6 +27,7 @@ import aiohttp
 from service.domain.errors import (
     ContentRejected,
     InvalidRecipient,
+    MalformedReport,
     ProviderError,
     ProviderRejected,
     ProviderUnavailable,
@@ -29,6 +35,14 @@ from service.domain.errors import (
     RecipientOptedOut,
 )
 from service.domain.ports import DeliveryStatus, SendAccepted
+from service.domain.report import (
+    DeliveryReport,
+    entry_object,
+    entry_text,
+    json_document,
+    report_code,
+    report_reference,
+)
 from service.domain.status_check import Answer
 from service.providers.wire import Reply, as_dict, parse_retry_after, request, safe_word
 
@@ -110,7 +124,7 @@ ERROR_CLASSES: Final[dict[str, type[ProviderError]]] = {
 #: Status groups that mean Infobip took the message (0 ACCEPTED, 1 PENDING, 3 DELIVERED).
 ACCEPTED_GROUPS: Final = frozenset({"ACCEPTED", "PENDING", "DELIVERED"})
 REJECTED_GROUP_ID: Final = 5
-#: Status groups that are final, as the delivery-report endpoint reads them; others are pending.
+#: Status groups that are final, as delivery reports and log look-ups read them; others are pending.
 FINAL_GROUPS: Final[dict[str, Answer]] = {
     "DELIVERED": Answer.DELIVERED,
     "UNDELIVERABLE": Answer.UNDELIVERED,
@@ -120,6 +134,43 @@ FINAL_GROUPS: Final[dict[str, Answer]] = {
 
 Item = tuple[str, str, str]
 """One message of ``send_many``: (to_e164, body, reference)."""
+
+
+def verify_webhook_credentials(authorization: str | None, user: str, password: str) -> bool:
+    """Whether an ``Authorization`` header is HTTP Basic with our webhook's user and password
+    (Infobip's delivery reports carry them), compared in constant time."""
+    if not authorization or not authorization.startswith("Basic "):
+        return False
+    try:
+        given = base64.b64decode(authorization[6:], validate=True)
+    except binascii.Error:
+        return False
+    return hmac.compare_digest(given, f"{user}:{password}".encode())
+
+
+def parse_reports(body: bytes) -> list[DeliveryReport]:
+    """The final statuses in a delivery-report request (``{"results": [...]}``), in order; a report
+    whose status group is not final is left out. Every entry is checked first: ``MalformedReport``
+    if the body is not UTF-8 JSON or any entry is not a report."""
+    document = json_document(body)
+    results = document.get("results", []) if isinstance(document, dict) else None
+    if not isinstance(results, list):
+        raise MalformedReport("results is not a list")
+    parsed = [_report(entry) for entry in results]
+    return [report for report in parsed if report is not None]
+
+
+def _report(entry: object) -> DeliveryReport | None:
+    if not isinstance(entry, dict):
+        raise MalformedReport("a report is not an object")
+    status, error = entry_object(entry, "status"), entry_object(entry, "error")
+    group = entry_text(status, "groupName")
+    reference = report_reference(entry.get("callbackData"), entry.get("messageId"))
+    code = report_code(error.get("name")) or report_code(status.get("name"))
+    answer = FINAL_GROUPS.get(group)
+    if answer is None:
+        return None
+    return DeliveryReport(PROVIDER, reference, delivered=answer is Answer.DELIVERED, code=code)
 
 
 def error_class(name: str, *, permanent: bool | None = None) -> type[ProviderError]:

@@ -1,5 +1,7 @@
-"""Twilio Programmable Messaging client (``/2010-04-01/Accounts/{Sid}/Messages.json``) and
-Twilio's request signature (``X-Twilio-Signature``), which the callback endpoint verifies.
+"""Twilio Programmable Messaging client (``/2010-04-01/Accounts/{Sid}/Messages.json``),
+Twilio's request signature (``X-Twilio-Signature``), which the callback endpoints verify, and
+the parsers of what those endpoints receive: a message's status callback
+(``parse_status_callback``) and a customer's reply (``parse_inbound_message``).
 
 Every failure is translated here into ``service.domain.errors``; nothing above this module sees
 an aiohttp exception. Privacy: our errors carry only the provider name and a code (Twilio's
@@ -30,7 +32,9 @@ from service.domain.errors import (
     RateLimited,
     RecipientOptedOut,
 )
+from service.domain.phone import normalize_hk_mobile
 from service.domain.ports import DeliveryStatus, SendAccepted
+from service.domain.report import ConsentReply, DeliveryReport, consent_word, entry_text, report_code
 from service.domain.status_check import Answer
 from service.providers.wire import Reply, parse_retry_after, request
 
@@ -39,7 +43,9 @@ __all__ = [
     "PROVIDER",
     "TwilioClient",
     "error_for",
+    "parse_inbound_message",
     "parse_retry_after",
+    "parse_status_callback",
     "twilio_signature",
     "verify_twilio_signature",
 ]
@@ -49,7 +55,10 @@ API_VERSION: Final = "2010-04-01"
 #: How many pages of the message list ``find_sent`` reads before it gives up.
 MAX_LOOKUP_PAGES: Final = 3
 LOOKUP_PAGE_SIZE: Final = 1000  # Twilio's maximum: a busy number's recent messages in one page
-#: Message statuses that are final, as the status callback reads them; any other is still pending.
+#: The query parameter of our StatusCallback URL that carries the message's reference.
+REFERENCE_PARAM: Final = "ref"
+#: Message statuses that are final, as the status callback and a look-up read them; any other
+#: (queued, sending, sent, ...) is still pending.
 FINAL_STATUSES: Final[dict[str, Answer]] = {
     "delivered": Answer.DELIVERED,
     "undelivered": Answer.UNDELIVERED,
@@ -100,6 +109,28 @@ def verify_twilio_signature(auth_token: str, url: str, params: Mapping[str, str]
     return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace"))
 
 
+def parse_status_callback(form: Mapping[str, object], query: Mapping[str, str]) -> DeliveryReport | None:
+    """The final status a StatusCallback reports (``MessageStatus``, ``ErrorCode``) for the message
+    our URL's ``ref`` names; None while the status is not final. ``MalformedReport`` for a field of
+    the wrong type (a form read from a request has only strings)."""
+    answer = FINAL_STATUSES.get(entry_text(form, "MessageStatus"))
+    if answer is None:
+        return None
+    reference = query.get(REFERENCE_PARAM, "")
+    code = report_code(form.get("ErrorCode"))
+    return DeliveryReport(PROVIDER, reference, delivered=answer is Answer.DELIVERED, code=code)
+
+
+def parse_inbound_message(form: Mapping[str, object]) -> ConsentReply | None:
+    """A customer's reply (the inbound-message webhook's ``Body`` and ``From``) that opts out
+    (STOP, 退訂 …) or in (START …); None for any other text or a sender that is not a mobile."""
+    opted_out = consent_word(entry_text(form, "Body"))
+    phone = normalize_hk_mobile(entry_text(form, "From"), allow_foreign_mobiles=True).e164
+    if opted_out is None or not phone:
+        return None
+    return ConsentReply(phone, opted_out, f"sms_reply:{PROVIDER}")
+
+
 def with_query(url: str, **params: str) -> str:
     """``url`` with ``params`` added to (or replacing those in) its query string."""
     parts = urlsplit(url)
@@ -148,7 +179,9 @@ class TwilioClient:
 
     def status_callback_url(self, reference: str) -> str | None:
         """The StatusCallback URL for one message, or ``None`` when no callbacks are wanted."""
-        return with_query(self._status_callback, ref=reference) if self._status_callback else None
+        if not self._status_callback:
+            return None
+        return with_query(self._status_callback, **{REFERENCE_PARAM: reference})
 
     async def send_sms(self, to_e164: str, body: str, *, reference: str) -> SendAccepted:
         form = {"To": to_e164, "From": self._sender, "Body": body}

@@ -21,6 +21,7 @@ from service.domain.breaker import BreakerPolicy, BreakerState
 from service.domain.errors import (
     ContentRejected,
     InvalidRecipient,
+    ProviderError,
     ProviderRejected,
     ProviderUnavailable,
     RateLimited,
@@ -275,3 +276,111 @@ async def test_an_email_step_is_marked_once_before_its_first_request_not_per_ret
     result = await rig.engine.deliver(req)
     assert (result.outcome, result.channel) == ("sent", "email")
     assert marks == [0]  # once, and before anything could have gone out
+
+
+# What the engine does with each provider error: the table at the top of service.domain.errors,
+# seen from outside. A raises the error once; B and email work.
+ONCE = [
+    # error, (outcome, channel, provider), attempts at A, B tried
+    (ProviderError("a", "x"), ("sent", "sms", "b"), 1, True),
+    (ProviderUnavailable("a", "503"), ("sent", "sms", "a"), 2, False),
+    (RateLimited("a", "429", retry_after=7), ("sent", "sms", "a"), 2, False),
+    (InvalidRecipient("a", "21211"), ("sent", "email", "mail"), 1, False),
+    (RecipientOptedOut("a", "21610"), ("suppressed_opted_out", "none", "a"), 1, False),
+    (ContentRejected("a", "30007"), ("sent", "sms", "b"), 1, True),
+    (ProviderRejected("a", "20003"), ("sent", "sms", "b"), 1, True),
+]
+
+
+@pytest.mark.parametrize(("error", "expected", "attempts", "b_tried"), ONCE, ids=lambda v: type(v).__name__)
+async def test_what_the_engine_does_after_one_error_of_each_class(
+    rig: Rig, error: ProviderError, expected: tuple[str, str, str], attempts: int, b_tried: bool
+) -> None:
+    rig.a.errors.append(error)
+    result = await rig.engine.deliver(rig.request())
+    assert (result.outcome, result.channel, result.provider) == expected
+    assert rig.metric("notifier_provider_attempts_total", provider="a") == attempts
+    assert (rig.metric("notifier_provider_attempts_total", provider="b") > 0) is b_tried
+    assert bool(rig.mail.sent) is (expected[1] == "email")
+    # only an ambiguous error is looked up at the provider, and only a pause waits Retry-After
+    looked_up = rig.metric("notifier_reconciliations_total", provider="a", result="not_found")
+    assert looked_up == (1 if error.ambiguous else 0)
+    assert (rig.metric("notifier_rate_limit_wait_seconds_total", provider="a") >= 7) is (
+        error.pause_s is not None
+    )
+    if error.retriable and error.pause_s is None:
+        [backoff] = rig.clock.slept
+        assert backoff <= 1.0
+
+
+# Every provider raises it every time: what the notification becomes.
+ALWAYS = [
+    (ProviderError, ("held", "none")),
+    (ProviderUnavailable, ("held", "none")),
+    (RateLimited, ("held", "none")),
+    (InvalidRecipient, ("failed", "email")),
+    (RecipientOptedOut, ("suppressed_opted_out", "none")),
+    (ContentRejected, ("failed", "email")),
+    (ProviderRejected, ("held", "none")),
+]
+
+
+@pytest.mark.parametrize(("cls", "expected"), ALWAYS, ids=lambda v: getattr(v, "__name__", ""))
+async def test_what_a_notification_becomes_when_every_provider_raises_an_error_of_each_class(
+    rig: Rig, cls: type[ProviderError], expected: tuple[str, str]
+) -> None:
+    for sender in (rig.a, rig.b, rig.mail):
+        sender.errors.extend(cls(sender.name, "x") for _ in range(3))
+    result = await rig.engine.deliver(rig.request())
+    assert (result.outcome, result.channel) == expected
+    assert rig.a.sent == rig.b.sent == rig.mail.sent == []
+
+
+@pytest.mark.parametrize("cls", [cls for cls, _ in ALWAYS], ids=lambda c: c.__name__)
+async def test_only_errors_that_say_something_about_the_provider_open_its_circuit(
+    rig: Rig, cls: type[ProviderError]
+) -> None:
+    rig.a.errors.extend(cls("a", "x") for _ in range(12))
+    for _ in range(4):
+        await rig.engine.deliver(rig.request())
+    opened = rig.engine.circuit("a") is BreakerState.OPEN
+    assert opened is cls.breaker_failure
+
+
+class _RetriedContentError(ContentRejected):
+    """Not a class the engine knows: it goes by what the attributes say."""
+
+    retriable = True
+
+
+class _StopError(ProviderError):
+    opted_out = True
+
+
+async def test_the_engine_reads_the_attributes_not_the_class(rig: Rig) -> None:
+    rig.a.errors.append(_RetriedContentError("a", "30007"))
+    result = await rig.engine.deliver(rig.request())
+    assert (result.outcome, result.provider) == ("sent", "a")  # retried at A, not failed over
+
+    rig.b.errors.append(_StopError("b", "STOP"))
+    rig.a.errors.append(ProviderRejected("a", "20003"))
+    result = await rig.engine.deliver(rig.request())
+    assert (result.outcome, result.reason) == ("suppressed_opted_out", "b_STOP")
+    assert rig.mail.sent == []
+
+
+async def test_an_email_provider_reporting_an_opt_out_raises_it_to_the_caller(rig: Rig) -> None:
+    # No email client of ours raises it; were one to, an email opt-out must not become the phone's.
+    rig.mail.errors.append(RecipientOptedOut("mail", "unsubscribed"))
+    with pytest.raises(RecipientOptedOut):
+        await rig.engine.deliver(rig.request(skip_sms=True))
+
+
+async def test_a_rate_limit_answer_says_the_attempt_before_it_did_not_go_out(rig: Rig) -> None:
+    # 503 that cannot be checked (a retry may duplicate: counted once), then 429 (the request was
+    # not processed: the retry after it duplicates nothing more), then the send.
+    rig.a.lookup_fails = True
+    rig.a.errors.extend([ProviderUnavailable("a", "503"), RateLimited("a", "429", retry_after=1)])
+    result = await rig.engine.deliver(rig.request())
+    assert (result.outcome, result.provider) == ("sent", "a")
+    assert rig.metric("notifier_possible_duplicate_sends_total") == 1
