@@ -33,7 +33,7 @@ class State(StrEnum):
     SENT = "sent"  # a provider accepted it (SMS: awaits a delivery report or a status look-up)
     DELIVERED = "delivered"  # the provider reported it delivered
     UNDELIVERED = "undelivered"  # the provider reported it undelivered (SMS: an email fallback is owed)
-    FAILED = "failed"  # nothing went out, and nothing will
+    FAILED = "failed"  # it did not reach the customer, and nothing more will be tried
     SUPPRESSED_INVALID_RECIPIENT = "suppressed_invalid_recipient"  # no valid mobile and no email
     SUPPRESSED_OPTED_OUT = "suppressed_opted_out"  # the recipient opted out (with us or at a provider)
     SUPPRESSED_STALE = "suppressed_stale"  # a later milestone of the order was read first
