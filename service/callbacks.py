@@ -21,9 +21,18 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from service.contracts import parse_event
-from service.delivery import HELD
 from service.domain.backoff import backoff_delay
 from service.domain.errors import NotifierError
+from service.domain.lifecycle import (
+    HELD_NOTIFICATION,
+    HELD_REPORT,
+    Duty,
+    Event,
+    State,
+    decided,
+    reported,
+    transition,
+)
 from service.domain.model import Recipient, ShipmentUpdate
 from service.domain.outcome import DeliveryTarget, Outcome
 from service.domain.ports import NotificationStore
@@ -109,14 +118,18 @@ class DeliveryReports:
             return "bad_reference"
         notification, _ = parsed
         target = await self._store.delivery_target(notification)
-        if target is not None and target.state == "claimed":
+        if target is not None and target.state == State.CLAIMED:
             # The report overtook the send's own bookkeeping: hold it until the send is recorded,
             # then look again, in case the send was recorded meanwhile (whoever takes it applies it).
             await self._store.hold_report(reference, provider, delivered, code)
             target = await self._store.delivery_target(notification)
-            if target is None or target.state == "claimed" or not await self._store.take_reports([reference]):
-                return "held"
-        if target is None or target.reference != reference or target.state != "sent":
+            if (
+                target is None
+                or target.state == State.CLAIMED
+                or not await self._store.take_reports([reference])
+            ):
+                return HELD_REPORT
+        if target is None or target.reference != reference or target.state != State.SENT:
             return "stale"
         if target.provider != provider:  # only the provider that sent the message reports on it
             log.warning("callback_wrong_provider", provider=provider, sent_by=target.provider)
@@ -133,7 +146,8 @@ class DeliveryReports:
         notification, reference = target.notification_id, target.reference
         if reference is None:
             return "stale"
-        kind = "delivered" if delivered else "undelivered"
+        move = transition(target.state, reported(delivered=delivered, channel=target.channel or "none"))
+        kind = move.target
         reason = None if delivered else f"{provider}_{code or 'undelivered'}"
         outcome = Outcome(
             notification,
@@ -146,7 +160,7 @@ class DeliveryReports:
             reason=reason,
             reference=reference,
         )
-        owes_fallback = not delivered and target.channel == "sms"
+        owes_fallback = Duty.OWE_FALLBACK in move.owes
         if not await self._pipeline.outbox.record_delivery(
             notification,
             reference,
@@ -166,7 +180,7 @@ class DeliveryReports:
         mid-fallback); returns how many were tried."""
         targets = await self._store.due_fallbacks(limit, self._lease_s)
         for target in targets:
-            if target.state != "undelivered":  # decided meanwhile
+            if target.state != State.UNDELIVERED:  # decided meanwhile
                 await self._store.fallback_later(target.notification_id, None)
                 continue
             result = await self._fall_back_to_email(target, attempt=target.fallback_attempts)
@@ -184,6 +198,7 @@ class DeliveryReports:
         return result
 
     async def _not_owed(self, target: DeliveryTarget, result: str) -> str:
+        transition(State.UNDELIVERED, Event.FALLBACK_DROPPED)
         await self._store.fallback_later(target.notification_id, None)
         return result
 
@@ -208,8 +223,9 @@ class DeliveryReports:
             target.notification_id, update, target.milestone, email_only=True
         )
         gave_up = False
-        if outcome.outcome == HELD:
+        if outcome.outcome == HELD_NOTIFICATION:
             if attempt < self._attempts:
+                transition(State.UNDELIVERED, Event.FALLBACK_HELD)
                 # The email provider is down: the fallback stays owed and is tried again later.
                 delay = backoff_delay(
                     attempt - 1, base_s=self._retry_s, cap_s=MAX_FALLBACK_DELAY_S, rng=self._rng
@@ -224,13 +240,14 @@ class DeliveryReports:
                 )
                 return "undelivered_email_held"
             # Out of attempts: recorded as failed, with the reason, and the receipt says so.
-            outcome, gave_up = dataclasses.replace(outcome, outcome="failed", channel="email"), True
+            outcome, gave_up = dataclasses.replace(outcome, outcome=State.FAILED, channel="email"), True
+        transition(State.UNDELIVERED, decided(outcome.outcome, outcome.channel))  # an illegal outcome raises
         await self._pipeline.record([outcome])
         log.info(
-            "fallback_sent" if outcome.outcome == "sent" else "fallback_failed",
+            "fallback_sent" if outcome.outcome == State.SENT else "fallback_failed",
             notification_id=str(target.notification_id),
             outcome=outcome.outcome,
             reason=outcome.reason,
         )
-        result = "gave_up" if gave_up else "sent" if outcome.outcome == "sent" else "failed"
+        result = "gave_up" if gave_up else "sent" if outcome.outcome == State.SENT else "failed"
         return f"undelivered_email_{result}"

@@ -35,6 +35,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from service.domain.errors import EventRejected
+from service.domain.lifecycle import State
 from service.domain.model import Pickup, Recipient, ShipmentUpdate
 
 # Control characters: C0, DEL and C1. In a free-text field (names, places, models) they are
@@ -259,14 +260,15 @@ def canonical_event(update: ShipmentUpdate) -> bytes:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+#: ``lifecycle.RECEIPT_OUTCOMES``: every state but ``claimed`` (a unit test keeps the two equal).
 Outcome = Literal[
-    "sent",
-    "delivered",
-    "undelivered",
-    "failed",
-    "suppressed_invalid_recipient",
-    "suppressed_opted_out",
-    "suppressed_stale",
+    State.SENT,
+    State.DELIVERED,
+    State.UNDELIVERED,
+    State.FAILED,
+    State.SUPPRESSED_INVALID_RECIPIENT,
+    State.SUPPRESSED_OPTED_OUT,
+    State.SUPPRESSED_STALE,
 ]
 
 

@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from service.domain.backoff import RetryPolicy
 from service.domain.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from service.domain.errors import ProviderError
+from service.domain.lifecycle import DRAINING, HELD_NOTIFICATION, State
 from service.domain.ports import EmailMessage, EmailSender, SendAccepted, SmsSender
 from service.domain.ratelimit import TokenBucket
 from service.domain.references import MessageReferences
@@ -75,7 +76,7 @@ class DeliveryRequest:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
-    outcome: str  # sent | failed | held | suppressed_opted_out | suppressed_invalid_recipient
+    outcome: str  # a State (sent, failed, suppressed_…) or HELD_NOTIFICATION
     channel: str  # sms | email | none
     provider: str | None = None
     provider_message_id: str | None = None
@@ -86,10 +87,6 @@ class DeliveryResult:
     maybe_sent: bool = False  # held after an attempt whose fate is unknown: a later send may duplicate it
     reconciled: bool = False  # an earlier attempt's send, found at the provider: nothing sent now
     earlier_unchecked: bool = False  # re-claimed, and an SMS provider could not say whether it holds a send
-
-
-HELD = "held"
-DRAINING = "draining"  # shutdown or rebalance: start no new send, hold what has not begun
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +140,8 @@ class _Trail:
     def result(self) -> DeliveryResult:
         """Nothing was sent: held if a provider may take it later, else failed."""
         if self.blocked:
-            return DeliveryResult(HELD, "none", reason=self.reason, maybe_sent=self.maybe_sent)
-        return DeliveryResult("failed", "none", reason=self.reason)
+            return DeliveryResult(HELD_NOTIFICATION, "none", reason=self.reason, maybe_sent=self.maybe_sent)
+        return DeliveryResult(State.FAILED, "none", reason=self.reason)
 
 
 class DeliveryEngine:
@@ -221,7 +218,7 @@ class DeliveryEngine:
                 self._metrics.failovers.labels(self._sms[-1].name if self._sms else "none", "email").inc()
             return await self._email_step(self._email, req, deadline, trail)
         if req.phone is None and not req.skip_sms:
-            return DeliveryResult("suppressed_invalid_recipient", "none", reason=trail.reason)
+            return DeliveryResult(State.SUPPRESSED_INVALID_RECIPIENT, "none", reason=trail.reason)
         return trail.result()
 
     async def _sms_steps(self, req: DeliveryRequest, deadline: float, trail: _Trail) -> DeliveryResult | None:
@@ -231,7 +228,7 @@ class DeliveryEngine:
             if isinstance(accepted, _Blocked):
                 if (opted_out := accepted.opted_out) is not None:
                     return DeliveryResult(
-                        "suppressed_opted_out",
+                        State.SUPPRESSED_OPTED_OUT,
                         "none",
                         opted_out.provider,
                         reason=f"{opted_out.provider}_{opted_out.code}",
@@ -247,7 +244,7 @@ class DeliveryEngine:
                     self._metrics.failovers.labels(sender.name, "next_sms").inc()
                 continue
             return DeliveryResult(
-                "sent",
+                State.SENT,
                 "sms",
                 sender.name,
                 accepted.message_id,
@@ -271,8 +268,8 @@ class DeliveryEngine:
             trail.note(accepted)
             if accepted.provider_side:
                 return trail.result()
-            return DeliveryResult("failed", "email", sender.name, reason=accepted.reason)
-        return DeliveryResult("sent", "email", sender.name, accepted.message_id, self._ref(req, step))
+            return DeliveryResult(State.FAILED, "email", sender.name, reason=accepted.reason)
+        return DeliveryResult(State.SENT, "email", sender.name, accepted.message_id, self._ref(req, step))
 
     async def _earlier_send(
         self, req: DeliveryRequest, since: datetime
@@ -297,7 +294,7 @@ class DeliveryEngine:
             unchecked = unchecked or not known
             if found is not None:
                 result = DeliveryResult(
-                    "sent",
+                    State.SENT,
                     "sms",
                     sender.name,
                     found.message_id,

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 from service.domain.errors import NotifierError
+from service.domain.lifecycle import State
 from service.domain.outcome import Lease, OutboxRow, Outcome, SealedContact
 from service.domain.ports import NotificationStore, ReceiptSink
 from service.logs import get_logger
@@ -58,7 +59,7 @@ class Outbox:
         self,
         notification: uuid.UUID,
         reference: str,
-        state: str,
+        state: State,
         reason: str | None,
         row: OutboxRow,
         *,

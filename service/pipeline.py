@@ -20,8 +20,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from service.contracts import ReceiptV1, canonical_event, parse_event
-from service.delivery import DRAINING, HELD, DeliveryEngine, DeliveryRequest, SmsContent
+from service.delivery import DeliveryEngine, DeliveryRequest, SmsContent
 from service.domain.errors import EventRejected, NotifierError, RenderError, SmsTooLong, StoreUnavailable
+from service.domain.lifecycle import DRAINING, HELD_NOTIFICATION, Event, State, decided, transition
 from service.domain.links import LinkSigner
 from service.domain.milestones import Milestone, milestone_for
 from service.domain.model import InboundRecord, ShipmentUpdate, notification_id, receipt_id
@@ -37,9 +38,6 @@ from service.privacy.crypto import Keyring
 from service.render import Renderer
 
 log = get_logger(__name__)
-
-STATE_CLAIMED = "claimed"
-STATE_STALE = "suppressed_stale"
 
 REASON_RECONCILED = "found_at_provider_after_restart"
 
@@ -124,7 +122,9 @@ class Pipeline:
 
         requests = [
             self._claim_request(
-                p.update, p.milestone, STATE_CLAIMED if p.verdict is Verdict.CANDIDATE else STATE_STALE
+                p.update,
+                p.milestone,
+                State.CLAIMED if p.verdict is Verdict.CANDIDATE else State.SUPPRESSED_STALE,
             )
             for p in plans
             if p.milestone is not None and p.verdict in (Verdict.CANDIDATE, Verdict.STALE)
@@ -133,7 +133,7 @@ class Pipeline:
         work = [r for r in requests if r.notification_id in granted]
 
         ignored = sum(p.verdict is Verdict.NOT_A_MILESTONE for p in plans)
-        stale = sum(r.state == STATE_STALE for r in work)
+        stale = sum(r.state == State.SUPPRESSED_STALE for r in work)
         m.events.labels("not_a_milestone").inc(ignored)
         m.events.labels("duplicate").inc(len(parsed) - ignored - len(work))
         m.events.labels("stale").inc(stale)
@@ -142,7 +142,7 @@ class Pipeline:
         subjects = {
             r.notification_id: {x for x in (r.phone_subject, r.email_subject) if x is not None}
             for r in work
-            if r.state == STATE_CLAIMED
+            if r.state == State.CLAIMED
         }
         blocked = await self._store.opted_out(sorted({s for ss in subjects.values() for s in ss}))
         # Sealed for the email fallback: the validated event's known fields, never the raw bytes.
@@ -163,14 +163,14 @@ class Pipeline:
         if failures:
             raise failures[0]
         outcomes = [x for x in settled if not isinstance(x, BaseException)]
-        held = [o for o in outcomes if o.outcome == HELD]
-        await self.record([o for o in outcomes if o.outcome not in ("sent", HELD)])
+        held = [o for o in outcomes if o.outcome == HELD_NOTIFICATION]
+        await self.record([o for o in outcomes if o.outcome not in (State.SENT, HELD_NOTIFICATION)])
         unfinished = await self._hold(held, {u.event_id: rec for rec, u in parsed})
 
         by_event = {u.event_id: rec.timestamp_ms for rec, u in parsed}
         for o in outcomes:
             ts = by_event.get(o.update.event_id)
-            if ts and o.outcome != HELD:
+            if ts and o.outcome != HELD_NOTIFICATION:
                 m.end_to_end.observe(max(0.0, o.decided_at.timestamp() - ts / 1000))
         m.batch_seconds.observe(time.perf_counter() - started)
         if records:
@@ -226,7 +226,8 @@ class Pipeline:
         """Decide one notification; a send is recorded at once, so a crash cannot lose track of it,
         and its receipt published at once, so it reaches the topic before any report on it."""
         o = await self._decide(req, claim, opted_out)
-        if o.outcome == "sent":
+        transition(State.CLAIMED, decided(o.outcome, o.channel))  # an illegal outcome raises here
+        if o.outcome == State.SENT:
             try:
                 await self.outbox.record([o], [receipt_row(o)], [c for c in (self._seal(o, event),) if c])
             except NotifierError:
@@ -269,12 +270,12 @@ class Pipeline:
 
     def _seal(self, o: Outcome, event: bytes) -> SealedContact | None:
         """Keep the event, encrypted, while an SMS may still be reported undelivered (email fallback)."""
-        if self._keyring is None or o.outcome != "sent":
+        if self._keyring is None or o.outcome != State.SENT:
             return None
         key_id, blob = self._keyring.encrypt(event, o.notification_id.bytes)
         return SealedContact(o.notification_id, key_id, blob)
 
-    def _claim_request(self, update: ShipmentUpdate, milestone: Milestone, state: str) -> ClaimRequest:
+    def _claim_request(self, update: ShipmentUpdate, milestone: Milestone, state: State) -> ClaimRequest:
         nid = notification_id(update.order_id, milestone)
         phone, email = self._subjects(update)
         link = self._links.link_id(nid) if self._links else None
@@ -287,12 +288,12 @@ class Pipeline:
         return (self._blind.phone(e164) if e164 else None, self._blind.email(r.email) if r.email else None)
 
     async def _decide(self, req: ClaimRequest, claim: Claimed, opted_out: bool) -> Outcome:
-        if req.state == STATE_STALE:
+        if req.state == State.SUPPRESSED_STALE:
             return Outcome(
                 req.notification_id,
                 req.update,
                 req.milestone,
-                STATE_STALE,
+                State.SUPPRESSED_STALE,
                 "none",
                 self._clock(),
                 reason="later_milestone_already_reached",
@@ -300,6 +301,7 @@ class Pipeline:
         if claim.claims <= 1:
             return await self.deliver(req.notification_id, req.update, req.milestone, opted_out=opted_out)
         # An earlier claim never recorded its outcome (a crash mid-send): the SMS may be out already.
+        transition(State.CLAIMED, Event.RECLAIM)
         # The engine asks the SMS providers first and takes a send they hold as the send. A new send
         # is counted as a possible duplicate only when an earlier one cannot be ruled out: a
         # provider could not answer, or an earlier claim began an email (email has no look-up).
@@ -310,7 +312,7 @@ class Pipeline:
             opted_out=opted_out,
             reconcile_since=claim.first_claimed_at or self._clock(),
         )
-        sent_again = o.outcome == "sent" and o.reason != REASON_RECONCILED
+        sent_again = o.outcome == State.SENT and o.reason != REASON_RECONCILED
         resent = sent_again and (o.earlier_unchecked or claim.email_attempted)
         if resent:
             self._metrics.possible_duplicates.inc()
@@ -368,7 +370,7 @@ class Pipeline:
                 await self._store.opted_out([x for x in self._subjects(update) if x is not None])
             )
         if opted_out:
-            return outcome("suppressed_opted_out", reason="opted_out")
+            return outcome(State.SUPPRESSED_OPTED_OUT, reason="opted_out")
         recipient = update.recipient
         phone = (
             normalize_hk_mobile(recipient.phone, allow_foreign_mobiles=self._foreign)
@@ -383,7 +385,7 @@ class Pipeline:
                 sms = self._sms(milestone, update, locale, reconcile_since)
                 if sms is None:  # over the segment cap even shortened: the email carries it, else it fails
                     if not recipient.email:
-                        return outcome("failed", locale=locale, reason="sms_too_long")
+                        return outcome(State.FAILED, locale=locale, reason="sms_too_long")
                     email_only, phone_note = True, "sms_too_long"
             email: Callable[[], EmailMessage] | None = None
             if recipient.email:
@@ -407,15 +409,15 @@ class Pipeline:
                 )
         except RenderError as exc:
             log.error("render_failed", notification_id=str(notification), error=str(exc))
-            return outcome("failed", locale=locale, reason="render_error")
-        if result.outcome == "suppressed_opted_out" and phone is not None and phone.e164:
+            return outcome(State.FAILED, locale=locale, reason="render_error")
+        if result.outcome == State.SUPPRESSED_OPTED_OUT and phone is not None and phone.e164:
             # The provider says the recipient opted out with it (e.g. replied STOP): honour it everywhere.
             await self._store.set_consent(
                 [self._blind.phone(phone.e164)], opted_out=True, source=f"provider:{result.provider}"
             )
-        if result.outcome == "sent" and result.channel == "sms" and sms is not None:
+        if result.outcome == State.SENT and result.channel == "sms" and sms is not None:
             self._metrics.sms_segments.labels(result.provider or "", sms.encoding).inc(sms.segments)
-        if result.outcome not in ("sent", HELD):
+        if result.outcome not in (State.SENT, HELD_NOTIFICATION):
             log.warning(
                 "notification_not_sent",
                 notification_id=str(notification),
@@ -431,7 +433,7 @@ class Pipeline:
             sms_encoding=result.sms_encoding,
             sms_segments=result.sms_segments,
             reason=phone_note
-            or (result.reason if result.outcome != "sent" else None)
+            or (result.reason if result.outcome != State.SENT else None)
             or (REASON_RECONCILED if result.reconciled else None),
             reference=result.reference,
             maybe_sent=result.maybe_sent,

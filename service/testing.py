@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from service.domain.errors import ProviderError, ProviderUnavailable
+from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate
 from service.domain.outcome import (
@@ -107,9 +108,9 @@ class FakeStore:
             key = (r.update.order_id, r.milestone.value)
             row = self.rows.get(key)
             if row is None:
-                self.rows[key] = _Row(r, "claimed")  # final states come with the receipt, in finish
+                self.rows[key] = _Row(r, State.CLAIMED)  # final states come with the receipt, in finish
                 granted.append(Claimed(r.notification_id, 1, self.now))
-            elif row.state == "claimed":
+            elif row.state == State.CLAIMED:
                 row.claims += 1
                 granted.append(
                     Claimed(row.request.notification_id, row.claims, self.now, row.email_attempted)
@@ -127,7 +128,7 @@ class FakeStore:
         by_id = self._by_id()
         for n in notifications:
             row = by_id.get(n)
-            if row is not None and row.state == "claimed" and row.claims > 0:
+            if row is not None and row.state == State.CLAIMED and row.claims > 0:
                 row.claims -= 1
 
     async def finish(
@@ -143,7 +144,7 @@ class FakeStore:
         for o in outcomes:
             row = by_id[o.notification_id]
             row.state, row.outcome, row.fallback_due = o.outcome, o, None
-            if o.outcome == "sent" and o.channel == "sms":  # the database's trigger does this
+            if o.outcome == State.SENT and o.channel == "sms":  # the database's trigger does this
                 row.sms_sent_at, row.status_due, row.status_checks, row.status_gave_up = (
                     self.now,
                     None,
@@ -166,7 +167,7 @@ class FakeStore:
         return DeliveryTarget(
             notification,
             row.request.milestone,
-            row.state,
+            State(row.state),
             o.channel if o else None,
             o.provider if o else None,
             o.reference if o else None,
@@ -199,7 +200,7 @@ class FakeStore:
         self._maybe_fail()
 
         def due_at(r: _Row) -> datetime | None:
-            awaiting = r.state == "sent" and r.outcome is not None and r.outcome.channel == "sms"
+            awaiting = r.state == State.SENT and r.outcome is not None and r.outcome.channel == "sms"
             if not awaiting or r.status_gave_up or r.sms_sent_at is None:
                 return None
             return r.status_due or r.sms_sent_at + timedelta(seconds=after_s)
@@ -220,13 +221,13 @@ class FakeStore:
     async def status_check_later(self, notification: uuid.UUID, after_s: float) -> None:
         self._maybe_fail()
         row = self._by_id().get(notification)
-        if row is not None and row.state == "sent":
+        if row is not None and row.state == State.SENT:
             row.status_due = self.now + timedelta(seconds=after_s)
 
     async def status_given_up(self, notification: uuid.UUID) -> None:
         self._maybe_fail()
         row = self._by_id().get(notification)
-        if row is not None and row.state == "sent":
+        if row is not None and row.state == State.SENT:
             row.status_gave_up, row.status_due = True, None
 
     async def opted_out(self, subjects: Sequence[bytes]) -> set[bytes]:
@@ -259,7 +260,7 @@ class FakeStore:
         self,
         notification: uuid.UUID,
         reference: str,
-        state: str,
+        state: State,
         reason: str | None,
         receipt: OutboxRow,
         *,
@@ -268,7 +269,12 @@ class FakeStore:
     ) -> bool:
         self._maybe_fail()
         row = self._by_id().get(notification)
-        if row is None or row.outcome is None or row.outcome.reference != reference or row.state != "sent":
+        if (
+            row is None
+            or row.outcome is None
+            or row.outcome.reference != reference
+            or row.state != State.SENT
+        ):
             return False
         row.state = state
         if fallback_in_s is not None:

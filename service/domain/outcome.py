@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import ShipmentUpdate
 
@@ -18,7 +19,7 @@ class Outcome:
     notification_id: uuid.UUID
     update: ShipmentUpdate
     milestone: Milestone
-    outcome: str  # sent | failed | suppressed_invalid_recipient | suppressed_stale | ...
+    outcome: str  # a ``State`` (never ``claimed``), or ``lifecycle.HELD_NOTIFICATION`` (never recorded)
     channel: Channel
     decided_at: datetime
     provider: str | None = None
@@ -41,7 +42,7 @@ class ClaimRequest:
     notification_id: uuid.UUID
     update: ShipmentUpdate
     milestone: Milestone
-    state: str
+    state: State
     link_id: bytes | None = None
     phone_subject: bytes | None = None  # blind indexes of the recipient: no plaintext
     email_subject: bytes | None = None
@@ -91,7 +92,7 @@ class DeliveryTarget:
 
     notification_id: uuid.UUID
     milestone: Milestone
-    state: str
+    state: State
     channel: str | None
     provider: str | None
     reference: str | None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate
 from service.domain.outcome import (
@@ -125,7 +126,7 @@ class NotificationStore(Protocol):
         self,
         notification: uuid.UUID,
         reference: str,
-        state: str,
+        state: State,
         reason: str | None,
         receipt: OutboxRow,
         *,

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from service.domain.errors import StoreUnavailable
+from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate
 from service.domain.outcome import (
@@ -60,19 +61,19 @@ SELECT order_id, milestone, min(place) AS place FROM (
 # one that reached an outcome is a duplicate and returns nothing. Every row starts 'claimed', a
 # stale one too: its final state is written by ``finish`` with its receipt, in one transaction, so
 # a crash in between leaves a claim to settle, never a decision without a receipt.
-_CLAIM = """
+_CLAIM = f"""
 INSERT INTO notifications
     (id, order_id, waybill, milestone, milestone_rank, event_id, event_occurred_at, state,
      link_id, phone_subject, email_subject)
-SELECT id, order_id, waybill, milestone, rank, event_id, occurred_at, 'claimed', link_id, phone, email
+SELECT id, order_id, waybill, milestone, rank, event_id, occurred_at, '{State.CLAIMED}', link_id, phone, email
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int2[], $6::text[], $7::timestamptz[],
             $8::bytea[], $9::bytea[], $10::bytea[])
     AS t(id, order_id, waybill, milestone, rank, event_id, occurred_at, link_id, phone, email)
 ON CONFLICT (order_id, milestone) DO UPDATE
     SET claims = notifications.claims + 1, updated_at = now()
-    WHERE notifications.state = 'claimed'
+    WHERE notifications.state = '{State.CLAIMED}'
 RETURNING id, claims, created_at, email_attempted_at IS NOT NULL AS email_attempted
-"""
+"""  # noqa: S608
 
 _EMAIL_ATTEMPT = """
 UPDATE notifications SET email_attempted_at = now()
@@ -80,10 +81,10 @@ WHERE id = $1 AND email_attempted_at IS NULL
 """
 
 # A held notification gives its claim back: the next claim of it is not a crash's re-claim.
-_RELEASE = """
+_RELEASE = f"""
 UPDATE notifications SET claims = claims - 1, updated_at = now()
-WHERE id = ANY($1::uuid[]) AND state = 'claimed' AND claims > 0
-"""
+WHERE id = ANY($1::uuid[]) AND state = '{State.CLAIMED}' AND claims > 0
+"""  # noqa: S608
 
 _FINISH = """
 UPDATE notifications AS n SET
@@ -112,19 +113,19 @@ RETURNING id, milestone, state, channel, provider, reference, order_id, waybill,
 # Lease SMS sends with no final status whose look-up is due (the first ``$3`` seconds after the
 # send): push their due time out by the lease and count the look, skipping rows another instance
 # is leasing right now. updated_at is left alone: a look-up changes nothing of the notification.
-_LEASE_STATUS_CHECKS = """
+_LEASE_STATUS_CHECKS = f"""
 UPDATE notifications SET status_check_due_at = now() + make_interval(secs => $2::float8),
     status_checks = status_checks + 1
 WHERE id IN (
     SELECT id FROM notifications
-    WHERE state = 'sent' AND channel = 'sms' AND status_gave_up_at IS NULL AND sms_sent_at IS NOT NULL
+    WHERE state = '{State.SENT}' AND channel = 'sms' AND status_gave_up_at IS NULL AND sms_sent_at IS NOT NULL
         AND coalesce(status_check_due_at, sms_sent_at + make_interval(secs => $3::float8)) <= now()
     ORDER BY coalesce(status_check_due_at, sms_sent_at + make_interval(secs => $3::float8))
     LIMIT $1 FOR UPDATE SKIP LOCKED
 )
 RETURNING id, milestone, state, channel, provider, reference, order_id, waybill, event_id,
     event_occurred_at, fallback_attempts, provider_message_id, sms_sent_at, status_checks
-"""
+"""  # noqa: S608
 
 _DELIVERY_TARGET = """
 SELECT id, milestone, state, channel, provider, reference, order_id, waybill, event_id,
@@ -385,8 +386,8 @@ class PostgresStore:
     async def status_check_later(self, notification: uuid.UUID, after_s: float) -> None:
         async with translated():
             await self._pool.execute(
-                "UPDATE notifications SET status_check_due_at = now() + make_interval(secs => $2::float8)"
-                " WHERE id = $1 AND state = 'sent'",
+                "UPDATE notifications SET status_check_due_at = now() + make_interval(secs => $2::float8)"  # noqa: S608  # only life-cycle constants are interpolated
+                f" WHERE id = $1 AND state = '{State.SENT}'",
                 notification,
                 after_s,
             )
@@ -394,8 +395,8 @@ class PostgresStore:
     async def status_given_up(self, notification: uuid.UUID) -> None:
         async with translated():
             await self._pool.execute(
-                "UPDATE notifications SET status_gave_up_at = now(), status_check_due_at = NULL"
-                " WHERE id = $1 AND state = 'sent'",
+                "UPDATE notifications SET status_gave_up_at = now(), status_check_due_at = NULL"  # noqa: S608  # only life-cycle constants are interpolated
+                f" WHERE id = $1 AND state = '{State.SENT}'",
                 notification,
             )
 
@@ -411,7 +412,7 @@ class PostgresStore:
         self,
         notification: uuid.UUID,
         reference: str,
-        state: str,
+        state: State,
         reason: str | None,
         receipt: OutboxRow,
         *,
@@ -426,12 +427,12 @@ class PostgresStore:
         """
         async with translated(), self._pool.acquire() as conn, conn.transaction():
             updated = await conn.fetchval(
-                "UPDATE notifications SET state = $3, reason = coalesce($4, reason), updated_at = now(),"
-                " delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,"
+                "UPDATE notifications SET state = $3, reason = coalesce($4, reason), updated_at = now(),"  # noqa: S608  # only life-cycle constants are interpolated
+                f" delivered_at = CASE WHEN $3 = '{State.DELIVERED}' THEN now() ELSE delivered_at END,"
                 " fallback_due_at = CASE WHEN $5::float8 IS NULL THEN fallback_due_at"
                 " ELSE now() + make_interval(secs => $5::float8) END,"
                 " fallback_attempts = CASE WHEN $5::float8 IS NULL THEN fallback_attempts ELSE 1 END"
-                " WHERE id = $1 AND reference = $2 AND state = 'sent' RETURNING id",
+                f" WHERE id = $1 AND reference = $2 AND state = '{State.SENT}' RETURNING id",
                 notification,
                 reference,
                 state,
@@ -611,7 +612,7 @@ def _target(r: asyncpg.Record) -> DeliveryTarget:
     return DeliveryTarget(
         r["id"],
         Milestone(r["milestone"]),
-        r["state"],
+        State(r["state"]),
         r["channel"],
         r["provider"],
         r["reference"],

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from service.domain.lifecycle import State
 from service.privacy.crypto import Keyring
 from service.store.postgres import translated
 
@@ -59,13 +60,13 @@ SELECT logged.*, (SELECT count(*) FROM target) AS matched, (SELECT count(*) FROM
 # Orders whose last milestone is older than the retention period and that are no longer in flight:
 # an order with a send unfinished (claimed: a re-read sends it) or an email fallback owed still
 # needs its sealed event, whatever its age.
-_EXPIRED = """
+_EXPIRED = f"""
 SELECT n.id, n.created_at FROM notifications n
 WHERE n.order_id IN (
     SELECT order_id FROM notifications GROUP BY order_id
-    HAVING max(updated_at) < now() - $3::interval AND bool_and(state <> 'claimed' AND fallback_due_at IS NULL)
+    HAVING max(updated_at) < now() - $3::interval AND bool_and(state <> '{State.CLAIMED}' AND fallback_due_at IS NULL)
 )
-"""
+"""  # noqa: S608  # only life-cycle constants are interpolated
 
 # Orders by order number or waybill: the same rule as the support look-up.
 _BY_ORDER = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -10,6 +11,8 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from service.domain.errors import StoreUnavailable
+from service.domain.lifecycle import HELD_NOTIFICATION, State
 from service.domain.milestones import Milestone, milestone_for
 from service.domain.model import InboundRecord, Recipient, ShipmentUpdate, notification_id
 from service.domain.outcome import ClaimRequest, Lease, OutboxRow, Outcome
@@ -262,3 +265,25 @@ async def test_unreachable_database_is_a_store_error_not_a_driver_error() -> Non
 
     with pytest.raises(StoreUnavailable):
         await PostgresStore.connect("postgresql://nobody@127.0.0.1:1/none")
+
+
+async def test_the_state_column_holds_only_the_life_cycles_states(database_url: str) -> None:
+    store = await PostgresStore.connect(database_url)
+    try:
+        async with store.pool.acquire() as conn:
+            definition = await conn.fetchval(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE conname = 'notifications_state_check' AND conrelid = 'notifications'::regclass"
+            )
+        assert re.findall(r"'([a-z_]+)'::text", definition) == [s.value for s in State]
+
+        await store.claim([claim("A")])
+        nid = notification_id("A", M)
+        held = Outcome(nid, update("A"), M, HELD_NOTIFICATION, "none", datetime.now(UTC))  # never a state
+        with pytest.raises(StoreUnavailable):
+            await store.finish([held], [OutboxRow(uuid.uuid4(), nid, "A", b"{}")])
+        async with store.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT state FROM notifications WHERE id = $1", nid) == State.CLAIMED
+            assert await conn.fetchval("SELECT count(*) FROM receipt_outbox") == 0  # the whole transaction
+    finally:
+        await store.close()

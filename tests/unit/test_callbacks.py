@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import timedelta
@@ -10,6 +11,7 @@ import pytest
 
 from service.callbacks import DeliveryReports
 from service.domain.errors import ProviderUnavailable
+from service.domain.lifecycle import IllegalTransition, State
 from service.domain.milestones import Milestone
 from service.domain.model import notification_id
 from service.domain.outcome import OutboxRow
@@ -247,3 +249,16 @@ async def test_the_sealed_event_holds_only_known_fields_and_still_feeds_the_fall
     ref = h.sender.references[0]
     assert await reports(h).report("sms-a", ref, delivered=False, code="30003") == "undelivered_email_sent"
     assert "旺角" in h.email.sent[0][1].text
+
+
+async def test_a_report_on_a_notification_not_sent_is_refused_by_the_life_cycle(h: Harness) -> None:
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    target = await h.store.delivery_target(notification_id("A", Milestone.ARRIVED_HK_WAREHOUSE))
+    assert target is not None
+    published = list(h.receipts.published)
+    with pytest.raises(IllegalTransition, match="report_delivered is not allowed from claimed"):
+        await reports(h).apply_result(
+            dataclasses.replace(target, state=State.CLAIMED), "sms-a", delivered=True
+        )
+    assert h.receipts.published == published  # nothing recorded, no receipt
+    assert [r.state for r in h.store.rows.values()] == [State.SENT]

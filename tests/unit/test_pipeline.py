@@ -10,7 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from service.contracts import parse_event
-from service.delivery import DeliveryEngine
+from service.delivery import DeliveryEngine, DeliveryRequest, DeliveryResult
 from service.domain.errors import (
     ContentRejected,
     InvalidRecipient,
@@ -19,6 +19,7 @@ from service.domain.errors import (
     RecipientOptedOut,
     StoreUnavailable,
 )
+from service.domain.lifecycle import IllegalTransition, State
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, notification_id
 from service.domain.outcome import ClaimRequest
@@ -519,3 +520,16 @@ async def test_hostile_events_are_dead_lettered_with_their_reason(h: Harness) ->
         (2, "invalid_event", "bike_model: string_pattern_mismatch"),
     ]
     assert h.outcomes() == [("arrived_hk_warehouse", "sent")]
+
+
+async def test_an_outcome_the_life_cycle_does_not_allow_is_refused_before_it_is_recorded(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def delivered_at_once(req: DeliveryRequest) -> DeliveryResult:  # no send: nothing to deliver
+        return DeliveryResult(State.DELIVERED, "sms", "sms-a", "SM1", "ref")
+
+    monkeypatch.setattr(h.pipeline_engine, "deliver", delivered_at_once)
+    with pytest.raises(IllegalTransition, match="no event reaches 'delivered'"):
+        await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert (h.store.outbox, h.receipts.published) == ({}, [])
+    assert [r.state for r in h.store.rows.values()] == [State.CLAIMED]  # left to be claimed again
