@@ -165,14 +165,11 @@ class ConsumeLoop:
     def _fetched(self, batch: Batch) -> None:
         now = self._clock()
         self._fetches.fetched(now)
-        for partition, records in batch.items():
-            if records:
-                self._positions[partition] = records[-1].offset + 1
-                if (
-                    partition not in self._committed
-                ):  # a partition's first read starts at its committed offset
-                    self._committed[partition] = records[0].offset
-                    self._commits.committed(partition, records[0].offset, now)
+        for partition, records in batch.items():  # the port leaves out partitions that brought nothing
+            self._positions[partition] = records[-1].offset + 1
+            if partition not in self._committed:  # its first read starts at its committed offset
+                self._committed[partition] = records[0].offset
+                self._commits.committed(partition, records[0].offset, now)
 
     def _committed_to(self, offsets: Mapping[Partition, int]) -> None:
         now = self._clock()

@@ -208,7 +208,7 @@ class ReceiptSink(Protocol):
         """Return only once every receipt is acknowledged by the broker."""
 
 
-#: One fetch: each partition's records, in offset order.
+#: One fetch: each partition's records, in offset order (a partition that brought none is left out).
 Batch = dict[Partition, list[InboundRecord]]
 
 

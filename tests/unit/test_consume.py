@@ -89,6 +89,7 @@ class Rig:
     loop: ConsumeLoop
     stop: asyncio.Event
     database: dict[str, Any]
+    waits: list[float]  # every pause the loop asked for (those cut short by the stop too)
 
     async def run(self) -> None:
         self.consumer.when_idle = self.stop.set  # everything read: stop
@@ -125,7 +126,10 @@ def _rig(
         database["pings"] += 1
         return bool(database["up"])
 
+    waits: list[float] = []
+
     async def wait(stop: asyncio.Event, seconds: float) -> None:
+        waits.append(seconds)
         if not stop.is_set():
             await clock.sleep(seconds)
 
@@ -141,7 +145,7 @@ def _rig(
         **options,
     )
     consumer.on_revoke = loop.drain
-    return Rig(consumer, batches, sends, clock, metrics, loop, stop, database)
+    return Rig(consumer, batches, sends, clock, metrics, loop, stop, database, waits)
 
 
 async def test_a_processed_batch_is_committed_one_past_each_partitions_last_record() -> None:
@@ -252,6 +256,14 @@ async def test_held_records_are_not_waited_for_while_draining() -> None:
     assert rig.consumer.seeks == [(A, 1)]
 
 
+async def test_held_records_are_not_waited_for_while_stopping() -> None:
+    rig = _rig({A: 1})
+    rig.batches.stop_after = 1  # SIGTERM during the batch
+    await rig.run()
+    assert rig.consumer.seeks == [(A, 1)]
+    assert rig.waits == []
+
+
 async def test_a_rebalance_drains_the_batch_in_flight_which_commits_before_the_partitions_move() -> None:
     rig = _rig()
     rig.batches.gate = asyncio.Event()
@@ -290,6 +302,19 @@ async def test_a_drain_that_takes_too_long_gives_the_partitions_up_and_the_late_
     ]
     assert rig.consumer.committed == {}
     assert rig.consumer.seeks == []
+
+
+async def test_a_batch_that_fails_after_its_partitions_moved_is_rewound_only_where_still_assigned() -> None:
+    rig = _rig(StoreUnavailable("down"), rebalance_drain_s=0.01)
+    rig.batches.gate = asyncio.Event()
+    rig.consumer.when_idle = rig.stop.set
+    running = asyncio.create_task(rig.loop.run(rig.stop))
+    await asyncio.wait_for(rig.batches.started.wait(), 5)
+    await asyncio.wait_for(rig.consumer.revoke([A]), 5)  # the drain gives up: A moves mid-batch
+    rig.batches.gate.set()
+    await asyncio.wait_for(running, 5)
+    assert rig.consumer.seeks[0] == (B, 0)  # not A: another member reads it now
+    assert (A, 0) not in rig.consumer.seeks
 
 
 @pytest.mark.parametrize(
