@@ -7,6 +7,7 @@ import asyncio
 import gc
 import socket
 import warnings
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
@@ -18,15 +19,28 @@ from tests.integration.conftest import free_port
 pytestmark = pytest.mark.integration
 
 
-async def _start_failing(service: Service) -> tuple[BaseException, list[warnings.WarningMessage]]:
-    """Run the service until start-up fails; the error and the warnings of whatever was left open."""
+@dataclass
+class Failed:
+    error: type[BaseException]
+    leaked: list[str]  # the ResourceWarnings of whatever was left open
+    pool: asyncpg.Pool | None
+    metrics_port: int | None
+
+
+async def _start_failing(settings: Settings) -> Failed:
+    """Run a service until its start-up fails, drop it, and collect what it left open."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        service = Service(settings)
         with pytest.raises(Exception) as raised:  # noqa: PT011  # each test checks its own error
             await asyncio.wait_for(service.run(asyncio.Event()), 60)
+        error, pool = type(raised.value), service._store.pool if service._store is not None else None
+        metrics_port = service.metrics_port
+        del service, raised  # nothing holds the session, producer or consumer any more (the traceback did)
         await asyncio.sleep(0.1)  # let closed transports finish
-        gc.collect()  # what was left open warns ("Unclosed client session", "Unclosed AIOKafkaProducer")
-    return raised.value, [w for w in caught if issubclass(w.category, ResourceWarning)]
+        gc.collect()  # what was left open warns: "Unclosed client session", "Unclosed AIOKafkaProducer"
+    leaked = [str(w.message)[:80] for w in caught if issubclass(w.category, ResourceWarning)]
+    return Failed(error, leaked, pool, metrics_port)
 
 
 async def _connections_left(database_url: str) -> int:
@@ -55,25 +69,25 @@ async def test_a_taken_port_at_start_up_closes_the_pool_the_session_and_kafka(se
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", settings.http_port))
         taken.listen()
-        service = Service(settings)
-        error, leaked = await _start_failing(service)
-    assert isinstance(error, OSError)
-    assert leaked == []
-    assert service._store is not None
-    assert service._store.pool.is_closing()
+        failed = await _start_failing(settings)
+    assert issubclass(failed.error, OSError)
+    assert failed.leaked == []
+    assert failed.pool is not None
+    assert failed.pool.is_closing()
     assert await _connections_left(settings.database_url) == 0
-    assert service.metrics_port is not None
-    assert _can_bind(service.metrics_port)
+    assert failed.metrics_port is not None
+    assert _can_bind(failed.metrics_port)  # the ops listener closed
 
 
 async def test_a_broker_out_of_reach_at_start_up_closes_everything_opened_before(settings: Settings) -> None:
     # The producer starts last of all, after both listeners: they close again too.
     s = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})
-    service = Service(s)
-    error, leaked = await _start_failing(service)
-    assert type(error).__name__ == "KafkaConnectionError"
-    assert leaked == []
+    failed = await _start_failing(s)
+    assert failed.error.__name__ == "KafkaConnectionError"
+    assert failed.leaked == []
+    assert failed.pool is not None
+    assert failed.pool.is_closing()
     assert await _connections_left(s.database_url) == 0
     assert _can_bind(s.http_port)
-    assert service.metrics_port is not None
-    assert _can_bind(service.metrics_port)
+    assert failed.metrics_port is not None
+    assert _can_bind(failed.metrics_port)
