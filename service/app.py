@@ -1,4 +1,5 @@
-"""The composition root: builds the adapters from settings, runs the consume loop, shuts down cleanly."""
+"""The composition root: builds the adapters from settings, runs the consume loop (``service.consume``)
+and the timed jobs, and closes everything it opened, in reverse, however it ends."""
 
 from __future__ import annotations
 
@@ -6,35 +7,33 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from service.callbacks import DeliveryReports
+from service.consume import ConsumeLoop
 from service.delivery import DeliveryEngine
 from service.domain.breaker import BreakerState
+from service.domain.consume_policy import ConsumePolicy
 from service.domain.errors import ConfigError, NotifierError
 from service.domain.links import LinkSigner
-from service.domain.model import InboundRecord
+from service.domain.model import Partition
 from service.domain.ports import EmailSender, SmsSender
 from service.domain.references import MessageReferences
 from service.domain.status_check import StatusCheckPolicy
-from service.domain.watchdog import CommitStall, CommitWatch, StallWatch
 from service.http.callbacks import add_callback_routes
 from service.http.pages import add_page_routes
 from service.http.security_headers import add_stylesheet_route
 from service.http.server import create_app, create_public_app, start_http
 from service.http.support import StaffWebPolicy, SupportSite
-from service.kafka.consumer import ShareOnAssignment, build_consumer, consumer_lag, next_offsets, to_records
-from service.kafka.producer import DeadLetterPublisher, ReceiptPublisher, build_producer
+from service.kafka.consumer import build_consumer
+from service.kafka.producer import Publishers
 from service.logs import get_logger
 from service.metrics import Metrics
-from service.pipeline import Pipeline, Unfinished
+from service.pipeline import Pipeline
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
 from service.render import Renderer
@@ -45,10 +44,6 @@ from service.store.privacy import PrivacyStore
 from service.wiring import delivery_engine, sms_clients
 
 log = get_logger(__name__)
-
-_RETRY_BACKOFF_S = (0.5, 1, 2, 5, 10)
-_HOLD_BACKOFF_S = (1, 2, 5, 10, 30)  # every provider down: read the held records again after this
-_WATCHDOG_EVERY_S = 5.0
 
 
 @dataclass
@@ -61,33 +56,58 @@ class Service:
     metrics: Metrics = field(default_factory=Metrics)
     http_port: int | None = None  # the bound port once running
     metrics_port: int | None = None  # the bound port of /metrics, /healthz, /readyz once running
-    _consumer: AIOKafkaConsumer | None = None
+    _loop: ConsumeLoop | None = None
     _store: PostgresStore | None = None
     _engine: DeliveryEngine | None = None
-    _batch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while a batch is in flight
-    _watch: StallWatch = field(default_factory=lambda: StallWatch(120.0, time.monotonic()))
-    _positions: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to consume
-    _stalled: bool = False
-    _commits: CommitWatch = field(default_factory=lambda: CommitWatch(300.0))
-    _committed: dict[TopicPartition, int] = field(default_factory=dict)  # by us, or where reading began
-    _commit_stalled: int = 0
 
-    async def run(self, stop: asyncio.Event) -> None:  # noqa: PLR0915  # the composition root (split in issue 12)
+    async def run(self, stop: asyncio.Event) -> None:
+        """The composition root. Settings are checked before anything connects; every resource
+        is closed on the way out (last opened, first closed), whatever failed at start-up."""
         s = self.settings
         check_secrets(s)  # before anything connects
-        self._commits.limit_s = s.commit_stall_s
-        store = self._store = await PostgresStore.connect(s.database_url, pool_size=s.database_pool_size)
-        session = aiohttp.ClientSession()
-        producer = build_producer(s.kafka_bootstrap_servers)
-        if s.blind_index_key is None:
-            raise ConfigError(
-                "NOTIFIER_BLIND_INDEX_KEY is required to honour opt-outs: `notifier keys generate --kind blind-index`"
+        blind_index, keyring, links = keys(s)
+        async with contextlib.AsyncExitStack() as resources:
+            store = self._store = await PostgresStore.connect(s.database_url, pool_size=s.database_pool_size)
+            resources.push_async_callback(_stopped, store)
+            runners: list[web.AppRunner] = []  # the listeners close after Kafka and the session
+            resources.push_async_callback(_cleanup, runners)
+            session = await resources.enter_async_context(aiohttp.ClientSession())
+            publishers = Publishers(
+                s.kafka_bootstrap_servers,
+                receipts_topic=s.receipts_topic,
+                dead_letter_topic=s.dead_letter_topic,
+                metrics=self.metrics,
             )
-        blind_index = BlindIndex.parse(s.blind_index_key.get_secret_value())
-        keyring = Keyring.parse(s.pii_keys.get_secret_value()) if s.pii_keys else None
-        links = link_signer(s)
-        if keyring is None:
-            log.warning("no_pii_keys", effect="an undelivered SMS cannot fall back to email")
+            resources.push_async_callback(publishers.stop)
+            if keyring is None:
+                log.warning("no_pii_keys", effect="an undelivered SMS cannot fall back to email")
+            await self._serve(
+                stop,
+                resources=resources,
+                runners=runners,
+                store=store,
+                session=session,
+                publishers=publishers,
+                blind_index=blind_index,
+                keyring=keyring,
+                links=links,
+            )
+
+    async def _serve(
+        self,
+        stop: asyncio.Event,
+        *,
+        resources: contextlib.AsyncExitStack,
+        runners: list[web.AppRunner],
+        store: PostgresStore,
+        session: aiohttp.ClientSession,
+        publishers: Publishers,
+        blind_index: BlindIndex,
+        keyring: Keyring | None,
+        links: LinkSigner | None,
+    ) -> None:
+        """Build the rest on what ``run`` opened, start listening and consuming, run until ``stop``."""
+        s = self.settings
         sms = self.sms if self.sms is not None else sms_clients(s, session)
         engine = self._engine = delivery_engine(
             s,
@@ -97,20 +117,22 @@ class Service:
             sms=sms,
             email=self.email,
         )
+
+        async def drain() -> None:  # the loop is built below, around this consumer
+            if self._loop is not None:
+                await self._loop.drain()
+
         # This instance's share of each provider's rate, for sends and status look-ups alike.
-        share = ShareOnAssignment(
-            _each(engine.set_share, lambda f: checks.set_share(f)),  # noqa: PLW0108  # checks: built below
-            self._drain,
-        )
-        consumer = self._consumer = build_consumer(
+        consumer = build_consumer(
             s.kafka_bootstrap_servers,
             s.consumer_group,
             topics=s.input_topics,
             pattern=s.input_topic_pattern,
             max_records=s.batch_max_records,
-            listener=share,
+            on_share=_each(engine.set_share, lambda f: checks.set_share(f)),  # noqa: PLW0108  # checks: below
+            on_revoke=drain,
         )
-        share.consumer = consumer
+        resources.push_async_callback(consumer.stop)
         pipeline = Pipeline(
             store=store,
             engine=engine,
@@ -123,8 +145,8 @@ class Service:
                 links=links,
                 max_sms_segments=s.sms_max_segments,
             ),
-            receipts=ReceiptPublisher(producer, s.receipts_topic),
-            dead_letters=DeadLetterPublisher(producer, s.dead_letter_topic, self.metrics),
+            receipts=publishers.receipts,
+            dead_letters=publishers.dead_letters,
             metrics=self.metrics,
             send_concurrency=s.send_concurrency,
             keyring=keyring,
@@ -132,6 +154,19 @@ class Service:
             links=links,
             allow_foreign_mobiles=s.allow_foreign_mobiles,
             outbox_lease_s=s.outbox_lease_s,
+        )
+        loop = self._loop = ConsumeLoop(
+            consumer=consumer,
+            batches=pipeline,
+            sends=engine,
+            database_up=store.ping,
+            metrics=self.metrics,
+            policy=ConsumePolicy(poison_attempts=s.poison_attempts),
+            batch_timeout_ms=s.batch_timeout_ms,
+            batch_max_records=s.batch_max_records,
+            rebalance_drain_s=s.rebalance_drain_s,
+            watchdog_stall_s=s.watchdog_stall_s,
+            commit_stall_s=s.commit_stall_s,
         )
         app = create_public_app(s.http_max_body_bytes)
         reports = DeliveryReports(
@@ -164,153 +199,34 @@ class Service:
                 store=store,
                 page_globals=page_globals,
             )
-        runner, ops_runner = await self._listen(app)
-        tasks = [asyncio.create_task(self._pause_on(stop, engine))]
-        try:
-            await producer.start()
-            await consumer.start()
-            await pipeline.outbox.relay()
-            tasks += [
-                asyncio.create_task(self._relay_forever(pipeline, reports, stop)),
-                asyncio.create_task(self._purge_forever(PrivacyStore(store.pool), stop)),
-                asyncio.create_task(self._status_checks_forever(checks, stop)),
-                asyncio.create_task(self._watchdog(consumer, stop)),
-            ]
-            log.info(
-                "service_started",
-                topics=s.input_topics,
-                pattern=s.input_topic_pattern,
-                http_port=self.http_port,
-                metrics_port=self.metrics_port,
-            )
-            await self._consume(consumer, pipeline, stop)
-        finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            with contextlib.suppress(KafkaError):
-                await consumer.stop()
-            with contextlib.suppress(KafkaError):
-                await producer.stop()
-            await session.close()
-            await runner.cleanup()
-            await ops_runner.cleanup()
-            await store.close()
-            log.info("service_stopped")
+        await self._listen(app, runners)
+        tasks = await resources.enter_async_context(_Tasks())
+        tasks.start(self._pause_on(stop, engine))
+        await publishers.start()
+        await consumer.start()
+        await pipeline.outbox.relay()
+        tasks.start(self._relay_forever(pipeline, reports, stop))
+        tasks.start(self._purge_forever(PrivacyStore(store.pool), stop))
+        tasks.start(self._status_checks_forever(checks, stop))
+        tasks.start(loop.watch(stop))
+        log.info(
+            "service_started",
+            topics=s.input_topics,
+            pattern=s.input_topic_pattern,
+            http_port=self.http_port,
+            metrics_port=self.metrics_port,
+        )
+        await loop.run(stop)
 
-    async def _listen(self, app: web.Application) -> tuple[web.AppRunner, web.AppRunner]:
-        """The public listener (callbacks, pages) and the operations one (/metrics, /healthz, /readyz)."""
+    async def _listen(self, app: web.Application, runners: list[web.AppRunner]) -> None:
+        """The operations listener (/metrics, /healthz, /readyz), then the public one (callbacks, pages)."""
         s = self.settings
         ops, self.metrics_port = await start_http(
             create_app(self.metrics, self._ready, self._live), s.metrics_host, s.metrics_port
         )
+        runners.append(ops)
         public, self.http_port = await start_http(app, s.http_host, s.http_port)
-        return public, ops
-
-    async def _consume(self, consumer: AIOKafkaConsumer, pipeline: Pipeline, stop: asyncio.Event) -> None:
-        s = self.settings
-        failures = holds = 0
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records)
-            self._fetched(batch)
-            if not batch:
-                continue
-            pause = 0.0
-            async with self._batch_lock:
-                records = to_records(batch)
-                unfinished: Unfinished | None
-                try:
-                    unfinished = await pipeline.process_batch(records)
-                except Exception as exc:  # any failure: retry, and after enough find the poison
-                    failures += 1
-                    unfinished = await self._after_failure(pipeline, records, exc, failures)
-                if unfinished is None:
-                    # Nothing of this batch is committed: rewind and try it again after a pause.
-                    pause = _RETRY_BACKOFF_S[min(failures - 1, len(_RETRY_BACKOFF_S) - 1)]
-                    self.metrics.ready.set(0)
-                    self._rewind(consumer, {tp: msgs[0].offset for tp, msgs in batch.items() if msgs})
-                else:
-                    failures = 0
-                    offsets = next_offsets(batch, unfinished)
-                    if await self._commit(consumer, offsets):
-                        self._committed_to(offsets)
-                    if unfinished:
-                        # Held (no provider would take them): read again from the first held record.
-                        self._rewind(
-                            consumer,
-                            {
-                                tp: unfinished[(tp.topic, tp.partition)]
-                                for tp in batch
-                                if (tp.topic, tp.partition) in unfinished
-                            },
-                        )
-                        if not stop.is_set() and not (self._engine and self._engine.draining):
-                            pause = _HOLD_BACKOFF_S[min(holds, len(_HOLD_BACKOFF_S) - 1)]
-                            holds += 1
-                    else:
-                        holds = 0
-            if pause:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), pause)
-
-    async def _after_failure(
-        self, pipeline: Pipeline, records: list[InboundRecord], exc: Exception, failures: int
-    ) -> Unfinished | None:
-        """A batch failed. None: retry it later. After ``poison_attempts`` failures with the database
-        up, its records are processed one by one and those that still fail are dead-lettered."""
-        detail = str(exc) if isinstance(exc, NotifierError) else ""  # others may quote the event
-        log.error("batch_failed", error=type(exc).__name__, detail=detail, failures=failures)
-        if failures < self.settings.poison_attempts or self._store is None or not await self._store.ping():
-            return None
-        try:
-            return await pipeline.process_one_by_one(records, attempts=failures)
-        except Exception as again:  # still failing: keep retrying the batch
-            log.error("poison_search_failed", error=type(again).__name__)
-            return None
-
-    def _rewind(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
-        """Seek back to records to process again (partitions a rebalance took away are skipped)."""
-        assigned = consumer.assignment()
-        for tp, offset in offsets.items():
-            if tp in assigned:
-                consumer.seek(tp, offset)
-                self._positions[tp] = offset
-
-    def _fetched(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        now = time.monotonic()
-        self._watch.fetched(now)
-        for tp, msgs in batch.items():
-            if msgs:
-                self._positions[tp] = msgs[-1].offset + 1
-                if tp not in self._committed:  # the first read of a partition starts at its committed offset
-                    self._committed[tp] = msgs[0].offset
-                    self._commits.committed((tp.topic, tp.partition), msgs[0].offset, now)
-
-    def _committed_to(self, offsets: dict[TopicPartition, int]) -> None:
-        now = time.monotonic()
-        for tp, offset in offsets.items():
-            self._committed[tp] = offset
-            self._commits.committed((tp.topic, tp.partition), offset, now)
-
-    async def _drain(self) -> None:
-        """Rebalance: start no new sends, let the batch in flight finish and commit, then go on."""
-        engine = self._engine
-        if engine is None:
-            return
-        engine.pause_sends()
-        started = time.monotonic()
-        try:
-            await asyncio.wait_for(self._batch_lock.acquire(), self.settings.rebalance_drain_s)
-        except TimeoutError:
-            log.warning("rebalance_drain_timeout", waited_s=self.settings.rebalance_drain_s)
-        else:
-            self._batch_lock.release()
-            log.info("rebalance_drained", seconds=round(time.monotonic() - started, 3))
-        finally:
-            engine.resume_sends()
-            self._positions.clear()
-            self._committed.clear()  # partitions may move: each is measured again from its next read
+        runners.append(public)
 
     @staticmethod
     async def _pause_on(stop: asyncio.Event, engine: DeliveryEngine) -> None:
@@ -318,65 +234,12 @@ class Service:
         await stop.wait()
         engine.pause_sends()
 
-    @staticmethod
-    async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> bool:
-        """Commit explicit offsets; False when the broker did not take them (logged, survived)."""
-        try:
-            await consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError):
-            # A rebalance took the partitions away; the new owner re-reads and the dedup absorbs it.
-            log.warning("commit_failed_after_rebalance", partitions=len(offsets))
-        except KafkaError as exc:
-            # The batch is durable in PostgreSQL: the next commit covers these offsets, and if this
-            # instance stops first the records are read again and the dedup absorbs them.
-            log.warning("commit_failed", error=type(exc).__name__, partitions=len(offsets))
-        else:
-            return True
-        return False
-
-    async def _watchdog(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
-        """Notice a consumer that stopped fetching while records wait: liveness fails, the pod restarts."""
-        self._watch.limit_s = self.settings.watchdog_stall_s
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), _WATCHDOG_EVERY_S)
-            lag = consumer_lag(consumer, self._positions)
-            self.metrics.consumer_lag.set(lag)
-            now = time.monotonic()
-            stalled = self._watch.stalled(now, lag)
-            if stalled and not self._stalled:
-                log.error("consumer_stalled", seconds_since_fetch=round(self._watch.idle_s(now)), lag=lag)
-            self._stalled = stalled
-            self.metrics.fetch_stalled.set(1 if stalled else 0)
-            commits = self._commit_progress(consumer)
-            if commits.stalled and not self._commit_stalled:
-                log.error(
-                    "partition_commits_stalled",
-                    partitions=commits.stalled,
-                    seconds_since_commit=round(commits.longest_s),
-                )
-            elif self._commit_stalled and not commits.stalled:
-                log.info("partition_commits_resumed")
-            self._commit_stalled = commits.stalled
-
-    def _commit_progress(self, consumer: AIOKafkaConsumer) -> CommitStall:
-        """Per assigned partition, the records waiting past its committed offset, through the watch."""
-        waiting: dict[tuple[str, int], int] = {}
-        for tp in consumer.assignment():
-            high, committed = consumer.highwater(tp), self._committed.get(tp)
-            if high is not None and committed is not None:
-                waiting[(tp.topic, tp.partition)] = max(0, high - committed)
-        progress = self._commits.check(time.monotonic(), waiting)
-        self.metrics.commit_stalled_partitions.set(progress.stalled)
-        self.metrics.commit_stall_seconds.set(progress.longest_s)
-        return progress
-
-    def assignment(self) -> set[TopicPartition]:
+    def assignment(self) -> set[Partition]:
         """The partitions this instance holds right now."""
-        return set(self._consumer.assignment()) if self._consumer is not None else set()
+        return self._loop.assignment() if self._loop is not None else set()
 
     async def _live(self) -> bool:
-        return not self._stalled
+        return not (self._loop is not None and self._loop.stalled)
 
     async def _relay_forever(self, pipeline: Pipeline, reports: DeliveryReports, stop: asyncio.Event) -> None:
         """Every ``outbox_relay_interval_s``: publish receipts nobody holds (their writer died or could
@@ -423,10 +286,10 @@ class Service:
 
     async def _ready(self) -> dict[str, bool]:
         return {
-            "kafka_assigned": bool(self._consumer is not None and self._consumer.assignment()),
+            "kafka_assigned": bool(self._loop is not None and self._loop.assignment()),
             "database": bool(self._store is not None and await self._store.ping()),
             # records wait and a partition's committed offset has not moved for NOTIFIER_COMMIT_STALL_S
-            "commits_advancing": self._consumer is None or not self._commit_progress(self._consumer).stalled,
+            "commits_advancing": self._loop is None or not self._loop.commit_progress().stalled,
         }
 
 
@@ -500,6 +363,43 @@ async def add_support_site(
             effect="the service's database role can alter the audit log: give it its own role "
             "and migrate with NOTIFIER_MIGRATION_DATABASE_URL (README)",
         )
+
+
+def keys(s: Settings) -> tuple[BlindIndex, Keyring | None, LinkSigner | None]:
+    """The keys from settings, checked before anything connects: a bad one stops start-up here."""
+    if s.blind_index_key is None:
+        raise ConfigError(
+            "NOTIFIER_BLIND_INDEX_KEY is required to honour opt-outs: `notifier keys generate --kind blind-index`"
+        )
+    blind_index = BlindIndex.parse(s.blind_index_key.get_secret_value())
+    keyring = Keyring.parse(s.pii_keys.get_secret_value()) if s.pii_keys else None
+    return blind_index, keyring, link_signer(s)
+
+
+class _Tasks(contextlib.AbstractAsyncContextManager["_Tasks"]):
+    """Background tasks, cancelled on the way out (first, before any resource closes)."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, job: Coroutine[object, object, None]) -> None:
+        self._tasks.append(asyncio.create_task(job))
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _cleanup(runners: list[web.AppRunner]) -> None:
+    for runner in reversed(runners):
+        await runner.cleanup()
+
+
+async def _stopped(store: PostgresStore) -> None:
+    await store.close()
+    log.info("service_stopped")
 
 
 def link_signer(s: Settings) -> LinkSigner | None:

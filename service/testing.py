@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from service.domain.errors import ProviderError, ProviderUnavailable
+from service.domain.errors import CommitRefused, ConsumerError, ProviderError, ProviderUnavailable
 from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
-from service.domain.model import InboundRecord, ShipmentUpdate
+from service.domain.model import InboundRecord, Partition, ShipmentUpdate
 from service.domain.outcome import (
     Claimed,
     ClaimRequest,
@@ -22,7 +23,7 @@ from service.domain.outcome import (
     Outcome,
     SealedContact,
 )
-from service.domain.ports import DeadLetter, DeliveryStatus, EmailMessage, SendAccepted
+from service.domain.ports import Batch, DeadLetter, DeliveryStatus, EmailMessage, SendAccepted
 from service.domain.status_check import Answer, AwaitingStatus
 
 
@@ -437,3 +438,84 @@ class FakeDeadLetterSink:
 
     async def publish(self, letters: Sequence[DeadLetter]) -> None:
         self.letters.extend(letters)
+
+
+class FakeConsumer:
+    """A consumer-group member over in-memory partition logs, with the port's rules: explicit
+    commits only, a commit of a partition not assigned refused (``CommitRefused``), a high
+    watermark known only once the partition was fetched from. ``commit_errors`` are raised by the
+    next commits, in order; ``when_idle`` is called by every fetch that finds nothing; a rebalance
+    is ``revoke`` (awaiting ``on_revoke`` first, as aiokafka's listener does) then ``assign``."""
+
+    def __init__(self, partitions: Sequence[Partition] = (("t", 0),)) -> None:
+        self.logs: dict[Partition, list[InboundRecord]] = {p: [] for p in partitions}
+        self.assigned: set[Partition] = set(partitions)
+        self.positions: dict[Partition, int] = {p: 0 for p in partitions}
+        self.committed: dict[Partition, int] = {}
+        self.commits: list[dict[Partition, int]] = []  # every commit asked for, taken or not
+        self.seeks: list[tuple[Partition, int]] = []
+        self.commit_errors: list[Exception] = []
+        self.on_revoke: Callable[[], Awaitable[None]] | None = None
+        self.when_idle: Callable[[], None] | None = None
+        self._seen: set[Partition] = set()
+
+    def append(self, partition: Partition, value: bytes | None, key: bytes | None = None) -> InboundRecord:
+        log = self.logs.setdefault(partition, [])
+        record = InboundRecord(
+            partition[0], partition[1], len(log), key, value, timestamp_ms=1_700_000_000_000
+        )
+        log.append(record)
+        return record
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> Batch:
+        batch: Batch = {}
+        left = max_records
+        for partition in sorted(self.assigned):
+            self._seen.add(partition)
+            start = self.positions.get(partition, 0)
+            records = self.logs.get(partition, [])[start : start + left]
+            if records:
+                batch[partition] = list(records)
+                self.positions[partition] = records[-1].offset + 1
+                left -= len(records)
+        if not batch:
+            if self.when_idle is not None:
+                self.when_idle()
+            await asyncio.sleep(0)  # a real fetch waits up to timeout_ms: let others run
+        return batch
+
+    async def commit(self, offsets: Mapping[Partition, int]) -> None:
+        self.commits.append(dict(offsets))
+        if self.commit_errors:
+            raise self.commit_errors.pop(0)
+        if not set(offsets) <= self.assigned:
+            raise CommitRefused("not assigned")
+        self.committed.update(offsets)
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        if partition not in self.assigned:
+            raise ConsumerError(f"seek on {partition}, not assigned")
+        self.seeks.append((partition, offset))
+        self.positions[partition] = offset
+
+    def assignment(self) -> set[Partition]:
+        return set(self.assigned)
+
+    def highwater(self, partition: Partition) -> int | None:
+        if partition not in self.assigned or partition not in self._seen:
+            return None
+        return len(self.logs.get(partition, []))
+
+    async def revoke(self, partitions: Sequence[Partition] | None = None) -> None:
+        """A rebalance takes partitions away (all of them: rebalances are eager)."""
+        if self.on_revoke is not None:
+            await self.on_revoke()
+        for p in list(self.assigned) if partitions is None else partitions:
+            self.assigned.discard(p)
+            self._seen.discard(p)
+
+    def assign(self, partitions: Sequence[Partition]) -> None:
+        """The group gives partitions: reading starts at each one's committed offset."""
+        for p in partitions:
+            self.assigned.add(p)
+            self.positions[p] = self.committed.get(p, 0)

@@ -8,6 +8,9 @@
     ├── RenderError                 a template could not be rendered (missing variable, unknown template)
     │   └── SmsTooLong              over the SMS segment cap even shortened: no SMS (email, else failed)
     ├── StoreUnavailable            PostgreSQL could not be reached or the statement failed
+    ├── ConsumerError               the Kafka consumer could not do what was asked
+    │   ├── CommitRefused           a commit refused after a rebalance took the partitions: the new owner re-reads
+    │   └── ConsumerUnavailable     broker trouble (a commit not taken): retriable, the next commit covers it
     └── ProviderError               a provider did not accept a message
         ├── ProviderUnavailable     network error, timeout or 5xx: retriable, the send may have happened
         ├── RateLimited             429: retriable after ``retry_after`` seconds; never processed
@@ -104,6 +107,21 @@ class SmsTooLong(RenderError):
 
 class StoreUnavailable(NotifierError):
     """The database could not be reached or rejected a statement."""
+
+    retriable = True
+
+
+class ConsumerError(NotifierError):
+    """The Kafka consumer could not do what was asked (raised by ``service.kafka.consumer``)."""
+
+
+class CommitRefused(ConsumerError):
+    """The group no longer gives us these partitions (a rebalance): their new owner reads them
+    again from the last commit, and the dedup makes that harmless."""
+
+
+class ConsumerUnavailable(ConsumerError):
+    """The broker could not take the request now (connection, coordinator, timeout)."""
 
     retriable = True
 

@@ -44,6 +44,10 @@ class ShipmentUpdate:
     pickup: Pickup | None = None
 
 
+#: A Kafka partition, as (topic, partition number): the key of batches, offsets and positions.
+Partition = tuple[str, int]
+
+
 @dataclass(frozen=True, slots=True)
 class InboundRecord:
     """A raw message as it came off a Kafka partition."""

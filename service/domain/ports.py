@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
-from service.domain.model import InboundRecord, ShipmentUpdate
+from service.domain.model import InboundRecord, Partition, ShipmentUpdate
 from service.domain.outcome import (
     Claimed,
     ClaimRequest,
@@ -207,3 +207,31 @@ class DeadLetterSink(Protocol):
 class ReceiptSink(Protocol):
     async def publish(self, receipts: Sequence[OutboxRow]) -> None:
         """Return only once every receipt is acknowledged by the broker."""
+
+
+#: One fetch: each partition's records, in offset order (a partition that brought none is left out).
+Batch = dict[Partition, list[InboundRecord]]
+
+
+class Consumer(Protocol):
+    """A consumer-group member that commits explicit offsets only (the adapter is
+    ``service.kafka.consumer.KafkaConsumer``; the fake ``service.testing.FakeConsumer``)."""
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> Batch:
+        """The next records of the assigned partitions; empty when none came within ``timeout_ms``."""
+        ...
+
+    async def commit(self, offsets: Mapping[Partition, int]) -> None:
+        """Commit these next offsets to read. Raises ``CommitRefused`` when a rebalance took the
+        partitions away, ``ConsumerUnavailable`` when the broker could not take it."""
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        """Read ``partition`` again from ``offset`` (it must be assigned)."""
+
+    def assignment(self) -> set[Partition]:
+        """The partitions this member holds now."""
+        ...
+
+    def highwater(self, partition: Partition) -> int | None:
+        """The partition's end offset as the last fetch saw it; None before any fetch."""
+        ...

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from service.domain.model import Partition
+
 
 @dataclass(slots=True)
 class StallWatch:
@@ -26,10 +28,6 @@ class StallWatch:
 
     def stalled(self, now: float, lag: int) -> bool:
         return lag > 0 and self.idle_s(now) > self.limit_s
-
-
-#: A partition, as (topic, partition number).
-Partition = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,7 +121,10 @@ async def start_http(app: web.Application, host: str, port: int) -> tuple[web.Ap
     """Serve ``app``; returns the runner (to clean up) and the bound port (useful with port 0)."""
     runner = web.AppRunner(app, access_log_class=AccessLog)  # never a header: see service.logs
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:  # the port is taken, say: close what setup opened
+        await runner.cleanup()
+        raise
     bound = runner.addresses[0][1] if runner.addresses else port
     return runner, int(bound)

@@ -1,12 +1,16 @@
-"""The consumer: a group member with manual commits of explicit offsets only."""
+"""The consumer: a group member with manual commits of explicit offsets only (the ``Consumer`` port)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from service.domain.model import InboundRecord
+from service.domain.errors import CommitRefused, ConsumerUnavailable
+from service.domain.model import InboundRecord, Partition
+from service.domain.ports import Batch
 
 #: What one fetch may bring, compressed (aiokafka's defaults are 1 MiB and 50 MiB). The broker still
 #: returns a first batch larger than these, so they never stop progress; they bound memory per
@@ -24,8 +28,10 @@ def build_consumer(
     topics: Sequence[str] = (),
     pattern: str | None = None,
     max_records: int = 500,
-    listener: ConsumerRebalanceListener | None = None,
-) -> AIOKafkaConsumer:
+    on_share: Callable[[float], None] | None = None,
+    on_revoke: Callable[[], Awaitable[None]] | None = None,
+) -> KafkaConsumer:
+    """The group member, subscribed; ``on_share`` / ``on_revoke``: see ``ShareOnAssignment``."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         group_id=group_id,
@@ -40,11 +46,53 @@ def build_consumer(
         rebalance_timeout_ms=30_000,
         max_poll_interval_ms=300_000,
     )
+    listener = ShareOnAssignment(on_share or (lambda _: None), on_revoke)
+    listener.consumer = consumer
     if pattern:
         consumer.subscribe(pattern=pattern, listener=listener)
     else:
         consumer.subscribe(topics=list(topics), listener=listener)
-    return consumer
+    return KafkaConsumer(consumer)
+
+
+class KafkaConsumer:
+    """The ``Consumer`` port over aiokafka: our partitions and records in and out, aiokafka's
+    errors translated (a commit refused after a rebalance, broker trouble)."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        """Leave the group; a broker gone by now changes nothing (logged by aiokafka)."""
+        with contextlib.suppress(KafkaError):
+            await self._consumer.stop()
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> Batch:
+        fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return {
+            (tp.topic, tp.partition): [_record(tp, m) for m in msgs] for tp, msgs in fetched.items() if msgs
+        }
+
+    async def commit(self, offsets: Mapping[Partition, int]) -> None:
+        try:
+            await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
+        except (CommitFailedError, IllegalStateError) as exc:
+            raise CommitRefused(type(exc).__name__) from exc
+        except KafkaError as exc:
+            raise ConsumerUnavailable(type(exc).__name__) from exc
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        self._consumer.seek(TopicPartition(*partition), offset)
+
+    def assignment(self) -> set[Partition]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def highwater(self, partition: Partition) -> int | None:
+        high: int | None = self._consumer.highwater(TopicPartition(*partition))
+        return high
 
 
 class ShareOnAssignment(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -73,46 +121,15 @@ class ShareOnAssignment(ConsumerRebalanceListener):  # type: ignore[misc]  # aio
         self._on_share(len(assigned) / total if total else 1.0)
 
 
-def to_records(batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> list[InboundRecord]:
-    """Flatten a ``getmany`` batch, each partition in offset order."""
-    out: list[InboundRecord] = []
-    for tp, msgs in batch.items():
-        out.extend(
-            InboundRecord(
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=m.offset,
-                key=m.key,
-                value=m.value,
-                timestamp_ms=m.timestamp,
-            )
-            for m in msgs
-        )
-    return out
-
-
-def next_offsets(
-    batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-    unfinished: Mapping[tuple[str, int], int] | None = None,
-) -> dict[TopicPartition, int]:
-    """The offsets to commit once the batch is durable: per partition, its first unfinished record,
-    or one past its last record when all of it finished."""
-    unfinished = unfinished or {}
-    out: dict[TopicPartition, int] = {}
-    for tp, msgs in batch.items():
-        if msgs:
-            out[tp] = min(unfinished.get((tp.topic, tp.partition), msgs[-1].offset + 1), msgs[-1].offset + 1)
-    return out
-
-
-def consumer_lag(consumer: AIOKafkaConsumer, positions: Mapping[TopicPartition, int]) -> int:
-    """Records waiting on the assigned partitions, by the high watermarks the last fetches saw."""
-    lag = 0
-    for tp in consumer.assignment():
-        high = consumer.highwater(tp)
-        if high is not None:
-            lag += max(0, high - positions.get(tp, high))
-    return lag
+def _record(tp: TopicPartition, m: ConsumerRecord[bytes, bytes]) -> InboundRecord:
+    return InboundRecord(
+        topic=tp.topic,
+        partition=tp.partition,
+        offset=m.offset,
+        key=m.key,
+        value=m.value,
+        timestamp_ms=m.timestamp,
+    )
 
 
 async def read_all(bootstrap_servers: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:

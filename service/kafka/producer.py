@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -215,3 +216,22 @@ def _raise_transient(errors: Sequence[KafkaError]) -> None:
     for e in errors:
         if not isinstance(e, PERMANENT_FOR_RECORD):
             raise PublishFailed(f"kafka: {type(e).__name__}") from e
+
+
+class Publishers:
+    """The one producer and what publishes through it, for the composition root."""
+
+    def __init__(
+        self, bootstrap_servers: str, *, receipts_topic: str, dead_letter_topic: str, metrics: Metrics
+    ) -> None:
+        self._producer = build_producer(bootstrap_servers)
+        self.receipts = ReceiptPublisher(self._producer, receipts_topic)
+        self.dead_letters = DeadLetterPublisher(self._producer, dead_letter_topic, metrics)
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        """Flush what is pending and close; a broker gone by now changes nothing (logged by aiokafka)."""
+        with contextlib.suppress(KafkaError):
+            await self._producer.stop()

@@ -1,45 +1,88 @@
-"""The consume loop's commit: a commit refused (rebalance, broker trouble) is survived, not fatal."""
+"""The composition root: settings refused before anything connects, no Kafka client types, and
+readiness and liveness fed by the consume loop."""
 
 from __future__ import annotations
 
+import ast
+import asyncio
+import base64
+from pathlib import Path
+
 import pytest
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError
-from aiokafka.structs import TopicPartition
-from structlog.testing import capture_logs
 
 from service.app import Service
+from service.consume import ConsumeLoop
+from service.domain.consume_policy import ConsumePolicy
+from service.domain.errors import ConfigError
+from service.metrics import Metrics
+from service.settings import load_settings
+from service.testing import FakeClock, FakeConsumer
+
+SERVICE = Path(__file__).resolve().parents[2] / "service"
+NOWHERE = {  # would hang if start-up tried to connect
+    "database_url": "postgresql://nobody@192.0.2.1:1/none",
+    "kafka_bootstrap_servers": "192.0.2.1:1",
+}
 
 
-class RefusingConsumer:
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-        self.asked: list[dict[TopicPartition, int]] = []
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.asked.append(offsets)
-        raise self.error
-
-
-@pytest.mark.parametrize("error", [CommitFailedError("rebalanced"), IllegalStateError("not assigned")])
-async def test_a_commit_refused_after_a_rebalance_is_logged_and_survived(error: Exception) -> None:
-    consumer = RefusingConsumer(error)
-    offsets = {TopicPartition("t", 0): 42, TopicPartition("t", 1): 7}
-    with capture_logs() as logs:
-        await Service._commit(consumer, offsets)  # type: ignore[arg-type]  # only commit() is used
-    assert consumer.asked == [offsets]  # explicit offsets, never a bare commit()
-    assert [(e["event"], e["partitions"]) for e in logs] == [("commit_failed_after_rebalance", 2)]
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
 
 
-async def test_a_commit_the_broker_could_not_take_is_logged_and_left_to_the_next_one() -> None:
-    # The batch is durable in PostgreSQL: a later commit covers these offsets (or, after a stop,
-    # the records are read again and deduplicated). The service must not crash over it.
-    consumer = RefusingConsumer(KafkaConnectionError("broker gone"))
-    with capture_logs() as logs:
-        await Service._commit(consumer, {TopicPartition("t", 0): 1})  # type: ignore[arg-type]
-    assert [(e["event"], e["error"]) for e in logs] == [("commit_failed", "KafkaConnectionError")]
+@pytest.mark.parametrize("module", ["app.py", "consume.py", "domain/consume_policy.py"])
+def test_the_composition_root_and_the_consume_loop_import_no_kafka_client(module: str) -> None:
+    assert not {n for n in _imports(SERVICE / module) if n.split(".")[0] == "aiokafka"}
 
 
-async def test_a_bug_in_the_commit_is_not_swallowed() -> None:
-    consumer = RefusingConsumer(TypeError("offsets"))
-    with pytest.raises(TypeError):
-        await Service._commit(consumer, {TopicPartition("t", 0): 1})  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"blind_index_key": None}, "NOTIFIER_BLIND_INDEX_KEY is required"),
+        (
+            {"public_base_url": "http://127.0.0.1:8080", "link_signing_key": "not base64!"},
+            "NOTIFIER_LINK_SIGNING_KEY must be base64",
+        ),
+        (
+            {"public_base_url": "http://127.0.0.1:8080", "link_signing_key": None},
+            "NOTIFIER_LINK_SIGNING_KEY is required",
+        ),
+    ],
+)
+def test_a_bad_key_stops_start_up_before_anything_connects_or_opens(
+    overrides: dict[str, object], message: str
+) -> None:
+    s = load_settings(**{"blind_index_key": base64.b64encode(b"k" * 32).decode(), **NOWHERE, **overrides})
+    service = Service(s)
+    with pytest.raises(ConfigError, match=message):
+        asyncio.run(asyncio.wait_for(service.run(asyncio.Event()), 5))
+    assert service._store is None
+    assert service._loop is None
+
+
+async def test_readiness_and_liveness_follow_the_consume_loop() -> None:
+    consumer, clock, metrics = FakeConsumer([("t", 0)]), FakeClock(), Metrics()
+    loop = ConsumeLoop(
+        consumer=consumer,
+        batches=None,  # type: ignore[arg-type]  # no batch is processed here
+        sends=None,  # type: ignore[arg-type]
+        database_up=None,  # type: ignore[arg-type]
+        metrics=metrics,
+        policy=ConsumePolicy(),
+        watchdog_stall_s=120,
+        commit_stall_s=300,
+        clock=clock,
+    )
+    service = Service(load_settings(**NOWHERE), metrics=metrics, _loop=loop)
+    assert await service._ready() == {"kafka_assigned": True, "database": False, "commits_advancing": True}
+    assert await service._live()
+    loop.stalled = True  # what the fetch watchdog says (tests/unit/test_consume.py)
+    assert not await service._live()
+    consumer.assigned.clear()
+    assert (await service._ready())["kafka_assigned"] is False
+    assert Service(load_settings(**NOWHERE)).assignment() == set()
