@@ -146,8 +146,11 @@ class FakeStore:
         by_id = self._by_id()
         for o in outcomes:
             row = by_id[o.notification_id]
+            # the database's trigger: a send's clock starts when it is first recorded (not again
+            # when the same send is written again, as a retried transaction does)
+            new_send = row.state != "sent" or row.outcome is None or row.outcome.reference != o.reference
             row.state, row.outcome, row.fallback_due = o.outcome, o, None
-            if o.outcome == "sent" and o.channel == "sms":  # the database's trigger does this
+            if o.outcome == "sent" and o.channel == "sms" and new_send:
                 row.sms_sent_at, row.status_due, row.status_checks, row.status_gave_up = (
                     self.now,
                     None,

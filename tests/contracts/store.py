@@ -291,6 +291,19 @@ class NotificationStoreContract:
         await self.advance(subject, 61)  # the S1 look-up's taker died: its lease ran out
         assert [x.notification_id for x in await subject.due_status_checks(10, lease_s=60, after_s=30)] == [nid("S1")]  # fmt: skip
 
+    async def test_a_send_s_look_ups_are_counted_from_when_it_was_first_recorded(
+        self, subject: NotificationStore
+    ) -> None:
+        await subject.claim([claim("A"), claim("B")])
+        await subject.finish([sent("A"), sent("B")], [row("A"), row("B")])
+        await self.advance(subject, 20)
+        await subject.finish([sent("A")], [])  # the same send recorded again (a retried write)
+        await subject.finish([sent("B", reference="B.2")], [])  # another attempt: its clock starts now
+        await self.advance(subject, 15)
+        assert [a.notification_id for a in await subject.due_status_checks(10, lease_s=60, after_s=30)] == [
+            nid("A")
+        ]
+
     # --- consent ----------------------------------------------------------------------------------------------
 
     async def test_consent_changes_are_counted_once_per_subject(self, subject: NotificationStore) -> None:

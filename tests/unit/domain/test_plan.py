@@ -217,6 +217,16 @@ def test_only_orders_with_milestones_need_store_state() -> None:
     assert milestone_orders([update("A", "IN_TRANSIT"), update("B", "CUSTOMS_CLEARED")]) == {"B"}
 
 
+def test_a_configured_status_map_decides_which_statuses_are_milestones() -> None:
+    custom = {"COLLECTABLE": Milestone.READY_FOR_PICKUP}
+    batch = [update("A", "COLLECTABLE"), update("B", "READY_FOR_PICKUP")]
+    assert milestone_orders(batch, custom) == {"A"}
+    assert [(p.milestone, p.verdict) for p in plan_batch(batch, {}, custom)] == [
+        (Milestone.READY_FOR_PICKUP, Verdict.CANDIDATE),
+        (None, Verdict.NOT_A_MILESTONE),
+    ]
+
+
 def test_ids_are_stable_and_distinct() -> None:
     a = notification_id("A", Milestone.CUSTOMS_CLEARED)
     assert a == notification_id("A", Milestone.CUSTOMS_CLEARED)
