@@ -1,5 +1,7 @@
 """The ``ReceiptSink`` and ``DeadLetterSink`` ports' contracts: what a reader of the topic finds
-once ``publish`` returned, and what a publish the broker does not acknowledge raises. Run on
+once ``publish`` returned. (What a publish the broker does not acknowledge raises, ``PublishFailed``,
+is shown for the publishers in tests/unit/kafka/test_producer.py and
+tests/integration/test_sink_contracts.py, for the fakes in tests/unit/test_sink_contracts.py.) Run on
 ``FakeReceiptSink``/``FakeDeadLetterSink`` (tests/unit/test_sink_contracts.py) and on the Kafka
 publishers (tests/integration/test_sink_contracts.py, which also checks their keys and headers).
 """
@@ -14,7 +16,6 @@ import pytest
 from service.domain.model import InboundRecord
 from service.domain.outcome import OutboxRow
 from service.domain.ports import DeadLetter, DeadLetterSink, ReceiptSink
-from service.kafka.producer import PublishFailed
 
 #: A receipt as its reader sees it: (receipt id, order id, payload).
 SeenReceipt = tuple[uuid.UUID, str, bytes]
@@ -35,17 +36,14 @@ def letter(
 
 
 class ReceiptSinkContract:
-    """Subclasses give ``subject``, ``published`` (what a reader finds, each order's in its
-    order) and ``break_broker`` (from now on nothing is acknowledged)."""
+    """Subclasses give ``subject`` and ``published`` (what a reader finds, each order's in its
+    order)."""
 
     @pytest.fixture
     def subject(self) -> ReceiptSink:
         raise NotImplementedError
 
     async def published(self, sink: ReceiptSink) -> list[SeenReceipt]:
-        raise NotImplementedError
-
-    async def break_broker(self, sink: ReceiptSink) -> None:
         raise NotImplementedError
 
     async def test_every_receipt_is_published_once_each_order_s_in_the_order_given(
@@ -61,13 +59,6 @@ class ReceiptSinkContract:
             (r.receipt_id, "A", r.payload) for r in rows if r.order_id == "A"
         ]
 
-    async def test_a_publish_the_broker_does_not_acknowledge_raises_publish_failed(
-        self, subject: ReceiptSink
-    ) -> None:
-        await self.break_broker(subject)
-        with pytest.raises(PublishFailed):
-            await subject.publish([receipt("A", 1)])
-
 
 class DeadLetterSinkContract:
     """Hooks as for ``ReceiptSinkContract``."""
@@ -77,9 +68,6 @@ class DeadLetterSinkContract:
         raise NotImplementedError
 
     async def published(self, sink: DeadLetterSink) -> list[SeenLetter]:
-        raise NotImplementedError
-
-    async def break_broker(self, sink: DeadLetterSink) -> None:
         raise NotImplementedError
 
     async def test_every_letter_is_copied_with_its_value_source_and_reason(
@@ -98,10 +86,3 @@ class DeadLetterSinkContract:
             ("shipment.status.v1", 3, 11, "invalid_event", '{"name": "陳"}'.encode()),
             ("shipment.status.v1", 3, 12, "malformed_json", None),
         ]
-
-    async def test_a_publish_the_broker_does_not_acknowledge_raises_publish_failed(
-        self, subject: DeadLetterSink
-    ) -> None:
-        await self.break_broker(subject)
-        with pytest.raises(PublishFailed):
-            await subject.publish([letter(1, b"{}")])

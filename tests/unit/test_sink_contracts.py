@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from service.domain.ports import DeadLetterSink, ReceiptSink
+from service.kafka.producer import PublishFailed
 from service.testing import FakeDeadLetterSink, FakeReceiptSink
-from tests.contracts.sinks import DeadLetterSinkContract, ReceiptSinkContract, SeenLetter, SeenReceipt
+from tests.contracts.sinks import (
+    DeadLetterSinkContract,
+    ReceiptSinkContract,
+    SeenLetter,
+    SeenReceipt,
+    letter,
+    receipt,
+)
 
 
 class TestReceiptSinkContractOnTheFake(ReceiptSinkContract):
@@ -18,9 +26,9 @@ class TestReceiptSinkContractOnTheFake(ReceiptSinkContract):
         assert isinstance(sink, FakeReceiptSink)
         return [(r.receipt_id, r.order_id, r.payload) for r in sink.published]
 
-    async def break_broker(self, sink: ReceiptSink) -> None:
-        assert isinstance(sink, FakeReceiptSink)
-        sink.fail = True
+    async def test_a_failing_broker_raises_publish_failed_as_the_publisher_does(self) -> None:
+        with pytest.raises(PublishFailed):
+            await FakeReceiptSink(fail=True).publish([receipt("A", 1)])
 
 
 class TestDeadLetterSinkContractOnTheFake(DeadLetterSinkContract):
@@ -35,6 +43,7 @@ class TestDeadLetterSinkContractOnTheFake(DeadLetterSinkContract):
             for d in sink.letters
         ]
 
-    async def break_broker(self, sink: DeadLetterSink) -> None:
-        assert isinstance(sink, FakeDeadLetterSink)
-        sink.fail = True
+    async def test_a_failing_broker_raises_publish_failed_as_the_publisher_does(self) -> None:
+        # the publisher's: tests/unit/kafka/test_producer.py::test_a_transient_error_propagates_and_sends_no_bounded_copy
+        with pytest.raises(PublishFailed):
+            await FakeDeadLetterSink(fail=True).publish([letter(1, b"{}")])
