@@ -55,7 +55,7 @@ mutation: install  ## mutation testing of service/domain/ with mutmut: the survi
 	$(BIN)/mutmut export-cicd-stats
 	$(BIN)/python -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); \
 		k = s["killed"] + s["timeout"]; n = k + s["survived"] + s["suspicious"]; \
-		print(f"mutation score: {k}/{n} killed ({100 * k / max(n, 1):.1f} %), {s[\"survived\"]} survived, {s[\"no_tests\"]} not covered")'
+		print("mutation score: %d/%d killed (%.1f %%), %d survived, %d not covered" % (k, n, 100 * k / max(n, 1), s["survived"], s["no_tests"]))'
 
 lint: install  ## ruff lint + format check, mypy strict, schema drift, template budgets
 	$(BIN)/ruff check .
