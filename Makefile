@@ -8,7 +8,7 @@ PYTHON ?= python3
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(or $(NOTIFIER_KAFKA_PORT),19092)
 export DATABASE_URL ?= postgresql://notifier@127.0.0.1:$(or $(NOTIFIER_PG_PORT),15432)/notifier
 
-.PHONY: help install stack-up stack-down stack-status test chaos bench test-unit lint format demo run sandbox schemas clean
+.PHONY: help install stack-up stack-down stack-status test chaos bench test-unit mutation lint format demo run sandbox schemas clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -45,6 +45,17 @@ bench: install  ## benchmark: Infobip one request per SMS vs grouped requests (r
 
 test-unit: install  ## unit tests only: no Kafka or PostgreSQL needed
 	$(BIN)/pytest tests/unit
+
+# Not part of `make test`: it runs the unit suite once per mutant (minutes). MUTANTS narrows it,
+# e.g. MUTANTS='service.domain.ratelimit*'; `.venv/bin/mutmut show NAME` shows one survivor.
+MUTANTS ?=
+mutation: install  ## mutation testing of service/domain/ with mutmut: the survivors, then the score
+	$(BIN)/mutmut run $(MUTANTS)
+	$(BIN)/mutmut results
+	$(BIN)/mutmut export-cicd-stats
+	$(BIN)/python -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); \
+		k = s["killed"] + s["timeout"]; n = k + s["survived"] + s["suspicious"]; \
+		print("mutation score: %d/%d killed (%.1f %%), %d survived, %d not covered" % (k, n, 100 * k / max(n, 1), s["survived"], s["no_tests"]))'
 
 lint: install  ## ruff lint + format check, mypy strict, schema drift, template budgets
 	$(BIN)/ruff check .

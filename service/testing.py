@@ -25,12 +25,14 @@ from service.domain.outcome import (
 )
 from service.domain.ports import Batch, DeadLetter, DeliveryStatus, EmailMessage, SendAccepted
 from service.domain.status_check import Answer, AwaitingStatus
+from service.kafka.producer import PublishFailed
 
 
 @dataclass
 class _Row:
     request: ClaimRequest
     state: str
+    created_at: datetime  # the first claim's time: every re-claim reports it
     claims: int = 1
     outcome: Outcome | None = None
     email_attempted: bool = False
@@ -109,12 +111,14 @@ class FakeStore:
             key = (r.update.order_id, r.milestone.value)
             row = self.rows.get(key)
             if row is None:
-                self.rows[key] = _Row(r, State.CLAIMED)  # final states come with the receipt, in finish
+                self.rows[key] = _Row(
+                    r, State.CLAIMED, self.now
+                )  # final states come with the receipt, in finish
                 granted.append(Claimed(r.notification_id, 1, self.now))
             elif row.state == State.CLAIMED:
                 row.claims += 1
                 granted.append(
-                    Claimed(row.request.notification_id, row.claims, self.now, row.email_attempted)
+                    Claimed(row.request.notification_id, row.claims, row.created_at, row.email_attempted)
                 )
         return granted
 
@@ -141,11 +145,16 @@ class FakeStore:
         lease: Lease | None = None,
     ) -> None:
         self._maybe_fail()
+        if not outcomes:  # as PostgreSQL's: no outcome, nothing written (not the receipts either)
+            return
         by_id = self._by_id()
         for o in outcomes:
             row = by_id[o.notification_id]
+            # the database's trigger: a send's clock starts when it is first recorded (not again
+            # when the same send is written again, as a retried transaction does)
+            new_send = row.state != State.SENT or row.outcome is None or row.outcome.reference != o.reference
             row.state, row.outcome, row.fallback_due = o.outcome, o, None
-            if o.outcome == State.SENT and o.channel == "sms":  # the database's trigger does this
+            if o.outcome == State.SENT and o.channel == "sms" and new_send:  # the database's trigger
                 row.sms_sent_at, row.status_due, row.status_checks, row.status_gave_up = (
                     self.now,
                     None,
@@ -236,7 +245,8 @@ class FakeStore:
         return {s for s in subjects if s in self.opt_outs}
 
     async def set_consent(self, subjects: Sequence[bytes], *, opted_out: bool, source: str) -> int:
-        changed = [s for s in subjects if (s in self.opt_outs) != opted_out]
+        # each subject once, as a statement over the set of them changes each row once
+        changed = [s for s in dict.fromkeys(subjects) if (s in self.opt_outs) != opted_out]
         for s in changed:
             if opted_out:
                 self.opt_outs[s] = source
@@ -423,20 +433,27 @@ class FakeClock:
 
 @dataclass
 class FakeReceiptSink:
+    """``fail``: the broker acknowledges nothing, and ``publish`` raises what the real one does."""
+
     published: list[OutboxRow] = field(default_factory=list)
     fail: bool = False
 
     async def publish(self, receipts: Sequence[OutboxRow]) -> None:
         if self.fail:
-            raise ConnectionError("fake broker down")
+            raise PublishFailed("kafka: fake broker down")
         self.published.extend(receipts)
 
 
 @dataclass
 class FakeDeadLetterSink:
+    """``fail`` as for ``FakeReceiptSink``."""
+
     letters: list[DeadLetter] = field(default_factory=list)
+    fail: bool = False
 
     async def publish(self, letters: Sequence[DeadLetter]) -> None:
+        if self.fail:
+            raise PublishFailed("kafka: fake broker down")
         self.letters.extend(letters)
 
 

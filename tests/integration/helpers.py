@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from service.app import Service
 from service.feed import publish_feed
 from service.kafka.admin import partitions_of
+from tests.builders import keyed_event
 
 
 @contextlib.asynccontextmanager
@@ -81,33 +82,8 @@ async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
         await admin.close()
 
 
-def event(
-    order: str, status: str, *, n: int = 1, phone: str = "9123 4567", locale: str = "en", **extra: object
-) -> tuple[bytes, bytes]:
-    doc: dict[str, object] = {
-        "event_id": f"{order}-{status}-{n}",
-        "order_id": order,
-        "waybill": f"WB{order[-6:]}",
-        "status": status,
-        "occurred_at": "2026-11-20T09:00:00+08:00",
-        "bike_model": "Tarmac SL8",
-        "recipient": {
-            "name": "Test Customer",
-            "phone": phone,
-            "email": "customer@example.com",
-            "locale": locale,
-        },
-    }
-    if status == "READY_FOR_PICKUP":
-        doc["pickup"] = {
-            "place": "Specialized Kwun Tong Service Centre",
-            "address": "G/F, 88 Hoi Yuen Road, Kwun Tong",
-            "window_start": "2026-11-25T10:00:00+08:00",
-            "window_end": "2026-11-25T19:00:00+08:00",
-            "documents": ["HKID"],
-        }
-    doc.update(extra)
-    return order.encode(), json.dumps(doc, ensure_ascii=False).encode()
+#: An event for the real topic, as (key, value): see ``tests.builders.keyed_event``.
+event = keyed_event
 
 
 async def read_decisions(

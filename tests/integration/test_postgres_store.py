@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -14,30 +13,15 @@ import pytest
 from service.domain.errors import StoreUnavailable
 from service.domain.lifecycle import HELD_NOTIFICATION, State
 from service.domain.milestones import Milestone, milestone_for
-from service.domain.model import InboundRecord, Recipient, ShipmentUpdate, notification_id
-from service.domain.outcome import ClaimRequest, Lease, OutboxRow, Outcome
+from service.domain.model import InboundRecord, ShipmentUpdate, notification_id
+from service.domain.outcome import Lease, OutboxRow, Outcome
 from service.store.migrate import migrate, migration_files
 from service.store.postgres import PostgresStore
+from tests.builders import claim, update
 
 pytestmark = pytest.mark.integration
 
 M = Milestone.ARRIVED_HK_WAREHOUSE
-
-
-def update(order: str, event: str = "e1") -> ShipmentUpdate:
-    return ShipmentUpdate(
-        event_id=f"{order}-{event}",
-        order_id=order,
-        waybill="WB",
-        tms_status="ARRIVED_HK_WAREHOUSE",
-        occurred_at=datetime(2026, 11, 20, tzinfo=UTC),
-        bike_model="Tarmac",
-        recipient=Recipient(name="n", phone="91234567", email=None),
-    )
-
-
-def claim(order: str, milestone: Milestone = M, state: str = "claimed") -> ClaimRequest:
-    return ClaimRequest(notification_id(order, milestone), update(order), milestone, state)
 
 
 async def test_migrations_apply_once_even_when_run_concurrently(database_url: str) -> None:
@@ -219,7 +203,7 @@ async def test_each_milestone_has_the_place_of_its_first_read_whatever_is_read_a
     store = await PostgresStore.connect(database_url)
 
     def ev(order: str, status: str, n: int = 1) -> tuple[InboundRecord, ShipmentUpdate, str | None]:
-        u = replace(update(order, f"{status}-{n}"), tms_status=status)
+        u = update(order, status, event_id=f"{order}-{status}-{n}")
         m = milestone_for(status)
         return InboundRecord("t", 0, 0, order.encode(), b"{}", 0), u, m.value if m else None
 

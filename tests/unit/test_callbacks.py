@@ -15,7 +15,8 @@ from service.domain.lifecycle import IllegalTransition, State
 from service.domain.milestones import Milestone
 from service.domain.model import notification_id
 from service.domain.outcome import OutboxRow
-from tests.unit.test_pipeline import EMAIL, Harness, event
+from tests.builders import EMAIL, event
+from tests.unit.test_pipeline import Harness
 
 
 @pytest.fixture

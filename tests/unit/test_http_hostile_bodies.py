@@ -18,7 +18,8 @@ from service.http.server import create_public_app
 from service.providers.sendgrid import EventWebhookSigner
 from service.providers.twilio import twilio_signature
 from service.settings import load_settings
-from tests.unit.test_pipeline import Harness, event
+from tests.builders import event
+from tests.unit.test_pipeline import Harness
 
 BASE = "https://notifier.example.com"
 TOKEN = "twilio-secret"

@@ -17,12 +17,13 @@ import pytest
 
 from service.callbacks import DeliveryReports
 from service.domain.milestones import Milestone
-from service.domain.model import Recipient, ShipmentUpdate, notification_id
+from service.domain.model import notification_id
 from service.domain.outcome import ClaimRequest, Lease, OutboxRow, Outcome
 from service.domain.ports import NotificationStore, SendAccepted
 from service.outbox import Outbox
 from service.testing import FakeSmsSender, FakeStore
-from tests.unit.test_pipeline import Harness, event
+from tests.builders import event, update
+from tests.unit.test_pipeline import Harness
 
 M = Milestone.ARRIVED_HK_WAREHOUSE
 
@@ -49,23 +50,9 @@ class RecordingSink:
         return [r.receipt_id for r in self.published]
 
 
-def _update(order: str) -> ShipmentUpdate:
-    return ShipmentUpdate(
-        event_id=f"{order}-e1",
-        order_id=order,
-        waybill="WB",
-        tms_status="ARRIVED_HK_WAREHOUSE",
-        occurred_at=datetime(2026, 11, 20, tzinfo=UTC),
-        bike_model="Tarmac",
-        recipient=Recipient(name="n", phone="91234567", email=None),
-    )
-
-
 def _sent(order: str) -> tuple[Outcome, OutboxRow]:
     nid = notification_id(order, M)
-    o = Outcome(
-        nid, _update(order), M, "sent", "sms", datetime.now(UTC), provider="p", reference=f"r-{order}"
-    )
+    o = Outcome(nid, update(order), M, "sent", "sms", datetime.now(UTC), provider="p", reference=f"r-{order}")
     return o, OutboxRow(uuid.uuid4(), nid, order, b"sent")
 
 
@@ -74,7 +61,7 @@ def _delivered(order: str) -> OutboxRow:
 
 
 async def _claimed(store: NotificationStore, *orders: str) -> None:
-    await store.claim([ClaimRequest(notification_id(o, M), _update(o), M, "claimed") for o in orders])
+    await store.claim([ClaimRequest(notification_id(o, M), update(o), M, "claimed") for o in orders])
 
 
 def assert_once_in_order(published: Sequence[OutboxRow], written: dict[uuid.UUID, list[uuid.UUID]]) -> None:

@@ -37,37 +37,13 @@ from service.testing import (
     FakeSmsSender,
     FakeStore,
 )
+from tests.builders import EMAIL, NAME, PHONE, event
 
 REPO = Path(__file__).resolve().parents[2]
-PHONE = "9123 4567"
-NAME = "陳大文"
-EMAIL = "tai.man@example.com"
 
 
 def record(offset: int, value: bytes | None, key: bytes | None = b"k") -> InboundRecord:
     return InboundRecord("t", 0, offset, key, value, 1_700_000_000_000)
-
-
-def event(order: str, status: str, n: int = 1, **extra: object) -> bytes:
-    doc: dict[str, object] = {
-        "event_id": f"{order}-{status}-{n}",
-        "order_id": order,
-        "waybill": "SF1",
-        "status": status,
-        "occurred_at": "2026-11-20T09:00:00+08:00",
-        "bike_model": "Tarmac SL8",
-        "recipient": {"name": NAME, "phone": PHONE, "email": EMAIL, "locale": "zh-HK"},
-    }
-    if status == "READY_FOR_PICKUP":
-        doc["pickup"] = {
-            "place": "Specialized 旺角門市",
-            "address": "九龍旺角花園街 123 號地下",
-            "window_start": "2026-11-24T14:00:00+08:00",
-            "window_end": "2026-11-24T18:00:00+08:00",
-            "documents": ["HKID"],
-        }
-    doc.update(extra)
-    return json.dumps(doc, ensure_ascii=False).encode()
 
 
 class Harness:

@@ -38,7 +38,7 @@ from service.testing import (
     FakeSmsSender,
     FakeStore,
 )
-from tests.unit.test_pipeline import event
+from tests.builders import event
 
 REPO = Path(__file__).resolve().parents[2]
 RENDERER = Renderer(

@@ -13,7 +13,8 @@ from service.domain.errors import ProviderUnavailable
 from service.domain.ports import DeliveryStatus
 from service.domain.status_check import Answer, StatusCheckPolicy
 from service.status_checks import StatusChecks
-from tests.unit.test_pipeline import Harness, event
+from tests.builders import event
+from tests.unit.test_pipeline import Harness
 
 POLICY = StatusCheckPolicy(after_s=900, max_age_s=48 * 3600, cap_s=3600)
 

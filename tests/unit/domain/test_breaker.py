@@ -50,22 +50,36 @@ def test_state_levels_for_the_gauge() -> None:
 
 
 @pytest.mark.parametrize(
-    "changes",
+    ("changes", "message"),
     [
-        {"window": 0},
-        {"min_calls": 0},
-        {"min_calls": 21},
-        {"failure_ratio": 0.0},
-        {"failure_ratio": 1.5},
-        {"open_for_s": 0.0},
-        {"max_open_for_s": 10.0},
-        {"half_open_probes": 0},
-        {"close_after_successes": 0},
+        ({"window": 0}, "window must be >= 1"),
+        ({"min_calls": 0}, "min_calls must be between 1 and window"),
+        ({"min_calls": 21}, "min_calls must be between 1 and window"),
+        ({"failure_ratio": 0.0}, r"failure_ratio must be in \(0, 1\]"),
+        ({"failure_ratio": 1.5}, r"failure_ratio must be in \(0, 1\]"),
+        ({"open_for_s": 0.0}, "open_for_s must be > 0"),
+        ({"max_open_for_s": 10.0}, "max_open_for_s must be >= open_for_s"),
+        ({"half_open_probes": 0}, "half_open_probes must be >= 1"),
+        ({"close_after_successes": 0}, "close_after_successes must be >= 1"),
     ],
 )
-def test_invalid_policy_is_refused(changes: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="must"):
+def test_invalid_policy_is_refused(changes: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
         BreakerPolicy(**changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "edge",
+    [
+        {"window": 1, "min_calls": 1},
+        {"window": 5, "min_calls": 5},
+        {"failure_ratio": 1.0},
+        {"open_for_s": 0.5, "max_open_for_s": 0.5},
+        {"half_open_probes": 1, "close_after_successes": 1},
+    ],
+)
+def test_a_policy_at_the_edge_of_what_is_allowed_is_accepted(edge: dict[str, float]) -> None:
+    BreakerPolicy(**edge)  # type: ignore[arg-type]
 
 
 # --- opening -----------------------------------------------------------------------------------

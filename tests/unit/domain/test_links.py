@@ -55,8 +55,14 @@ def test_any_changed_character_is_refused(position: int, char: str) -> None:
 
 @pytest.mark.parametrize("token", ["", "short", "!!!!!!!!!!!!!!!!!!!!!!", "A" * 40])
 def test_malformed_tokens_are_refused(signer: LinkSigner, token: str) -> None:
-    with pytest.raises(LinkInvalid):
+    with pytest.raises(LinkInvalid) as info:
         signer.verify(token, NOW)
+    assert (info.value.reason, str(info.value)) == ("malformed", "malformed")
+
+
+def test_a_short_signing_key_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^link signing key must be at least 32 bytes$"):
+        LinkSigner(bytes(31), "https://n.example.hk")
 
 
 def test_another_key_cannot_forge_tokens(signer: LinkSigner) -> None:

@@ -217,6 +217,16 @@ def test_only_orders_with_milestones_need_store_state() -> None:
     assert milestone_orders([update("A", "IN_TRANSIT"), update("B", "CUSTOMS_CLEARED")]) == {"B"}
 
 
+def test_a_configured_status_map_decides_which_statuses_are_milestones() -> None:
+    custom = {"COLLECTABLE": Milestone.READY_FOR_PICKUP}
+    batch = [update("A", "COLLECTABLE"), update("B", "READY_FOR_PICKUP")]
+    assert milestone_orders(batch, custom) == {"A"}
+    assert [(p.milestone, p.verdict) for p in plan_batch(batch, {}, custom)] == [
+        (Milestone.READY_FOR_PICKUP, Verdict.CANDIDATE),
+        (None, Verdict.NOT_A_MILESTONE),
+    ]
+
+
 def test_ids_are_stable_and_distinct() -> None:
     a = notification_id("A", Milestone.CUSTOMS_CLEARED)
     assert a == notification_id("A", Milestone.CUSTOMS_CLEARED)
@@ -232,3 +242,37 @@ def test_recipient_repr_hides_personal_data() -> None:
     assert "Chan" not in repr(r)
     assert "9123" not in repr(r)
     assert "example" not in repr(r)
+
+
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from("ABC"), st.sampled_from([*STATUSES, "customs_cleared "]), st.integers(1, 3)
+        ),
+        max_size=30,
+    ),
+    places=st.dictionaries(
+        st.tuples(st.sampled_from("ABCD"), st.sampled_from(list(Milestone))), st.integers(0, 50), max_size=12
+    ),
+)
+def test_a_plan_never_yields_two_candidates_for_one_pair_whatever_the_store_says(
+    events: list[tuple[str, str, int]], places: dict[Pair, int]
+) -> None:
+    batch = [update(o, s, f"{o}-{s}-{n}") for o, s, n in events]
+    plans = plan_batch(batch, places)
+    assert [p.update for p in plans] == batch  # one decision per event, in consumption order
+    candidates = [(p.update.order_id, p.milestone) for p in plans if p.verdict is Verdict.CANDIDATE]
+    assert len(candidates) == len(set(candidates))
+    # the first event of each pair is decided (candidate or stale), every later one is its duplicate
+    firsts: dict[Pair, Verdict] = {}
+    for p in plans:
+        if p.milestone is None:
+            assert p.verdict is Verdict.NOT_A_MILESTONE
+            continue
+        pair = (p.update.order_id, p.milestone)
+        if pair in firsts:
+            assert p.verdict is Verdict.DUPLICATE
+        else:
+            assert p.verdict in (Verdict.CANDIDATE, Verdict.STALE)
+            assert (p.verdict is Verdict.STALE) == is_stale(*pair, places)
+            firsts[pair] = p.verdict
