@@ -70,7 +70,14 @@ def event(order: str, status: str, n: int = 1, **extra: object) -> bytes:
 
 
 def keyed_event(
-    order: str, status: str, *, n: int = 1, phone: str = "9123 4567", locale: str = "en", **extra: object
+    order: str,
+    status: str,
+    *,
+    n: int = 1,
+    phone: str = "9123 4567",
+    locale: str = "en",
+    pickup: dict[str, object] | None = None,
+    **extra: object,
 ) -> tuple[bytes, bytes]:
     """(key, value) for the real topic, keyed by order id, as the TMS publishes it (the end-to-end
     suites' customer: English, an address and a waybill that follows the order number)."""
@@ -83,7 +90,7 @@ def keyed_event(
         phone=phone,
         email="customer@example.com",
         locale=locale,
-        pickup=PICKUP["en"],
+        pickup=pickup or PICKUP["en"],
         **extra,
     )
     return order.encode(), json.dumps(doc, ensure_ascii=False).encode()
