@@ -41,7 +41,7 @@ from service.settings import Settings, refuse_sandbox_secrets
 from service.status_checks import StatusChecks
 from service.store.postgres import PostgresStore
 from service.store.privacy import PrivacyStore
-from service.wiring import delivery_engine, sms_clients
+from service.wiring import delivery_engine, provider_limits, sms_clients
 
 log = get_logger(__name__)
 
@@ -316,6 +316,7 @@ def status_checks(
     metrics: Metrics,
 ) -> StatusChecks:
     """The status look-up job: a share of each SMS provider's rate, paused with the sends."""
+    limits = provider_limits(s)
     return StatusChecks(
         store=store,
         reports=reports,
@@ -323,8 +324,9 @@ def status_checks(
         metrics=metrics,
         policy=StatusCheckPolicy(after_s=s.status_check_after_s, max_age_s=s.status_check_max_age_s),
         rates={
-            "twilio": s.twilio_rate_per_s * s.rate_headroom * s.status_check_share,
-            "infobip": s.infobip_rate_per_s * s.rate_headroom * s.status_check_share,
+            sender.name: limits[sender.name].rate_per_s * s.status_check_share
+            for sender in sms
+            if sender.name in limits
         },
         batch=s.status_check_batch,
         paused=lambda: engine.draining,

@@ -145,15 +145,12 @@ class Pipeline:
             if r.state == State.CLAIMED
         }
         blocked = await self._store.opted_out(sorted({s for ss in subjects.values() for s in ss}))
-        # Sealed for the email fallback: the validated event's known fields, never the raw bytes.
-        raw = {u.event_id: canonical_event(u) for _, u in parsed}
         settled = await asyncio.gather(
             *(
                 self._settle(
                     r,
                     granted[r.notification_id],
                     bool(subjects.get(r.notification_id, set()) & blocked),
-                    raw[r.update.event_id],
                 )
                 for r in work
             ),
@@ -222,14 +219,14 @@ class Pipeline:
                 )
         return unfinished
 
-    async def _settle(self, req: ClaimRequest, claim: Claimed, opted_out: bool, event: bytes) -> Outcome:
+    async def _settle(self, req: ClaimRequest, claim: Claimed, opted_out: bool) -> Outcome:
         """Decide one notification; a send is recorded at once, so a crash cannot lose track of it,
         and its receipt published at once, so it reaches the topic before any report on it."""
         o = await self._decide(req, claim, opted_out)
         transition(State.CLAIMED, decided(o.outcome, o.channel))  # an illegal outcome raises here
         if o.outcome == State.SENT:
             try:
-                await self.outbox.record([o], [receipt_row(o)], [c for c in (self._seal(o, event),) if c])
+                await self.outbox.record([o], [receipt_row(o)], [c for c in (self._seal(o),) if c])
             except NotifierError:
                 # The database is gone: sends that begin now could not be recorded either.
                 self._abort.set()
@@ -268,11 +265,13 @@ class Pipeline:
         if self.after_record is not None:
             await self.after_record(outcomes)
 
-    def _seal(self, o: Outcome, event: bytes) -> SealedContact | None:
-        """Keep the event, encrypted, while an SMS may still be reported undelivered (email fallback)."""
+    def _seal(self, o: Outcome) -> SealedContact | None:
+        """Keep the event, encrypted, while an SMS may still be reported undelivered (email fallback):
+        the validated event's known fields (its canonical JSON), never the raw bytes, and only for a
+        send (not for every event read)."""
         if self._keyring is None or o.outcome != State.SENT:
             return None
-        key_id, blob = self._keyring.encrypt(event, o.notification_id.bytes)
+        key_id, blob = self._keyring.encrypt(canonical_event(o.update), o.notification_id.bytes)
         return SealedContact(o.notification_id, key_id, blob)
 
     def _claim_request(self, update: ShipmentUpdate, milestone: Milestone, state: State) -> ClaimRequest:

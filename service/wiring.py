@@ -64,6 +64,16 @@ def email_client(s: Settings, session: aiohttp.ClientSession) -> EmailSender | N
     )
 
 
+def provider_limits(s: Settings) -> dict[str, ProviderLimits]:
+    """Each provider's group-wide limit, less the headroom: the sends' budget, and the status
+    look-ups' (a share of it)."""
+    return {
+        "twilio": ProviderLimits(s.twilio_rate_per_s * s.rate_headroom, s.twilio_burst),
+        "infobip": ProviderLimits(s.infobip_rate_per_s * s.rate_headroom, s.infobip_burst),
+        "sendgrid": ProviderLimits(s.sendgrid_rate_per_s * s.rate_headroom, s.sendgrid_burst),
+    }
+
+
 def delivery_engine(
     s: Settings,
     metrics: Metrics,
@@ -77,11 +87,7 @@ def delivery_engine(
     return DeliveryEngine(
         sms=sms if sms is not None else sms_clients(s, session),
         email=email if email is not None else email_client(s, session),
-        limits={
-            "twilio": ProviderLimits(s.twilio_rate_per_s * s.rate_headroom, s.twilio_burst),
-            "infobip": ProviderLimits(s.infobip_rate_per_s * s.rate_headroom, s.infobip_burst),
-            "sendgrid": ProviderLimits(s.sendgrid_rate_per_s * s.rate_headroom, s.sendgrid_burst),
-        },
+        limits=provider_limits(s),
         metrics=metrics,
         references=references,
         breaker=BreakerPolicy(

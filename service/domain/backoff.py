@@ -14,14 +14,18 @@ from dataclasses import dataclass
 _MAX_EXPONENT = 62
 
 
-def backoff_delay(attempt: int, *, base_s: float = 0.2, cap_s: float = 5.0, rng: random.Random) -> float:
-    """Seconds to wait before retry number ``attempt`` (0 for the first retry)."""
+def exponential(attempt: int, *, base_s: float, cap_s: float) -> float:
+    """``min(cap, base * 2**attempt)``: the doubling wait, without jitter (0 for the first)."""
     if attempt < 0:
         raise ValueError("attempt must be >= 0")
     if not (base_s > 0 and cap_s >= 0):
         raise ValueError("base_s must be > 0 and cap_s >= 0")
-    ceiling = min(cap_s, base_s * 2 ** min(attempt, _MAX_EXPONENT))
-    return rng.uniform(0.0, ceiling)
+    return min(cap_s, base_s * 2.0 ** min(attempt, _MAX_EXPONENT))
+
+
+def backoff_delay(attempt: int, *, base_s: float = 0.2, cap_s: float = 5.0, rng: random.Random) -> float:
+    """Seconds to wait before retry number ``attempt`` (0 for the first retry)."""
+    return rng.uniform(0.0, exponential(attempt, base_s=base_s, cap_s=cap_s))
 
 
 def within_deadline(now: float, deadline: float, delay: float) -> bool:

@@ -28,10 +28,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from service.domain.backoff import exponential
 from service.domain.outcome import DeliveryTarget
-
-# 2**62 already dwarfs any sensible cap; clamping keeps huge check counts from overflowing a float.
-_MAX_EXPONENT = 62
 
 
 class Answer(enum.StrEnum):
@@ -91,7 +89,7 @@ class StatusCheckPolicy:
         """The wait after look number ``checks`` (1 for the first) that gave no final status."""
         if checks < 1:
             raise ValueError("checks must be >= 1: a delay follows a look")
-        return min(self.cap_s, self.after_s * 2.0 ** min(checks - 1, _MAX_EXPONENT))
+        return exponential(checks - 1, base_s=self.after_s, cap_s=self.cap_s)
 
     def after(self, answer: Answer, *, sent_at: datetime, now: datetime, checks: int) -> Step:
         """What to do after look number ``checks`` at a send recorded at ``sent_at`` gave ``answer``."""

@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from service.callbacks import DeliveryReports
 from service.domain.errors import ProviderUnavailable
 from service.domain.ports import DeliveryStatus
 from service.domain.status_check import Answer, StatusCheckPolicy
 from service.status_checks import StatusChecks
 from tests.builders import event
+from tests.unit.test_callbacks import reports
 from tests.unit.test_pipeline import Harness
 
 POLICY = StatusCheckPolicy(after_s=900, max_age_s=48 * 3600, cap_s=3600)
@@ -22,16 +22,6 @@ POLICY = StatusCheckPolicy(after_s=900, max_age_s=48 * 3600, cap_s=3600)
 @pytest.fixture
 def h() -> Harness:
     return Harness()
-
-
-def reports(h: Harness) -> DeliveryReports:
-    return DeliveryReports(
-        store=h.store,
-        pipeline=h.pipeline,
-        keyring=h.pipeline._keyring,
-        metrics=h.metrics,
-        references=h.references,
-    )
 
 
 def checks(h: Harness, **kw: object) -> StatusChecks:
