@@ -1,4 +1,4 @@
-"""The composition root: builds the adapters from settings, runs the consume loop (``service.consume``)
+"""The composition root: builds the adapters from settings, runs the consume loop (``service.pipeline.consume_loop``)
 and the timed jobs, and closes everything it opened, in reverse, however it ends."""
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from service.callbacks import DeliveryReports
-from service.consume import ConsumeLoop
-from service.delivery import DeliveryEngine
+from service.compose.render import Renderer
 from service.domain.breaker import BreakerState
 from service.domain.consume_policy import ConsumePolicy
 from service.domain.errors import ConfigError, NotifierError
@@ -33,15 +31,17 @@ from service.kafka.consumer import build_consumer
 from service.kafka.producer import Publishers
 from service.logs import get_logger
 from service.metrics import Metrics
-from service.pipeline import Pipeline
+from service.pipeline.consume_loop import ConsumeLoop
+from service.pipeline.driver import Pipeline
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
-from service.render import Renderer
+from service.report.delivery_reports import DeliveryReports
+from service.report.status_checks import StatusChecks
+from service.send.engine import DeliveryEngine
+from service.send.wiring import delivery_engine, provider_limits, sms_clients
 from service.settings import Settings, refuse_sandbox_secrets
-from service.status_checks import StatusChecks
 from service.store.postgres import PostgresStore
 from service.store.privacy import PrivacyStore
-from service.wiring import delivery_engine, provider_limits, sms_clients
 
 log = get_logger(__name__)
 

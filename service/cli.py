@@ -294,7 +294,7 @@ async def _run(settings: Settings) -> int:
 
 
 async def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
-    from service.sandbox.server import SandboxState, run_sandbox  # noqa: PLC0415
+    from service.sandbox.serve import SandboxState, run_sandbox  # noqa: PLC0415
 
     state = SandboxState(
         account_sid=settings.twilio_account_sid,
@@ -316,8 +316,8 @@ async def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
 def _templates(settings: Settings, args: argparse.Namespace) -> int:
     import os  # noqa: PLC0415
 
+    from service.compose.render import Renderer  # noqa: PLC0415
     from service.domain.links import LinkSigner  # noqa: PLC0415
-    from service.render import Renderer  # noqa: PLC0415
     from service.templates_check import check_templates, format_results, sample_update  # noqa: PLC0415
 
     # Links as long as they will be in production (or a typical public URL when none is set).

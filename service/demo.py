@@ -21,7 +21,7 @@ from service.app import Service
 from service.domain.phone import mask_phone
 from service.feed import publish_feed, read_feed
 from service.kafka.admin import ensure_topics, partitions_of, topic_configs
-from service.sandbox.server import SandboxState, run_sandbox
+from service.sandbox.serve import SandboxState, run_sandbox
 from service.settings import Settings
 
 _QUIET_S = 3.0  # receipts have settled when none arrived for this long

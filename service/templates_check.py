@@ -19,10 +19,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final, Literal
 
+from service.compose.render import LOCALES, Renderer
 from service.domain.errors import RenderError
 from service.domain.milestones import Milestone
 from service.domain.model import Pickup, Recipient, ShipmentUpdate
-from service.render import LOCALES, Renderer
 
 _HK = timezone(timedelta(hours=8))
 

@@ -19,7 +19,7 @@ or earlier attempt gets 200 (so the provider stops retrying) and changes nothing
 database is down the answer is 503, and the provider retries later.
 
 Each provider's verification and parsing (its status vocabulary, what a malformed body is) live
-next to its client in ``service.providers``; a route here only verifies, parses and routes the
+next to its client in ``service.send.providers``; a route here only verifies, parses and routes the
 result to ``DeliveryReports`` (or the consent store).
 """
 
@@ -30,12 +30,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
-from service.callbacks import DeliveryReports
 from service.domain.errors import MalformedReport, StoreUnavailable
 from service.domain.report import DeliveryReport
 from service.http.server import BadBody, read_form
 from service.logs import get_logger
-from service.providers import infobip, sendgrid, twilio
+from service.report.delivery_reports import DeliveryReports
+from service.send.providers import infobip, sendgrid, twilio
 from service.settings import Settings
 
 log = get_logger(__name__)

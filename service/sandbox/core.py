@@ -21,8 +21,8 @@ from typing import Any, Final
 import aiohttp
 from aiohttp import web
 
-from service.providers.sendgrid import EventWebhookSigner
 from service.sandbox.faults import Fault
+from service.send.providers.sendgrid import EventWebhookSigner
 
 PROVIDERS: Final = ("twilio", "infobip", "sendgrid")
 

@@ -28,9 +28,9 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from service.providers.twilio import twilio_signature
 from service.sandbox.core import STATE, SandboxState, count_segments
 from service.sandbox.faults import Fault, is_int
+from service.send.providers.twilio import twilio_signature
 
 PROVIDER: Final = "twilio"
 API_PREFIX: Final = "/2010-04-01/Accounts"

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 import aiohttp
 
 from service.domain.ports import SmsSender
-from service.providers.batching import BatchingSmsSender
-from service.providers.infobip import InfobipClient
+from service.send.providers.batching import BatchingSmsSender
+from service.send.providers.infobip import InfobipClient
 
 KEY = "bench-infobip-key"
 CHILD = """
 import asyncio, sys
-from service.sandbox.server import SandboxState, run_sandbox
+from service.sandbox.serve import SandboxState, run_sandbox
 async def main() -> None:
     await run_sandbox("127.0.0.1", int(sys.argv[1]), SandboxState("ACbench", "bench-token", infobip_api_key=sys.argv[2]))
     print("ready", flush=True)

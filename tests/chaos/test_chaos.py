@@ -42,7 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.kafka.admin import ensure_topics
 from service.kafka.consumer import read_all
 from service.privacy.crypto import Keyring
-from service.sandbox.server import Fault, SandboxState, run_sandbox
+from service.sandbox.serve import Fault, SandboxState, run_sandbox
 from tests.integration.helpers import event, group_caught_up, produce
 
 pytestmark = pytest.mark.chaos

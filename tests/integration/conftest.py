@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from service.kafka.admin import ensure_topics
 from service.privacy.crypto import Keyring
-from service.sandbox.server import SandboxState, run_sandbox
+from service.sandbox.serve import SandboxState, run_sandbox
 from service.settings import Settings, load_settings
 
 

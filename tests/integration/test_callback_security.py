@@ -18,8 +18,8 @@ from service.app import Service
 from service.domain.errors import ConfigError
 from service.domain.milestones import Milestone
 from service.domain.model import notification_id
-from service.providers.twilio import twilio_signature
-from service.sandbox.server import Fault, SandboxState, run_sandbox
+from service.sandbox.serve import Fault, SandboxState, run_sandbox
+from service.send.providers.twilio import twilio_signature
 from service.settings import SANDBOX_SECRETS, Settings
 from tests.integration.helpers import event, produce, read_decisions, read_topic, wait_until
 

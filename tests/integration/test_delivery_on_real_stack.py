@@ -16,8 +16,8 @@ import pytest
 from service.app import Service
 from service.domain.segments import count_segments
 from service.privacy.blind_index import BlindIndex
-from service.providers.twilio import twilio_signature
-from service.sandbox.server import Fault, SandboxState
+from service.sandbox.serve import Fault, SandboxState
+from service.send.providers.twilio import twilio_signature
 from service.settings import Settings
 from service.store.postgres import PostgresStore
 from tests.integration.helpers import event, produce, read_decisions, read_topic, wait_until

@@ -10,7 +10,7 @@ import pytest
 
 from service.app import Service
 from service.privacy.crypto import Keyring
-from service.sandbox.server import SandboxState
+from service.sandbox.serve import SandboxState
 from service.settings import Settings
 from tests.integration.helpers import event, group_caught_up, produce, read_topic, running, wait_until
 

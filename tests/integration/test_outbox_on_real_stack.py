@@ -16,14 +16,14 @@ from service.app import Service
 from service.domain.outcome import OutboxRow
 from service.domain.ports import NotificationStore
 from service.kafka.producer import ReceiptPublisher, build_producer
-from service.outbox import Outbox
-from service.sandbox.server import SandboxState
+from service.report.outbox import Outbox
+from service.sandbox.serve import SandboxState
 from service.settings import Settings
 from service.store.postgres import PostgresStore
 from tests.integration.conftest import free_port
 from tests.integration.helpers import event, produce, read_topic, wait_until
 from tests.integration.test_delivery_on_real_stack import running
-from tests.unit.test_outbox import OutboxRules, _claimed, _delivered, _sent
+from tests.unit.report.test_outbox import OutboxRules, _claimed, _delivered, _sent
 
 pytestmark = pytest.mark.integration
 
@@ -197,7 +197,7 @@ def _json(row: OutboxRow, outcome: str) -> OutboxRow:
 
 
 class TestOutboxRulesOnPostgres(OutboxRules):
-    """The rules of ``tests/unit/test_outbox.py`` on PostgreSQL, two pools standing for two instances."""
+    """The rules of ``tests/unit/report/test_outbox.py`` on PostgreSQL, two pools standing for two instances."""
 
     @pytest.fixture
     async def store(self, database_url: str) -> AsyncIterator[NotificationStore]:  # type: ignore[override]

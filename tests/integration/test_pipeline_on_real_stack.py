@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from service.app import Service
-from service.sandbox.server import SandboxState
+from service.sandbox.serve import SandboxState
 from service.settings import Settings
 from tests.integration.helpers import (
     event,

@@ -23,7 +23,7 @@ from service.domain.model import notification_id
 from service.domain.outcome import ClaimRequest, Outcome, SealedContact
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
-from service.sandbox.server import SandboxState
+from service.sandbox.serve import SandboxState
 from service.settings import Settings
 from service.store.postgres import PostgresStore
 from service.templates_check import sample_update

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from service.app import Service
-from service.sandbox.server import Fault, SandboxState
+from service.sandbox.serve import Fault, SandboxState
 from service.settings import Settings
 from tests.integration.conftest import free_port
 from tests.integration.helpers import event, group_caught_up, produce, running, wait_until

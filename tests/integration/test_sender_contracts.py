@@ -9,11 +9,11 @@ import aiohttp
 import pytest
 
 from service.domain.ports import EmailSender, SmsSender
-from service.providers.infobip import InfobipClient
-from service.providers.sendgrid import SendGridClient
-from service.providers.twilio import TwilioClient
 from service.sandbox.faults import Fault
-from service.sandbox.server import SandboxState
+from service.sandbox.serve import SandboxState
+from service.send.providers.infobip import InfobipClient
+from service.send.providers.sendgrid import SendGridClient
+from service.send.providers.twilio import TwilioClient
 from tests.contracts.senders import EmailSenderContract, SmsSenderContract
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ from service.domain.model import InboundRecord, notification_id
 from service.domain.outcome import ClaimRequest, OutboxRow, Outcome
 from service.domain.plan import is_stale
 from service.kafka.consumer import read_all
-from service.sandbox.server import SandboxState
+from service.sandbox.serve import SandboxState
 from service.settings import Settings
 from service.store.postgres import PostgresStore
 from service.store.privacy import PrivacyStore

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from service.app import Service
-from service.sandbox.server import Fault, SandboxState
+from service.sandbox.serve import Fault, SandboxState
 from service.settings import Settings
 from tests.integration.conftest import free_port
 from tests.integration.helpers import event, produce, read_topic, wait_until

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from service.app import Service
-from service.consume import ConsumeLoop
 from service.domain.consume_policy import ConsumePolicy
 from service.domain.errors import ConfigError
 from service.metrics import Metrics
+from service.pipeline.consume_loop import ConsumeLoop
 from service.settings import load_settings
 from service.testing import FakeClock, FakeConsumer
 
@@ -35,8 +35,20 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", ["app.py", "consume.py", "domain/consume_policy.py"])
-def test_the_composition_root_and_the_consume_loop_import_no_kafka_client(module: str) -> None:
+#: The composition root, the drivers, the stages and the domain: only service/kafka/ speaks aiokafka.
+KAFKA_FREE = ["app.py"] + sorted(
+    str(p.relative_to(SERVICE))
+    for stage in ("pipeline", "intake", "dedup", "compose", "send", "report", "domain")
+    for p in (SERVICE / stage).rglob("*.py")
+)
+
+
+def test_the_kafka_free_list_covers_the_consume_loop() -> None:
+    assert {"app.py", "pipeline/consume_loop.py", "domain/consume_policy.py"} <= set(KAFKA_FREE)
+
+
+@pytest.mark.parametrize("module", KAFKA_FREE)
+def test_the_composition_root_and_the_stages_import_no_kafka_client(module: str) -> None:
     assert not {n for n in _imports(SERVICE / module) if n.split(".")[0] == "aiokafka"}
 
 
@@ -81,7 +93,7 @@ async def test_readiness_and_liveness_follow_the_consume_loop() -> None:
     service = Service(load_settings(**NOWHERE), metrics=metrics, _loop=loop)
     assert await service._ready() == {"kafka_assigned": True, "database": False, "commits_advancing": True}
     assert await service._live()
-    loop.stalled = True  # what the fetch watchdog says (tests/unit/test_consume.py)
+    loop.stalled = True  # what the fetch watchdog says (tests/unit/pipeline/test_consume_loop.py)
     assert not await service._live()
     consumer.assigned.clear()
     assert (await service._ready())["kafka_assigned"] is False

@@ -12,14 +12,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
-from service.callbacks import DeliveryReports
 from service.http.callbacks import add_callback_routes
 from service.http.server import create_public_app
-from service.providers.sendgrid import EventWebhookSigner
-from service.providers.twilio import twilio_signature
+from service.report.delivery_reports import DeliveryReports
+from service.send.providers.sendgrid import EventWebhookSigner
+from service.send.providers.twilio import twilio_signature
 from service.settings import load_settings
 from tests.builders import event
-from tests.unit.test_pipeline import Harness
+from tests.unit.pipeline.test_driver import Harness
 
 BASE = "https://notifier.example.com"
 TOKEN = "twilio-secret"

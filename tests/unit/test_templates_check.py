@@ -4,8 +4,8 @@ import shutil
 from pathlib import Path
 
 from service.cli import main
+from service.compose.render import Renderer
 from service.domain.segments import is_gsm7
-from service.render import Renderer
 from service.templates_check import CheckResult, check_templates, sample_update
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from service.compose.render import Renderer
 from service.domain.links import LinkInvalid, LinkSigner
 from service.domain.milestones import Milestone
 from service.domain.model import notification_id
-from service.render import Renderer
 from service.templates_check import sample_update
 
 KEY = bytes(range(32))

@@ -11,11 +11,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from service.providers.twilio import verify_twilio_signature
 from service.sandbox.core import Callbacks
-from service.sandbox.server import Fault, SandboxState, run_sandbox
-from tests.unit.providers.helpers import free_port
+from service.sandbox.serve import Fault, SandboxState, run_sandbox
+from service.send.providers.twilio import verify_twilio_signature
 from tests.unit.sandbox.receiver import Receiver
+from tests.unit.send.providers.helpers import free_port
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 TOKEN = "sandbox-token"

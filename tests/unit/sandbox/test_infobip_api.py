@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.sandbox.infobip import infobip_time
-from service.sandbox.server import Fault, SandboxState, create_app, run_sandbox
+from service.sandbox.serve import Fault, SandboxState, create_app, run_sandbox
 from tests.unit.sandbox.receiver import Receiver
 
 KEY = "sandbox-infobip-key"

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from service.providers.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_sendgrid_signature
 from service.sandbox.sendgrid import MSG_CONTENT, MSG_FROM, MSG_SUBJECT, MSG_TO
-from service.sandbox.server import Fault, SandboxState, create_app, run_sandbox
+from service.sandbox.serve import Fault, SandboxState, create_app, run_sandbox
+from service.send.providers.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_sendgrid_signature
 from tests.unit.sandbox.receiver import Receiver
 
 KEY = "sandbox-sendgrid-key"

@@ -1,0 +1,265 @@
+"""Delivery reports applied to notifications, with fakes: delivered, undelivered -> email, stale."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from service.domain.errors import ProviderUnavailable
+from service.domain.lifecycle import IllegalTransition, State
+from service.domain.milestones import Milestone
+from service.domain.model import notification_id
+from service.domain.outcome import OutboxRow
+from service.report.delivery_reports import DeliveryReports
+from tests.builders import EMAIL, event
+from tests.unit.pipeline.test_driver import Harness
+
+
+@pytest.fixture
+def h() -> Harness:
+    return Harness()
+
+
+def reports(h: Harness) -> DeliveryReports:
+    return DeliveryReports(
+        store=h.store,
+        pipeline=h.pipeline,
+        keyring=h.pipeline._keyring,
+        metrics=h.metrics,
+        references=h.references,
+    )
+
+
+def receipts(h: Harness) -> list[tuple[str, str, str | None]]:
+    return [
+        (d["outcome"], d["channel"], d["provider"])
+        for d in (json.loads(r.payload) for r in h.receipts.published)
+    ]
+
+
+async def test_delivered_report_closes_the_notification_with_a_receipt(h: Harness) -> None:
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    ref = h.sender.references[0]
+    assert await reports(h).report("sms-a", ref, delivered=True) == "delivered"
+    assert receipts(h) == [("sent", "sms", "sms-a"), ("delivered", "sms", "sms-a")]
+    assert await reports(h).report("sms-a", ref, delivered=True) == "stale"  # a repeat changes nothing
+    assert len(h.receipts.published) == 2
+
+
+async def test_undelivered_sms_falls_back_to_email_with_a_receipt_for_each_step(h: Harness) -> None:
+    await h.feed(event("A", "READY_FOR_PICKUP"))
+    ref = h.sender.references[0]
+    result = await reports(h).report("sms-a", ref, delivered=False, code="30003")
+    assert result == "undelivered_email_sent"
+    assert receipts(h) == [
+        ("sent", "sms", "sms-a"),
+        ("undelivered", "sms", "sms-a"),
+        ("sent", "email", "fake-email"),
+    ]
+    undelivered = json.loads(h.receipts.published[1].payload)
+    assert undelivered["reason"] == "sms-a_30003"
+    to, message = h.email.sent[0]
+    assert to == EMAIL
+    assert "旺角" in message.text
+    assert len({json.loads(r.payload)["receipt_id"] for r in h.receipts.published}) == 3
+
+
+async def test_report_for_an_unknown_or_malformed_reference_changes_nothing(h: Harness) -> None:
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert await reports(h).report("sms-a", "not-a-reference", delivered=False) == "bad_reference"
+    assert (
+        await reports(h).report("sms-a", h.references.make(uuid.UUID(int=0), 1), delivered=False) == "stale"
+    )
+    parsed = h.references.parse(h.sender.references[0])
+    assert parsed is not None
+    wrong_step = h.references.make(parsed[0], 2)
+    assert await reports(h).report("sms-a", wrong_step, delivered=False) == "stale"
+    assert h.email.sent == []
+    assert len(h.receipts.published) == 1
+
+
+async def test_a_reference_made_from_the_order_id_and_milestone_alone_is_refused(h: Harness) -> None:
+    # What anyone who knows an order number can compute: the notification id and the step.
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    guessable = notification_id("A", Milestone.ARRIVED_HK_WAREHOUSE).hex
+    real = h.sender.references[0]
+    assert real.startswith(guessable)
+    for forged in (
+        f"{guessable}.1",
+        f"{guessable}.1.{'0' * 24}",
+        real[:-1] + ("0" if real[-1] != "0" else "1"),
+    ):
+        assert await reports(h).report("sms-a", forged, delivered=False) == "bad_reference"
+    assert h.email.sent == []
+    assert len(h.receipts.published) == 1
+
+
+async def test_a_report_from_another_provider_than_the_sender_changes_nothing(h: Harness) -> None:
+    await h.feed(event("A", "READY_FOR_PICKUP"))  # sent by sms-a
+    ref = h.sender.references[0]
+    assert await reports(h).report("sms-b", ref, delivered=False) == "wrong_provider"
+    assert await reports(h).report("fake-email", ref, delivered=True) == "wrong_provider"
+    assert h.email.sent == []
+    assert receipts(h) == [("sent", "sms", "sms-a")]
+    counted = h.metrics.registry.get_sample_value(
+        "notifier_callbacks_total", {"provider": "sms-b", "result": "wrong_provider"}
+    )
+    assert counted == 1
+    assert await reports(h).report("sms-a", ref, delivered=True) == "delivered"  # its own provider still can
+
+
+async def test_undelivered_email_is_final(h: Harness) -> None:
+    await h.feed(
+        event("A", "ARRIVED_HK_WAREHOUSE", recipient={"name": "x", "phone": "2123 4567", "email": EMAIL})
+    )
+    (outcome,) = receipts(h)
+    assert outcome == ("sent", "email", "fake-email")
+    ref = json.loads(h.receipts.published[0].payload)
+    target = await h.store.delivery_target(uuid.UUID(ref["notification_id"]))
+    assert target is not None
+    assert target.reference is not None
+    assert (
+        await reports(h).report("fake-email", target.reference, delivered=False, code="bounce")
+        == "undelivered"
+    )
+    assert len(h.email.sent) == 1
+
+
+async def test_a_report_that_overtakes_the_send_is_held_and_applied_once_recorded(h: Harness) -> None:
+    r = reports(h)
+    h.pipeline.after_record = r.apply_held
+    original = h.store.finish
+
+    async def report_first(*args: object, **kwargs: object) -> None:
+        # The provider's report arrives while the send is still being recorded.
+        ref = h.sender.references[0]
+        assert await r.report("sms-a", ref, delivered=True) == "held"
+        await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    h.store.finish = report_first  # type: ignore[method-assign]
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert receipts(h) == [("sent", "sms", "sms-a"), ("delivered", "sms", "sms-a")]
+    assert h.store.held == {}
+
+
+def email_down(h: Harness) -> None:
+    h.email.errors[:] = [ProviderUnavailable("fake-email", "503") for _ in range(1000)]
+
+
+def email_back(h: Harness) -> None:
+    h.email.errors.clear()
+    h.clock.now += 3600  # past any open circuit
+
+
+def owed(h: Harness) -> bool:
+    return any(row.fallback_due is not None for row in h.store.rows.values())
+
+
+def fallbacks(h: Harness, result: str) -> float:
+    return h.metrics.registry.get_sample_value("notifier_email_fallbacks_total", {"result": result}) or 0.0
+
+
+async def test_a_fallback_the_email_provider_cannot_take_stays_owed_and_goes_out_when_it_returns(
+    h: Harness,
+) -> None:
+    r = reports(h)
+    await h.feed(event("A", "READY_FOR_PICKUP"))
+    email_down(h)
+    assert await r.report("sms-a", h.sender.references[0], delivered=False) == "undelivered_email_held"
+    assert owed(h)
+    assert receipts(h) == [("sent", "sms", "sms-a"), ("undelivered", "sms", "sms-a")]  # nothing final yet
+
+    assert await r.retry_fallbacks() == 0  # not due yet
+    h.store.now += timedelta(seconds=31)
+    assert await r.retry_fallbacks() == 1  # due: tried, still down, owed again (later)
+    assert owed(h)
+    email_back(h)
+    h.store.now += timedelta(seconds=61)
+    assert await r.retry_fallbacks() == 1
+    assert [to for to, _ in h.email.sent] == [EMAIL]
+    assert receipts(h)[-1] == ("sent", "email", "fake-email")
+    assert not owed(h)
+    assert (fallbacks(h, "held"), fallbacks(h, "sent")) == (2, 1)
+    h.store.now += timedelta(hours=1)
+    assert await r.retry_fallbacks() == 0  # decided: never sent twice
+
+
+async def test_a_fallback_out_of_attempts_is_recorded_failed_with_a_receipt(h: Harness) -> None:
+    r = DeliveryReports(
+        store=h.store,
+        pipeline=h.pipeline,
+        keyring=h.pipeline._keyring,
+        metrics=h.metrics,
+        references=h.references,
+        fallback_attempts=2,
+    )
+    await h.feed(event("A", "READY_FOR_PICKUP"))
+    email_down(h)
+    assert await r.report("sms-a", h.sender.references[0], delivered=False) == "undelivered_email_held"
+    h.store.now += timedelta(seconds=31)
+    assert await r.retry_fallbacks() == 1
+    last = json.loads(h.receipts.published[-1].payload)
+    assert (last["outcome"], last["channel"], last["reason"]) == ("failed", "email", "fake-email_503")
+    assert not owed(h)
+    assert fallbacks(h, "gave_up") == 1
+
+
+async def test_a_fallback_left_by_a_process_that_died_is_taken_up_when_its_lease_ends(h: Harness) -> None:
+    await h.feed(event("A", "READY_FOR_PICKUP"))
+    ref = h.sender.references[0]
+    parsed = h.references.parse(ref)
+    assert parsed is not None
+    nid = parsed[0]
+    # The report was recorded (the fallback owed, leased to the process) and then the process died.
+    receipt = OutboxRow(uuid.uuid4(), nid, "A", b"{}")
+    assert await h.store.record_delivery(nid, ref, "undelivered", "sms-a_30003", receipt, fallback_in_s=120)
+    r = reports(h)
+    h.store.now += timedelta(seconds=60)
+    assert await r.retry_fallbacks() == 0  # still leased to the dead process
+    h.store.now += timedelta(seconds=61)
+    assert await r.retry_fallbacks() == 1
+    assert [to for to, _ in h.email.sent] == [EMAIL]
+    assert not owed(h)
+
+
+async def test_without_an_email_address_nothing_is_owed(h: Harness) -> None:
+    await h.feed(event("A", "READY_FOR_PICKUP", recipient={"name": "x", "phone": "9123 4567"}))
+    assert await reports(h).report("sms-a", h.sender.references[0], delivered=False) == "undelivered_no_email"
+    assert not owed(h)
+    assert fallbacks(h, "no_email") == 1
+
+
+async def test_the_sealed_event_holds_only_known_fields_and_still_feeds_the_fallback(h: Harness) -> None:
+    # A producer's extra fields (here, data we must not keep) are not sealed for 90 days.
+    await h.feed(event("A", "READY_FOR_PICKUP", loyalty_card="LC-998877", notes={"hkid": "A123456(7)"}))
+    (sealed,) = h.store.contacts.values()
+    keyring = h.pipeline._keyring
+    assert keyring is not None
+    plain = keyring.decrypt(sealed.key_id, sealed.ciphertext, sealed.notification_id.bytes)
+    assert b"LC-998877" not in plain
+    assert b"A123456" not in plain
+    assert set(json.loads(plain)) == {
+        "schema_version", "event_id", "order_id", "waybill", "status", "occurred_at",
+        "location", "bike_model", "recipient", "pickup",
+    }  # fmt: skip
+    # The round trip still works: the undelivered SMS falls back to an email rendered from it.
+    ref = h.sender.references[0]
+    assert await reports(h).report("sms-a", ref, delivered=False, code="30003") == "undelivered_email_sent"
+    assert "旺角" in h.email.sent[0][1].text
+
+
+async def test_a_report_on_a_notification_not_sent_is_refused_by_the_life_cycle(h: Harness) -> None:
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    target = await h.store.delivery_target(notification_id("A", Milestone.ARRIVED_HK_WAREHOUSE))
+    assert target is not None
+    published = list(h.receipts.published)
+    with pytest.raises(IllegalTransition, match="report_delivered is not allowed from claimed"):
+        await reports(h).apply_result(
+            dataclasses.replace(target, state=State.CLAIMED), "sms-a", delivered=True
+        )
+    assert h.receipts.published == published  # nothing recorded, no receipt
+    assert [r.state for r in h.store.rows.values()] == [State.SENT]
