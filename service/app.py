@@ -32,10 +32,11 @@ from service.kafka.producer import Publishers
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.pipeline.consume_loop import ConsumeLoop
-from service.pipeline.driver import Pipeline
+from service.pipeline.stages import build_stages
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
 from service.report.delivery_reports import DeliveryReports
+from service.report.receipts import Receipts
 from service.report.status_checks import StatusChecks
 from service.send.engine import DeliveryEngine
 from service.send.wiring import delivery_engine, provider_limits, sms_clients
@@ -133,7 +134,7 @@ class Service:
             on_revoke=drain,
         )
         resources.push_async_callback(consumer.stop)
-        pipeline = Pipeline(
+        stages = build_stages(
             store=store,
             engine=engine,
             renderer=Renderer(
@@ -154,10 +155,13 @@ class Service:
             links=links,
             allow_foreign_mobiles=s.allow_foreign_mobiles,
             outbox_lease_s=s.outbox_lease_s,
+            fallback_retry_s=s.email_fallback_retry_s,
+            fallback_attempts=s.email_fallback_attempts,
         )
+        reports = stages.reports
         loop = self._loop = ConsumeLoop(
             consumer=consumer,
-            batches=pipeline,
+            batches=stages.driver,
             sends=engine,
             database_up=store.ping,
             metrics=self.metrics,
@@ -169,16 +173,6 @@ class Service:
             commit_stall_s=s.commit_stall_s,
         )
         app = create_public_app(s.http_max_body_bytes)
-        reports = DeliveryReports(
-            store=store,
-            pipeline=pipeline,
-            keyring=keyring,
-            metrics=self.metrics,
-            references=engine.references,
-            fallback_retry_s=s.email_fallback_retry_s,
-            fallback_attempts=s.email_fallback_attempts,
-        )
-        pipeline.after_record = reports.apply_held
         checks = status_checks(s, store=store, reports=reports, sms=sms, engine=engine, metrics=self.metrics)
 
         async def consent(phone: str, opted_out: bool, source: str) -> int:
@@ -204,8 +198,8 @@ class Service:
         tasks.start(self._pause_on(stop, engine))
         await publishers.start()
         await consumer.start()
-        await pipeline.outbox.relay()
-        tasks.start(self._relay_forever(pipeline, reports, stop))
+        await stages.receipts.relay()
+        tasks.start(self._relay_forever(stages.receipts, reports, stop))
         tasks.start(self._purge_forever(PrivacyStore(store.pool), stop))
         tasks.start(self._status_checks_forever(checks, stop))
         tasks.start(loop.watch(stop))
@@ -241,14 +235,14 @@ class Service:
     async def _live(self) -> bool:
         return not (self._loop is not None and self._loop.stalled)
 
-    async def _relay_forever(self, pipeline: Pipeline, reports: DeliveryReports, stop: asyncio.Event) -> None:
+    async def _relay_forever(self, receipts: Receipts, reports: DeliveryReports, stop: asyncio.Event) -> None:
         """Every ``outbox_relay_interval_s``: publish receipts nobody holds (their writer died or could
         not publish them), retry owed email fallbacks."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.outbox_relay_interval_s)
             try:
-                await pipeline.outbox.relay()
+                await receipts.relay()
             except NotifierError as exc:
                 log.warning("outbox_relay_failed", error=type(exc).__name__)
             if stop.is_set() or (self._engine is not None and self._engine.draining):

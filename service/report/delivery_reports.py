@@ -39,8 +39,9 @@ from service.domain.ports import NotificationStore
 from service.domain.references import MessageReferences
 from service.logs import get_logger
 from service.metrics import Metrics
-from service.pipeline.driver import Pipeline, receipt_row
 from service.privacy.crypto import Keyring
+from service.report.receipts import Receipts
+from service.send.sender import Sender
 
 log = get_logger(__name__)
 
@@ -69,7 +70,8 @@ class DeliveryReports:
         self,
         *,
         store: NotificationStore,
-        pipeline: Pipeline,
+        receipts: Receipts,
+        sender: Sender,
         keyring: Keyring | None,
         metrics: Metrics,
         references: MessageReferences,
@@ -80,7 +82,8 @@ class DeliveryReports:
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
-        self._pipeline = pipeline
+        self._receipts = receipts
+        self._sender = sender
         self._keyring = keyring
         self._metrics = metrics
         self._references = references
@@ -161,16 +164,10 @@ class DeliveryReports:
             reference=reference,
         )
         owes_fallback = Duty.OWE_FALLBACK in move.owes
-        if not await self._pipeline.outbox.record_delivery(
-            notification,
-            reference,
-            kind,
-            reason,
-            receipt_row(outcome),
-            fallback_in_s=self._lease_s if owes_fallback else None,
+        if not await self._receipts.record_report(
+            outcome, reference, fallback_in_s=self._lease_s if owes_fallback else None
         ):
             return "stale"
-        self._metrics.notifications.labels(kind, outcome.channel).inc()
         if not owes_fallback:
             return kind
         return await self._fall_back_to_email(target, attempt=1)
@@ -187,8 +184,8 @@ class DeliveryReports:
             log.info("fallback_retried", notification_id=str(target.notification_id), result=result)
         return len(targets)
 
-    async def apply_held(self, outcomes: Sequence[Outcome]) -> None:
-        """After outcomes are recorded: apply any report that arrived before them."""
+    async def apply_held_reports(self, outcomes: Sequence[Outcome]) -> None:
+        """After outcomes are recorded: apply any report that arrived before them (``HELD_REPORT``)."""
         for held in await self._store.take_reports([o.reference for o in outcomes if o.reference]):
             await self.report(held.provider, held.reference, delivered=held.delivered, code=held.code)
 
@@ -219,7 +216,7 @@ class DeliveryReports:
             return await self._not_owed(target, "undelivered_no_fallback")
         if not update.recipient.email:
             return await self._not_owed(target, "undelivered_no_email")
-        outcome = await self._pipeline.deliver(
+        outcome = await self._sender.deliver(
             target.notification_id, update, target.milestone, email_only=True
         )
         gave_up = False
@@ -242,7 +239,8 @@ class DeliveryReports:
             # Out of attempts: recorded as failed, with the reason, and the receipt says so.
             outcome, gave_up = dataclasses.replace(outcome, outcome=State.FAILED, channel="email"), True
         transition(State.UNDELIVERED, decided(outcome.outcome, outcome.channel))  # an illegal outcome raises
-        await self._pipeline.record([outcome])
+        await self._receipts.record([outcome])
+        await self.apply_held_reports([outcome])  # a report on the email that overtook its record
         log.info(
             "fallback_sent" if outcome.outcome == State.SENT else "fallback_failed",
             notification_id=str(target.notification_id),

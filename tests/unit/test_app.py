@@ -36,11 +36,11 @@ def _imports(path: Path) -> set[str]:
 
 
 #: The composition root, the drivers, the stages and the domain: only service/kafka/ speaks aiokafka.
-KAFKA_FREE = ["app.py"] + sorted(
-    str(p.relative_to(SERVICE))
-    for stage in ("pipeline", "intake", "dedup", "compose", "send", "report", "domain")
-    for p in (SERVICE / stage).rglob("*.py")
-)
+STAGES = ("pipeline", "intake", "dedup", "compose", "send", "report", "domain")
+KAFKA_FREE = [
+    "app.py",
+    *sorted(str(p.relative_to(SERVICE)) for s in STAGES for p in (SERVICE / s).rglob("*.py")),
+]
 
 
 def test_the_kafka_free_list_covers_the_consume_loop() -> None:

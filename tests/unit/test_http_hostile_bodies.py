@@ -45,8 +45,9 @@ async def rig() -> AsyncIterator[
     )
     reports = DeliveryReports(
         store=h.store,
-        pipeline=h.pipeline,
-        keyring=h.pipeline._keyring,
+        receipts=h.stages.receipts,
+        sender=h.stages.sender,
+        keyring=h.keyring,
         metrics=h.metrics,
         references=h.references,
     )

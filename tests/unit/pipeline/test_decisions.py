@@ -26,7 +26,8 @@ from service.domain.model import InboundRecord, notification_id
 from service.domain.outcome import ClaimRequest, OutboxRow, Outcome
 from service.domain.references import MessageReferences
 from service.metrics import Metrics
-from service.pipeline.driver import Pipeline
+from service.pipeline.driver import BatchDriver
+from service.pipeline.stages import build_stages
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
 from service.send.engine import DeliveryEngine
@@ -72,7 +73,7 @@ class KilledStore(FakeStore):
 REFERENCES = MessageReferences(BLIND.derive_key("message-reference"))
 
 
-def pipeline(store: FakeStore, sms: FakeSmsSender) -> Pipeline:
+def pipeline(store: FakeStore, sms: FakeSmsSender) -> BatchDriver:
     """A fresh process: its own engine, limits and breakers; the store and the provider persist."""
     metrics, clock = Metrics(), FakeClock()
     engine = DeliveryEngine(
@@ -85,7 +86,7 @@ def pipeline(store: FakeStore, sms: FakeSmsSender) -> Pipeline:
         sleep=clock.sleep,
         rng=random.Random(1),
     )
-    return Pipeline(
+    return build_stages(
         store=store,
         engine=engine,
         renderer=RENDERER,
@@ -94,7 +95,7 @@ def pipeline(store: FakeStore, sms: FakeSmsSender) -> Pipeline:
         metrics=metrics,
         blind_index=BLIND,
         keyring=KEYS,
-    )
+    ).driver
 
 
 def rec(offset: int, order: str, status: str, n: int = 1, partition: int = 0) -> InboundRecord:

@@ -25,7 +25,7 @@ from service.domain.model import InboundRecord, notification_id
 from service.domain.outcome import ClaimRequest
 from service.domain.references import MessageReferences
 from service.metrics import Metrics
-from service.pipeline.driver import Pipeline
+from service.pipeline.stages import build_stages
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
 from service.send.engine import DeliveryEngine, DeliveryRequest, DeliveryResult
@@ -68,22 +68,25 @@ class Harness:
             sleep=self.clock.sleep,
             rng=random.Random(1),
         )
-        self.pipeline = Pipeline(
+        self.renderer = Renderer(
+            REPO / "templates",
+            brand="Specialized",
+            contact_phone="+852 3001 2345",
+            contact_email="hk@example.com",
+        )
+        self.keyring = Keyring({"k1": os.urandom(32)}, "k1")
+        self.stages = build_stages(
             store=self.store,
             engine=self.pipeline_engine,
-            renderer=Renderer(
-                REPO / "templates",
-                brand="Specialized",
-                contact_phone="+852 3001 2345",
-                contact_email="hk@example.com",
-            ),
+            renderer=self.renderer,
             receipts=self.receipts,
             dead_letters=self.dlq,
             metrics=self.metrics,
             blind_index=self.blind,
-            keyring=Keyring({"k1": os.urandom(32)}, "k1"),
+            keyring=self.keyring,
             allow_foreign_mobiles=foreign,
         )
+        self.driver = self.stages.driver
         self.offset = 0
 
     async def feed(self, *values: bytes | None) -> None:
@@ -91,7 +94,7 @@ class Harness:
         for v in values:
             recs.append(record(self.offset, v))
             self.offset += 1
-        await self.pipeline.process_batch(recs)
+        await self.driver.process_batch(recs)
 
     def outcomes(self) -> list[tuple[str, str]]:
         return [
@@ -212,14 +215,14 @@ async def test_every_provider_down_holds_the_notification_until_one_returns(h: H
     h.backup.errors.extend(ProviderRejected("sms-b", "401") for _ in range(2))
     h.email.errors.extend(ProviderRejected("fake-email", "403") for _ in range(2))
     first = [record(7, event("A", "CUSTOMS_CLEARED")), record(8, event("B", "CUSTOMS_CLEARED"))]
-    unfinished = await h.pipeline.process_batch(first)
+    unfinished = await h.driver.process_batch(first)
     assert unfinished == {("t", 0): 7}  # read again from the first held record
     assert h.receipts.published == []
     assert h.store.outbox == {}
     assert h.metrics.registry.get_sample_value("notifier_held_notifications_total") == 2
     assert {row.claims for row in h.store.rows.values()} == {0}  # claims given back: nothing was sent
 
-    assert await h.pipeline.process_batch(first) == {}  # the providers are back
+    assert await h.driver.process_batch(first) == {}  # the providers are back
     assert sorted(o for _, o in h.outcomes()) == ["sent", "sent"]
     assert len(h.sender.sent) == 2
     assert not h.metrics.registry.get_sample_value("notifier_possible_duplicate_sends_total")
@@ -227,11 +230,11 @@ async def test_every_provider_down_holds_the_notification_until_one_returns(h: H
 
 async def test_a_paused_engine_holds_what_has_not_begun(h: Harness) -> None:
     h.pipeline_engine.pause_sends()  # SIGTERM or a rebalance drain
-    assert await h.pipeline.process_batch([record(3, event("A", "CUSTOMS_CLEARED"))]) == {("t", 0): 3}
+    assert await h.driver.process_batch([record(3, event("A", "CUSTOMS_CLEARED"))]) == {("t", 0): 3}
     assert h.sender.sent == []
     assert h.receipts.published == []
     h.pipeline_engine.resume_sends()
-    assert await h.pipeline.process_batch([record(3, event("A", "CUSTOMS_CLEARED"))]) == {}
+    assert await h.driver.process_batch([record(3, event("A", "CUSTOMS_CLEARED"))]) == {}
     assert len(h.sender.sent) == 1
 
 
@@ -242,7 +245,7 @@ async def test_each_send_is_recorded_as_it_happens_not_at_the_end_of_the_batch(h
     h.sender.errors.append(ProviderRejected("sms-a", "20003"))  # one order fails over to sms-b ...
     h.backup.errors.append(Crash())  # ... where the process "crashes"; the other went out via sms-a
     with pytest.raises(Crash):
-        await h.pipeline.process_batch(
+        await h.driver.process_batch(
             [record(0, event("A", "CUSTOMS_CLEARED")), record(1, event("B", "CUSTOMS_CLEARED"))]
         )
     states = {order: row.state for (order, _), row in h.store.rows.items()}
@@ -302,7 +305,7 @@ async def test_receipts_stay_in_the_outbox_when_kafka_is_down_and_the_relay_publ
     assert h.receipts.published == []
     assert len(await h.store.unpublished_receipts()) == 1
     h.receipts.fail = False
-    assert await h.pipeline.outbox.relay() == 1
+    assert await h.stages.receipts.relay() == 1
     assert h.outcomes() == [("arrived_hk_warehouse", "sent")]
     assert await h.store.unpublished_receipts() == []
 
@@ -404,7 +407,7 @@ async def test_a_claim_left_by_a_crash_is_settled_even_when_its_verdict_is_stale
     await h.store.record_events([(late, update, milestone.value)])
     await h.store.claim([ClaimRequest(notification_id("A", milestone), update, milestone, "claimed")])
     # died before recording the outcome; the redelivered event is stale, as it was the first time
-    await h.pipeline.process_batch([late])
+    await h.driver.process_batch([late])
     assert {row.state for row in h.store.rows.values()} == {"sent", "suppressed_stale"}
     assert len(h.sender.sent) == 1
 
@@ -415,7 +418,7 @@ async def test_a_send_that_cannot_be_recorded_stops_the_batch_from_sending_more(
 
     h.store.finish = database_gone  # type: ignore[method-assign]
     with pytest.raises(StoreUnavailable):
-        await h.pipeline.process_batch([record(i, event(f"O{i}", "CUSTOMS_CLEARED")) for i in range(5)])
+        await h.driver.process_batch([record(i, event(f"O{i}", "CUSTOMS_CLEARED")) for i in range(5)])
     assert len(h.sender.sent) == 1  # the others were not started: they could not be recorded either
 
 
@@ -432,8 +435,8 @@ async def test_a_record_that_fails_alone_with_the_database_up_is_dead_lettered_a
     h.store.claim = claim_rejecting_poison  # type: ignore[assignment]
     batch = [record(0, event("A", "CUSTOMS_CLEARED")), record(1, event("POISON", "CUSTOMS_CLEARED"))]
     with pytest.raises(StoreUnavailable):
-        await h.pipeline.process_batch(batch)
-    assert await h.pipeline.process_one_by_one(batch, attempts=5) == {}
+        await h.driver.process_batch(batch)
+    assert await h.driver.process_one_by_one(batch, attempts=5) == {}
     assert [(d.record.offset, d.reason, d.attempts) for d in h.dlq.letters] == [(1, "processing_failed", 6)]
     assert h.dlq.letters[0].detail == "failed 6 times: StoreUnavailable"
     assert h.outcomes() == [("customs_cleared", "sent")]
@@ -443,7 +446,7 @@ async def test_with_the_database_down_nothing_is_taken_for_poison(h: Harness) ->
     h.store.fail_next = StoreUnavailable("database: down")
     h.store.down = True
     with pytest.raises(StoreUnavailable):
-        await h.pipeline.process_one_by_one([record(0, event("A", "CUSTOMS_CLEARED"))], attempts=5)
+        await h.driver.process_one_by_one([record(0, event("A", "CUSTOMS_CLEARED"))], attempts=5)
     assert h.dlq.letters == []
 
 
@@ -452,7 +455,7 @@ def _sample(h: Harness, metric: str, labels: dict[str, str]) -> float:
 
 
 async def test_an_sms_over_the_segment_cap_even_shortened_goes_by_email(h: Harness) -> None:
-    h.pipeline._renderer.max_sms_segments = 1
+    h.renderer.max_sms_segments = 1
     await h.feed(event("A", "READY_FOR_PICKUP"))
     assert h.sender.sent == []
     assert h.backup.sent == []
@@ -463,7 +466,7 @@ async def test_an_sms_over_the_segment_cap_even_shortened_goes_by_email(h: Harne
 
 
 async def test_an_sms_over_the_cap_without_an_email_address_fails_with_its_reason(h: Harness) -> None:
-    h.pipeline._renderer.max_sms_segments = 1
+    h.renderer.max_sms_segments = 1
     await h.feed(event("A", "READY_FOR_PICKUP", recipient={"name": NAME, "phone": PHONE, "locale": "zh-HK"}))
     assert h.sender.sent == []
     assert h.email.sent == []
@@ -472,7 +475,7 @@ async def test_an_sms_over_the_cap_without_an_email_address_fails_with_its_reaso
 
 
 async def test_a_shortened_sms_is_sent_and_counted(h: Harness) -> None:
-    h.pipeline._renderer.max_sms_segments = 3  # 4 segments with this name in a Chinese SMS
+    h.renderer.max_sms_segments = 3  # 4 segments with this name in a Chinese SMS
     long_name = "Christopher Alexander Maximilian Bartholomew Wong-Montgomery-Fitzgerald"
     await h.feed(
         event("A", "READY_FOR_PICKUP", recipient={"name": long_name, "phone": PHONE, "locale": "zh-HK"})

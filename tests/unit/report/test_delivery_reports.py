@@ -27,8 +27,9 @@ def h() -> Harness:
 def reports(h: Harness) -> DeliveryReports:
     return DeliveryReports(
         store=h.store,
-        pipeline=h.pipeline,
-        keyring=h.pipeline._keyring,
+        receipts=h.stages.receipts,
+        sender=h.stages.sender,
+        keyring=h.keyring,
         metrics=h.metrics,
         references=h.references,
     )
@@ -131,7 +132,6 @@ async def test_undelivered_email_is_final(h: Harness) -> None:
 
 async def test_a_report_that_overtakes_the_send_is_held_and_applied_once_recorded(h: Harness) -> None:
     r = reports(h)
-    h.pipeline.after_record = r.apply_held
     original = h.store.finish
 
     async def report_first(*args: object, **kwargs: object) -> None:
@@ -191,8 +191,9 @@ async def test_a_fallback_the_email_provider_cannot_take_stays_owed_and_goes_out
 async def test_a_fallback_out_of_attempts_is_recorded_failed_with_a_receipt(h: Harness) -> None:
     r = DeliveryReports(
         store=h.store,
-        pipeline=h.pipeline,
-        keyring=h.pipeline._keyring,
+        receipts=h.stages.receipts,
+        sender=h.stages.sender,
+        keyring=h.keyring,
         metrics=h.metrics,
         references=h.references,
         fallback_attempts=2,
@@ -237,7 +238,7 @@ async def test_the_sealed_event_holds_only_known_fields_and_still_feeds_the_fall
     # A producer's extra fields (here, data we must not keep) are not sealed for 90 days.
     await h.feed(event("A", "READY_FOR_PICKUP", loyalty_card="LC-998877", notes={"hkid": "A123456(7)"}))
     (sealed,) = h.store.contacts.values()
-    keyring = h.pipeline._keyring
+    keyring = h.keyring
     assert keyring is not None
     plain = keyring.decrypt(sealed.key_id, sealed.ciphertext, sealed.notification_id.bytes)
     assert b"LC-998877" not in plain

@@ -261,7 +261,12 @@ async def test_a_sent_receipt_goes_out_as_soon_as_its_send_is_recorded_and_befor
     h = Harness()
     sender = gated(h)
     reports = DeliveryReports(
-        store=h.store, pipeline=h.pipeline, keyring=None, metrics=h.metrics, references=h.references
+        store=h.store,
+        receipts=h.stages.receipts,
+        sender=h.stages.sender,
+        keyring=None,
+        metrics=h.metrics,
+        references=h.references,
     )
     batch = asyncio.create_task(
         h.feed(event("A", "ARRIVED_HK_WAREHOUSE"), event("B", "ARRIVED_HK_WAREHOUSE"))
@@ -295,13 +300,16 @@ async def test_the_relay_running_while_a_batch_and_its_publishes_are_in_flight_p
         h.feed(*(event(o, "ARRIVED_HK_WAREHOUSE") for o in ("A", "B", "C")), event("A", "CUSTOMS_CLEARED"))
     )
     await inside.wait()
-    relays = [asyncio.create_task(box.relay()) for box in (h.pipeline.outbox, other, h.pipeline.outbox)]
+    relays = [
+        asyncio.create_task(box.relay())
+        for box in (h.stages.receipts.outbox, other, h.stages.receipts.outbox)
+    ]
     await asyncio.sleep(0)
     open_sink.set()
     sender.opened.set()
     await batch
     await asyncio.gather(*relays)
-    assert await h.pipeline.outbox.relay() == 0
+    assert await h.stages.receipts.outbox.relay() == 0
     ids = [d["receipt_id"] for d in decoded(h)]
     assert len(ids) == 4
     assert len(set(ids)) == len(ids)

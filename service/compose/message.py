@@ -1,0 +1,78 @@
+"""Compose one notification: the recipient's number (a Hong Kong mobile, or why not), the locale,
+the SMS (shortened to the segment cap if need be) and the email (rendered only if the plan gets to it)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from service.compose.render import Renderer
+from service.domain.errors import SmsTooLong
+from service.domain.milestones import Milestone
+from service.domain.model import ShipmentUpdate
+from service.domain.phone import normalize_hk_mobile
+from service.domain.ports import EmailMessage
+from service.metrics import Metrics
+from service.send.engine import SmsContent
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    locale: str
+    e164: str | None = None  # the number to text, if it is a valid mobile
+    phone_note: str | None = None  # why the phone is not used (``phone_invalid``, ``sms_too_long``, ...)
+    sms: SmsContent | None = None
+    email: Callable[[], EmailMessage] | None = None  # renders the email when the plan reaches it
+    email_only: bool = False
+    failed: str | None = None  # nothing can carry it: the outcome is ``failed`` with this reason
+
+
+class Composer:
+    def __init__(self, renderer: Renderer, metrics: Metrics, *, allow_foreign_mobiles: bool = False) -> None:
+        self._renderer = renderer
+        self._metrics = metrics
+        self._foreign = allow_foreign_mobiles
+
+    def locale(self, requested: str | None) -> str:
+        return self._renderer.choose_locale(requested)
+
+    def compose(
+        self, milestone: Milestone, update: ShipmentUpdate, *, email_only: bool, at: datetime | None
+    ) -> Message:
+        """Raises ``RenderError`` when a template cannot render (the outcome is ``render_error``)."""
+        recipient = update.recipient
+        locale = self.locale(recipient.locale)
+        phone = (
+            normalize_hk_mobile(recipient.phone, allow_foreign_mobiles=self._foreign)
+            if recipient.phone and not email_only
+            else None
+        )
+        note = None if phone is None or phone.e164 else f"phone_{phone.reason}"
+        sms: SmsContent | None = None
+        if phone is not None and phone.e164:
+            sms = self._sms(milestone, update, locale, at)
+            if sms is None:  # over the segment cap even shortened: the email carries it, else it fails
+                if not recipient.email:
+                    return Message(locale, failed="sms_too_long")
+                email_only, note = True, "sms_too_long"
+        email = (
+            functools.partial(self._renderer.render_email, milestone, update, locale, at=at)
+            if recipient.email
+            else None
+        )
+        return Message(locale, phone.e164 if phone else None, note, sms, email, email_only)
+
+    def _sms(
+        self, milestone: Milestone, update: ShipmentUpdate, locale: str, at: datetime | None
+    ) -> SmsContent | None:
+        """The SMS, shortened to the segment cap if need be; None when even shortened it is over."""
+        try:
+            msg = self._renderer.render_sms(milestone, update, locale, at=at)
+        except SmsTooLong:
+            self._metrics.sms_shortened.labels("too_long").inc()
+            return None
+        for cut in msg.shortened:
+            self._metrics.sms_shortened.labels(cut).inc()
+        return SmsContent(msg.body, msg.segments, msg.encoding)

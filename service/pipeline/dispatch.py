@@ -1,0 +1,117 @@
+"""Dispatch one claimed notification: decide it (stale, re-claimed after a crash, or new), send it
+(``service.send.sender``), and record a send at once with its receipt, so a crash cannot lose track
+of it and its receipt reaches the topic before any report on it; a report that overtook the send
+is applied right after (``service.report.delivery_reports``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from service.contracts import canonical_event
+from service.domain.errors import NotifierError
+from service.domain.lifecycle import Event, State, decided, transition
+from service.domain.outcome import Claimed, ClaimRequest, Outcome, SealedContact
+from service.logs import get_logger
+from service.metrics import Metrics
+from service.privacy.crypto import Keyring
+from service.report.delivery_reports import DeliveryReports
+from service.report.receipts import Receipts
+from service.send.sender import REASON_RECONCILED, Sender
+
+log = get_logger(__name__)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        sender: Sender,
+        receipts: Receipts,
+        reports: DeliveryReports,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        keyring: Keyring | None = None,
+    ) -> None:
+        self._sender = sender
+        self._receipts = receipts
+        self._reports = reports
+        self._metrics = metrics
+        self._clock = clock
+        self._keyring = keyring
+
+    async def settle(
+        self, req: ClaimRequest, claim: Claimed, *, opted_out: bool, abort: asyncio.Event
+    ) -> Outcome:
+        """Decide one notification; a send is recorded (and its receipt published) before this returns.
+        If it cannot be, ``abort`` is set, so the batch starts no more sends, and the failure propagates."""
+        o = await self._decide(req, claim, opted_out, abort)
+        transition(State.CLAIMED, decided(o.outcome, o.channel))  # an illegal outcome raises here
+        if o.outcome == State.SENT:
+            try:
+                await self._receipts.record([o], [c for c in (self._seal(o),) if c])
+            except NotifierError:
+                # The database is gone: sends that begin now could not be recorded either.
+                abort.set()
+                raise
+            await self._reports.apply_held_reports([o])  # a report that overtook the send applies now
+        return o
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Record outcomes that sent nothing (suppressed, failed) with their receipts."""
+        await self._receipts.record(outcomes)
+        await self._reports.apply_held_reports(outcomes)
+
+    def _seal(self, o: Outcome) -> SealedContact | None:
+        """Keep the event, encrypted, while an SMS may still be reported undelivered (email fallback):
+        the validated event's known fields (its canonical JSON), never the raw bytes, and only for a
+        send (not for every event read)."""
+        if self._keyring is None or o.outcome != State.SENT:
+            return None
+        key_id, blob = self._keyring.encrypt(canonical_event(o.update), o.notification_id.bytes)
+        return SealedContact(o.notification_id, key_id, blob)
+
+    async def _decide(
+        self, req: ClaimRequest, claim: Claimed, opted_out: bool, abort: asyncio.Event
+    ) -> Outcome:
+        if req.state == State.SUPPRESSED_STALE:
+            return Outcome(
+                req.notification_id,
+                req.update,
+                req.milestone,
+                State.SUPPRESSED_STALE,
+                "none",
+                self._clock(),
+                reason="later_milestone_already_reached",
+            )
+        if claim.claims <= 1:
+            return await self._sender.deliver(
+                req.notification_id, req.update, req.milestone, opted_out=opted_out, abort=abort
+            )
+        # An earlier claim never recorded its outcome (a crash mid-send): the SMS may be out already.
+        transition(State.CLAIMED, Event.RECLAIM)
+        # The engine asks the SMS providers first and takes a send they hold as the send. A new send
+        # is counted as a possible duplicate only when an earlier one cannot be ruled out: a
+        # provider could not answer, or an earlier claim began an email (email has no look-up).
+        o = await self._sender.deliver(
+            req.notification_id,
+            req.update,
+            req.milestone,
+            opted_out=opted_out,
+            reconcile_since=claim.first_claimed_at or self._clock(),
+            abort=abort,
+        )
+        sent_again = o.outcome == State.SENT and o.reason != REASON_RECONCILED
+        resent = sent_again and (o.earlier_unchecked or claim.email_attempted)
+        if resent:
+            self._metrics.possible_duplicates.inc()
+        log.warning(
+            "notification_reclaimed",
+            notification_id=str(req.notification_id),
+            claims=claim.claims,
+            outcome=o.outcome,
+            sent_again=sent_again,
+            resent=resent,  # a possible duplicate: an earlier send could not be ruled out
+        )
+        return o

@@ -1,0 +1,131 @@
+"""Send one notification: consent, compose, then the engine's plan (SMS A, SMS B, email) under the
+send slots. Returns its outcome, not yet recorded (the caller records it: ``service.report.receipts``).
+
+Used for every first send (``service.pipeline.dispatch``) and for the email fallback an
+undelivered SMS owes (``service.report.delivery_reports``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from service.compose.consent import Consent
+from service.compose.message import Composer
+from service.domain.errors import RenderError, StoreUnavailable
+from service.domain.lifecycle import HELD_NOTIFICATION, State
+from service.domain.milestones import Milestone
+from service.domain.model import ShipmentUpdate
+from service.domain.outcome import Channel, Outcome
+from service.domain.ports import NotificationStore
+from service.logs import get_logger
+from service.metrics import Metrics
+from service.send.engine import DeliveryEngine, DeliveryRequest
+
+log = get_logger(__name__)
+
+#: The reason on a re-claimed notification's outcome when the provider already held its send.
+REASON_RECONCILED = "found_at_provider_after_restart"
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        engine: DeliveryEngine,
+        composer: Composer,
+        consent: Consent,
+        store: NotificationStore,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        send_concurrency: int = 32,
+    ) -> None:
+        self._engine = engine
+        self._composer = composer
+        self._consent = consent
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._slots = asyncio.Semaphore(send_concurrency)
+
+    async def deliver(
+        self,
+        notification: uuid.UUID,
+        update: ShipmentUpdate,
+        milestone: Milestone,
+        *,
+        email_only: bool = False,
+        opted_out: bool | None = None,
+        reconcile_since: datetime | None = None,
+        abort: asyncio.Event | None = None,
+    ) -> Outcome:
+        """``opted_out``: the recipient's consent if the caller looked it up (in bulk); None: look it up.
+        ``abort``: once set (a send could not be recorded), no more sends are started."""
+
+        def outcome(kind: str, channel: Channel = "none", **kw: object) -> Outcome:
+            return Outcome(
+                notification_id=notification,
+                update=update,
+                milestone=milestone,
+                outcome=kind,
+                channel=channel,
+                decided_at=self._clock(),
+                **kw,  # type: ignore[arg-type]
+            )
+
+        if opted_out is None:
+            opted_out = await self._consent.opted_out(update)
+        if opted_out:
+            return outcome(State.SUPPRESSED_OPTED_OUT, reason="opted_out")
+        locale = self._composer.locale(update.recipient.locale)
+        try:
+            msg = self._composer.compose(milestone, update, email_only=email_only, at=reconcile_since)
+            if msg.failed:
+                return outcome(State.FAILED, locale=locale, reason=msg.failed)
+            async with self._slots:
+                if abort is not None and abort.is_set():
+                    raise StoreUnavailable("a send of this batch could not be recorded; no more are started")
+                result = await self._engine.deliver(
+                    DeliveryRequest(
+                        notification,
+                        msg.e164,
+                        update.recipient.email,
+                        msg.sms,
+                        msg.email,
+                        skip_sms=msg.email_only,
+                        reconcile_since=reconcile_since,
+                        before_email=functools.partial(self._store.note_email_attempt, notification),
+                    )
+                )
+        except RenderError as exc:
+            log.error("render_failed", notification_id=str(notification), error=str(exc))
+            return outcome(State.FAILED, locale=locale, reason="render_error")
+        if result.outcome == State.SUPPRESSED_OPTED_OUT and msg.e164:
+            await self._consent.provider_opt_out(msg.e164, result.provider)
+        if result.outcome == State.SENT and result.channel == "sms" and msg.sms is not None:
+            self._metrics.sms_segments.labels(result.provider or "", msg.sms.encoding).inc(msg.sms.segments)
+        if result.outcome not in (State.SENT, HELD_NOTIFICATION):
+            log.warning(
+                "notification_not_sent",
+                notification_id=str(notification),
+                outcome=result.outcome,
+                reason=result.reason,
+            )
+        return outcome(
+            result.outcome,
+            result.channel,  # type: ignore[arg-type]  # the engine's channel names are Channel values
+            provider=result.provider,
+            provider_message_id=result.provider_message_id,
+            locale=locale,
+            sms_encoding=result.sms_encoding,
+            sms_segments=result.sms_segments,
+            reason=msg.phone_note
+            or (result.reason if result.outcome != State.SENT else None)
+            or (REASON_RECONCILED if result.reconciled else None),
+            reference=result.reference,
+            maybe_sent=result.maybe_sent,
+            earlier_unchecked=result.earlier_unchecked,
+        )
