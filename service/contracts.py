@@ -261,7 +261,7 @@ def canonical_event(update: ShipmentUpdate) -> bytes:
 
 
 #: ``lifecycle.RECEIPT_OUTCOMES``: every state but ``claimed`` (a unit test keeps the two equal).
-Outcome = Literal[
+ReceiptOutcome = Literal[
     State.SENT,
     State.DELIVERED,
     State.UNDELIVERED,
@@ -286,7 +286,7 @@ class ReceiptV1(BaseModel):
     waybill: str
     milestone: str
     event_id: str
-    outcome: Outcome
+    outcome: ReceiptOutcome
     channel: Literal["sms", "email", "none"]
     provider: str | None = None
     provider_message_id: str | None = None

@@ -10,7 +10,7 @@ from typing import get_args
 
 import pytest
 
-from service.contracts import Outcome, json_schemas
+from service.contracts import ReceiptOutcome, json_schemas
 from service.domain.lifecycle import (
     HELD_NOTIFICATION,
     HELD_REPORT,
@@ -166,7 +166,7 @@ def test_the_values_stored_and_published_stay_as_they_were() -> None:
 
 def test_receipts_report_every_state_but_claimed_as_the_schema_says() -> None:
     assert tuple(s for s in State if s is not State.CLAIMED) == RECEIPT_OUTCOMES
-    assert get_args(Outcome) == RECEIPT_OUTCOMES
+    assert get_args(ReceiptOutcome) == RECEIPT_OUTCOMES
     schema = json_schemas()["notification-receipt.v1.json"]
     assert schema["properties"]["outcome"]["enum"] == [s.value for s in RECEIPT_OUTCOMES]  # type: ignore[index]
     published = json.loads(
