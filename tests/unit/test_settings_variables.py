@@ -114,9 +114,11 @@ VARIABLES = [
 ]
 
 
-def test_the_settings_have_exactly_the_frozen_fields() -> None:
+def test_the_settings_have_exactly_the_frozen_fields_in_their_order() -> None:
     assert set(Settings.model_fields) == set(FIELDS)
     assert len(FIELDS) == len(set(FIELDS))
+    # The order is the order of the error lines of a bad configuration, of repr and of dumps.
+    assert list(Settings.model_fields) == FIELDS
 
 
 def test_the_settings_read_exactly_the_frozen_variables() -> None:
