@@ -1,0 +1,38 @@
+"""Settings of the messages' content: who may be texted, templates, brand, contacts, length."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ContentSettings(BaseModel):
+    """Messages: who may be texted, and what they say."""
+
+    allow_foreign_mobiles: bool = Field(
+        default=False, description="Also text mobiles outside Hong Kong (E.164 with their country code)."
+    )
+
+    templates_dir: Path = REPO_ROOT / "templates"
+    brand_name: str = "Specialized"
+    contact_phone: str = "+852 3001 2345"
+    contact_email: str = "hk-support@example.com"
+    default_locale: Literal["zh-HK", "en"] = "zh-HK"
+    sms_max_segments: int = Field(
+        default=6,
+        ge=1,
+        le=10,
+        description="Hard cap on one SMS in segments: a longer one is shortened (name left out, then "
+        "the document list cut), else sent by email (or failed without an address).",
+    )
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _templates_exist(cls, v: Path) -> Path:
+        if not v.is_dir():
+            raise ValueError(f"directory {v} does not exist")
+        return v

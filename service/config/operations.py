@@ -1,0 +1,26 @@
+"""Settings of operations: the HTTP listeners and the logs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class OperationsSettings(BaseModel):
+    """Operations: the public listener, the metrics and health listener, the logs."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    http_max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=64 * 1_048_576,
+        description="Largest request body the public listener reads; larger gets 413.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Listener of /metrics, /healthz and /readyz, kept off the ingress."
+    )
+    metrics_port: int = Field(default=8081, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
