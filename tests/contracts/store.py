@@ -3,7 +3,7 @@ leases and the receipt outbox. Run on ``FakeStore`` (tests/unit/test_store_contr
 ``PostgresStore`` (tests/integration/test_store_contract.py).
 
 The ordering and lease rules of publishing receipts across instances are in
-``tests/unit/report/test_outbox.py`` (``OutboxRules``), run on both stores the same way.
+``tests/contracts/outbox.py`` (``OutboxRules``), run on both stores the same way.
 """
 
 from __future__ import annotations

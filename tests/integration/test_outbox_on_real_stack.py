@@ -20,10 +20,10 @@ from service.report.outbox import Outbox
 from service.sandbox.serve import SandboxState
 from service.settings import Settings
 from service.store.postgres import PostgresStore
+from tests.contracts.outbox import OutboxRules, _claimed, _delivered, _sent
 from tests.integration.conftest import free_port
 from tests.integration.helpers import event, produce, read_topic, wait_until
 from tests.integration.test_delivery_on_real_stack import running
-from tests.unit.report.test_outbox import OutboxRules, _claimed, _delivered, _sent
 
 pytestmark = pytest.mark.integration
 
@@ -197,7 +197,7 @@ def _json(row: OutboxRow, outcome: str) -> OutboxRow:
 
 
 class TestOutboxRulesOnPostgres(OutboxRules):
-    """The rules of ``tests/unit/report/test_outbox.py`` on PostgreSQL, two pools standing for two instances."""
+    """The rules of ``tests/contracts/outbox.py`` on PostgreSQL, two pools standing for two instances."""
 
     @pytest.fixture
     async def store(self, database_url: str) -> AsyncIterator[NotificationStore]:  # type: ignore[override]
