@@ -84,7 +84,14 @@ class DeliveryEngine:
         now = clock()
         policy = breaker or BreakerPolicy()
         rng = rng or random.Random()  # noqa: S311  # jitter, not security
-        ctx = SlotContext(self._retry, metrics, clock, sleep, rng, paused=lambda: self._paused > 0)
+        ctx = SlotContext(
+            retry=self._retry,
+            metrics=metrics,
+            clock=clock,
+            sleep=sleep,
+            rng=rng,
+            paused=lambda: self.draining,
+        )
         senders: list[SmsSender | EmailSender] = [*sms, *([email] if email else [])]
         self._slots = {
             s.name: ProviderSlot(s.name, limits.get(s.name, ProviderLimits(1e9, 1e9)), policy, now, ctx)
