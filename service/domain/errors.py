@@ -21,7 +21,7 @@
 
 Like aiokafka's errors, each class says how it may be handled through class attributes, so a
 caller reads ``if err.retriable``, never ``isinstance``. For a provider error, the delivery engine
-(``service.send.engine``) decides from these attributes alone. This is their table; each class
+(``service.send.provider_slot``) decides from these attributes alone. This is their table; each class
 below sets its row (``tests/unit/domain/test_errors.py`` holds every class to it):
 
 =====================  =========  =========  ===========  ===============  =============  =============  =========
