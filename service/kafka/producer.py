@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     CorruptRecordException,
+    InvalidProducerEpoch,
     KafkaError,
     MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
     RecordListTooLargeError,
     RecordTooLargeError,
+    UnknownProducerId,
 )
 
 from service.domain.errors import NotifierError
@@ -48,7 +53,76 @@ def build_producer(bootstrap_servers: str, client_id: str = "milestone-notifier"
 _Send = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]  # topic, key, value, headers
 
 
-async def _send_all(producer: AIOKafkaProducer, sends: list[_Send]) -> None:
+class Producer(Protocol):
+    """What the publishers need of a producer (``AIOKafkaProducer``, ``RenewableProducer``)."""
+
+    async def send(
+        self, topic: str, *, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]: ...
+
+
+#: Errors after which an idempotent producer never sends again (its sequence state is lost, e.g.
+#: after a broker restart with batches in flight): the producer must be replaced.
+FATAL_FOR_PRODUCER: tuple[type[KafkaError], ...] = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    ProducerFenced,
+)
+
+RENEW_STOP_TIMEOUT_S = 5.0
+
+
+class RenewableProducer:
+    """An idempotent producer that replaces itself when it reports an error it cannot recover from
+    (``FATAL_FOR_PRODUCER``). The send that saw it fails (its receipts stay in the outbox, its
+    batch is retried); sends after the replacement go through the new producer."""
+
+    def __init__(self, make: Callable[[], AIOKafkaProducer]) -> None:
+        self._make = make
+        self._producer = make()
+        self._renewing: asyncio.Task[None] | None = None
+        self.renewals = 0
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._renewing is not None:
+            with contextlib.suppress(Exception):
+                await self._renewing
+        await self._producer.stop()
+
+    async def send(
+        self, topic: str, *, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[object]:
+        producer = self._producer
+        future: asyncio.Future[object] = await producer.send(topic, value=value, key=key, headers=headers)
+        future.add_done_callback(lambda f: self._check(producer, f))
+        return future
+
+    def _check(self, producer: AIOKafkaProducer, future: asyncio.Future[object]) -> None:
+        if future.cancelled() or not isinstance(future.exception(), FATAL_FOR_PRODUCER):
+            return
+        if producer is self._producer and self._renewing is None:
+            self._renewing = asyncio.get_running_loop().create_task(self._renew(producer))
+
+    async def _renew(self, broken: AIOKafkaProducer) -> None:
+        try:
+            fresh = self._make()
+            await fresh.start()
+            self._producer = fresh
+            self.renewals += 1
+            log.warning("producer_renewed", reason="fatal_producer_error")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(broken.stop(), RENEW_STOP_TIMEOUT_S)
+        except Exception as exc:  # broker still down: the next fatal error tries again
+            log.warning("producer_renew_failed", error=type(exc).__name__)
+        finally:
+            self._renewing = None
+
+
+async def _send_all(producer: Producer, sends: list[_Send]) -> None:
     try:
         futures = [
             await producer.send(topic, value=value, key=key, headers=headers)
@@ -59,7 +133,7 @@ async def _send_all(producer: AIOKafkaProducer, sends: list[_Send]) -> None:
         raise PublishFailed(f"kafka: {type(exc).__name__}") from exc
 
 
-async def _send_each(producer: AIOKafkaProducer, sends: list[_Send]) -> list[KafkaError | None]:
+async def _send_each(producer: Producer, sends: list[_Send]) -> list[KafkaError | None]:
     """Send every message, each to its own fate: the error of each one (None: acknowledged)."""
     results: list[KafkaError | None] = []
     pending: list[tuple[int, asyncio.Future[object]]] = []
@@ -79,7 +153,7 @@ async def _send_each(producer: AIOKafkaProducer, sends: list[_Send]) -> list[Kaf
 
 
 class ReceiptPublisher:
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, producer: Producer, topic: str) -> None:
         self._producer = producer
         self._topic = topic
 
@@ -134,7 +208,7 @@ class DeadLetterPublisher:
     is retried and nothing is committed.
     """
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str, metrics: Metrics | None = None) -> None:
+    def __init__(self, producer: Producer, topic: str, metrics: Metrics | None = None) -> None:
         self._producer = producer
         self._topic = topic
         self._metrics = metrics
@@ -224,7 +298,7 @@ class Publishers:
     def __init__(
         self, bootstrap_servers: str, *, receipts_topic: str, dead_letter_topic: str, metrics: Metrics
     ) -> None:
-        self._producer = build_producer(bootstrap_servers)
+        self._producer = RenewableProducer(lambda: build_producer(bootstrap_servers))
         self.receipts = ReceiptPublisher(self._producer, receipts_topic)
         self.dead_letters = DeadLetterPublisher(self._producer, dead_letter_topic, metrics)
 

@@ -110,7 +110,12 @@ class Outbox:
             try:
                 await self._sink.publish(rows)
             except Exception as exc:  # any publish failure leaves the rows for the relay
-                log.warning("receipts_publish_deferred", count=len(rows), error=type(exc).__name__)
+                log.warning(
+                    "receipts_publish_deferred",
+                    count=len(rows),
+                    error=type(exc).__name__,
+                    cause=type(exc.__cause__).__name__ if exc.__cause__ else None,  # e.g. the Kafka error
+                )
                 await self._store.release_receipts(lease, [r.receipt_id for r in rows])
                 return published, False
             published += len(rows)
