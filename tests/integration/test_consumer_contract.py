@@ -62,5 +62,5 @@ async def on_kafka(kafka_bootstrap: str) -> AsyncIterator[OnKafka]:
 
 class TestConsumerContractOnKafka(ConsumerContract):
     @pytest.fixture
-    def group(self, on_kafka: OnKafka) -> Group:  # type: ignore[override]
+    def group(self, on_kafka: OnKafka) -> Group:
         return on_kafka
