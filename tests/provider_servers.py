@@ -1,4 +1,5 @@
-"""Loopback HTTP servers that stand in for a provider in tests.
+"""Loopback HTTP servers that stand in for a provider in tests (and, in
+tests/unit/sandbox/receiver.py, for the service's callback endpoints).
 
 Most tests talk to the sandbox (``service.sandbox.serve``), which speaks each provider's wire
 format and takes faults (``SandboxState.set_fault``): ``sandbox`` serves it. A test that needs an
