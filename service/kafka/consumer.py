@@ -95,8 +95,8 @@ class KafkaConsumer:
         return high
 
     def _assigned(self, partition: Partition) -> TopicPartition:
-        """The partition, checked first: aiokafka would raise ``IllegalStateError`` for a seek of one
-        not assigned and fail an ``assert`` for its high watermark."""
+        """The partition, checked first: for one not assigned, aiokafka's seek and highwater fail an
+        ``assert`` (gone under ``python -O``) or raise ``IllegalStateError``."""
         tp = TopicPartition(*partition)
         if tp not in self._consumer.assignment():
             raise ConsumerError(f"{partition} is not assigned")
