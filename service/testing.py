@@ -121,24 +121,18 @@ class FakeDeadLetterSink:
         self.letters.extend(letters)
 
 
-class FakeConsumer:
-    """A consumer-group member over in-memory partition logs, with the port's rules: explicit
-    commits only, a commit of a partition not assigned refused (``CommitRefused``), a high
-    watermark known only once the partition was fetched from. ``commit_errors`` are raised by the
-    next commits, in order; ``when_idle`` is called by every fetch that finds nothing; a rebalance
-    is ``revoke`` (awaiting ``on_revoke`` first, as aiokafka's listener does) then ``assign``."""
+class FakeGroup:
+    """A consumer group over in-memory partition logs, as the broker keeps it: members join and
+    leave, and each change is an eager rebalance, as aiokafka's: every member is revoked (its
+    ``on_revoke`` awaited while it still holds its partitions, the joiner's too), then the
+    partitions are dealt out in turn, each member told its share (``on_share``) and reading each
+    partition it got from the group's committed offset."""
 
-    def __init__(self, partitions: Sequence[Partition] = (("t", 0),)) -> None:
+    def __init__(self, partitions: Sequence[Partition]) -> None:
+        self.partitions = list(partitions)
         self.logs: dict[Partition, list[InboundRecord]] = {p: [] for p in partitions}
-        self.assigned: set[Partition] = set(partitions)
-        self.positions: dict[Partition, int] = {p: 0 for p in partitions}
         self.committed: dict[Partition, int] = {}
-        self.commits: list[dict[Partition, int]] = []  # every commit asked for, taken or not
-        self.seeks: list[tuple[Partition, int]] = []
-        self.commit_errors: list[Exception] = []
-        self.on_revoke: Callable[[], Awaitable[None]] | None = None
-        self.when_idle: Callable[[], None] | None = None
-        self._seen: set[Partition] = set()
+        self.members: list[FakeConsumer] = []
 
     def append(self, partition: Partition, value: bytes | None, key: bytes | None = None) -> InboundRecord:
         log = self.logs.setdefault(partition, [])
@@ -147,6 +141,63 @@ class FakeConsumer:
         )
         log.append(record)
         return record
+
+    async def join(
+        self,
+        *,
+        on_revoke: Callable[[], Awaitable[None]] | None = None,
+        on_share: Callable[[float], None] | None = None,
+    ) -> FakeConsumer:
+        member = FakeConsumer(self.partitions, group=self)
+        member.on_revoke, member.on_share = on_revoke, on_share
+        await self.rebalance()
+        return member
+
+    async def leave(self, member: FakeConsumer) -> None:
+        """The member stops (its own ``on_revoke`` is not called); the others rebalance."""
+        self.members.remove(member)
+        if self.members:
+            await self.rebalance()
+
+    async def rebalance(self) -> None:
+        for member in self.members:
+            await member.revoke()
+        for i, partition in enumerate(sorted(self.partitions)):
+            self.members[i % len(self.members)].assign([partition])
+        for member in self.members:
+            if member.on_share is not None:
+                member.on_share(len(member.assigned) / len(self.partitions))
+
+
+class FakeConsumer:
+    """A consumer-group member over in-memory partition logs, with the port's rules: explicit
+    commits only, a commit of a partition not assigned refused (``CommitRefused``), a seek or high
+    watermark of one ``ConsumerError``, a high watermark known only once the partition was fetched
+    from. ``commit_errors`` are raised by the next commits, in order; ``when_idle`` is called by every
+    fetch that finds nothing; a rebalance is ``revoke`` (awaiting ``on_revoke`` first, as aiokafka's
+    listener does) then ``assign``. Built alone, it is the only member of its group and holds every
+    partition; members that join and leave are ``FakeGroup``'s (proven against ``KafkaConsumer`` in
+    tests/contracts/consumer.py)."""
+
+    def __init__(
+        self, partitions: Sequence[Partition] = (("t", 0),), *, group: FakeGroup | None = None
+    ) -> None:
+        self.group = group if group is not None else FakeGroup(partitions)
+        self.logs = self.group.logs
+        self.committed = self.group.committed  # the group's: a member that joins later reads from them
+        self.assigned: set[Partition] = set(partitions) if group is None else set()
+        self.positions: dict[Partition, int] = {p: 0 for p in self.assigned}
+        self.commits: list[dict[Partition, int]] = []  # every commit asked for, taken or not
+        self.seeks: list[tuple[Partition, int]] = []
+        self.commit_errors: list[Exception] = []
+        self.on_revoke: Callable[[], Awaitable[None]] | None = None
+        self.on_share: Callable[[float], None] | None = None
+        self.when_idle: Callable[[], None] | None = None
+        self._seen: set[Partition] = set()
+        self.group.members.append(self)
+
+    def append(self, partition: Partition, value: bytes | None, key: bytes | None = None) -> InboundRecord:
+        return self.group.append(partition, value, key)
 
     async def getmany(self, *, timeout_ms: int, max_records: int) -> Batch:
         batch: Batch = {}
@@ -175,7 +226,7 @@ class FakeConsumer:
 
     def seek(self, partition: Partition, offset: int) -> None:
         if partition not in self.assigned:
-            raise ConsumerError(f"seek on {partition}, not assigned")
+            raise ConsumerError(f"seek on {partition}: not assigned")
         self.seeks.append((partition, offset))
         self.positions[partition] = offset
 
@@ -183,7 +234,9 @@ class FakeConsumer:
         return set(self.assigned)
 
     def highwater(self, partition: Partition) -> int | None:
-        if partition not in self.assigned or partition not in self._seen:
+        if partition not in self.assigned:
+            raise ConsumerError(f"high watermark of {partition}: not assigned")
+        if partition not in self._seen:
             return None
         return len(self.logs.get(partition, []))
 

@@ -226,12 +226,13 @@ class Consumer(Protocol):
         partitions away, ``ConsumerUnavailable`` when the broker could not take it."""
 
     def seek(self, partition: Partition, offset: int) -> None:
-        """Read ``partition`` again from ``offset`` (it must be assigned)."""
+        """Read ``partition`` again from ``offset``; ``ConsumerError`` when it is not assigned."""
 
     def assignment(self) -> set[Partition]:
         """The partitions this member holds now."""
         ...
 
     def highwater(self, partition: Partition) -> int | None:
-        """The partition's end offset as the last fetch saw it; None before any fetch."""
+        """The partition's end offset as the last fetch saw it; None before any fetch (the adapter's
+        fetches run ahead of ``getmany``), ``ConsumerError`` when it is not assigned."""
         ...

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from service.domain.errors import CommitRefused, ConsumerUnavailable
+from service.domain.errors import CommitRefused, ConsumerError, ConsumerUnavailable
 from service.domain.model import InboundRecord, Partition
 from service.domain.ports import Batch
 
@@ -85,14 +85,22 @@ class KafkaConsumer:
             raise ConsumerUnavailable(type(exc).__name__) from exc
 
     def seek(self, partition: Partition, offset: int) -> None:
-        self._consumer.seek(TopicPartition(*partition), offset)
+        self._consumer.seek(self._assigned(partition), offset)
 
     def assignment(self) -> set[Partition]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
     def highwater(self, partition: Partition) -> int | None:
-        high: int | None = self._consumer.highwater(TopicPartition(*partition))
+        high: int | None = self._consumer.highwater(self._assigned(partition))
         return high
+
+    def _assigned(self, partition: Partition) -> TopicPartition:
+        """The partition, checked first: for one not assigned, aiokafka's seek and highwater fail an
+        ``assert`` (gone under ``python -O``) or raise ``IllegalStateError``."""
+        tp = TopicPartition(*partition)
+        if tp not in self._consumer.assignment():
+            raise ConsumerError(f"{partition} is not assigned")
+        return tp
 
 
 class ShareOnAssignment(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped

@@ -12,17 +12,16 @@ import pytest_asyncio
 
 from service.kafka.admin import ensure_topics
 from service.privacy.crypto import Keyring
-from service.sandbox.serve import SandboxState, run_sandbox
+from service.sandbox.serve import SandboxState
 from service.settings import Settings, load_settings
+from tests.provider_servers import sandbox as serve_sandbox
 
 
 @pytest_asyncio.fixture
 async def sandbox() -> AsyncIterator[tuple[SandboxState, str]]:
     state = SandboxState(account_sid="ACtest0000000000000000000000000000", auth_token="test-token")
-    runner = await run_sandbox("127.0.0.1", 0, state)
-    port = runner.addresses[0][1]
-    yield state, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serve_sandbox(state) as url:
+        yield state, url
 
 
 def free_port() -> int:

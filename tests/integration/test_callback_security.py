@@ -18,10 +18,11 @@ from service.app import Service
 from service.domain.errors import ConfigError
 from service.domain.milestones import Milestone
 from service.domain.model import notification_id
-from service.sandbox.serve import Fault, SandboxState, run_sandbox
+from service.sandbox.serve import Fault, SandboxState
 from service.send.providers.twilio import twilio_signature
 from service.settings import SANDBOX_SECRETS, Settings
 from tests.integration.helpers import event, produce, read_decisions, read_topic, wait_until
+from tests.provider_servers import sandbox as serve_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -65,21 +66,19 @@ async def production(settings: Settings) -> AsyncIterator[tuple[Settings, Sandbo
         sendgrid_api_key=REAL["sendgrid_api_key"],
     )
     state.set_fault("twilio", Fault(callback_delay_ms=60_000))
-    runner = await run_sandbox("127.0.0.1", 0, state)
-    sandbox = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    s = settings.model_copy(
-        update={
-            **{k: type(getattr(settings, k))(v) for k, v in REAL.items()},
-            "twilio_base_url": sandbox,
-            "infobip_base_url": sandbox,
-            "sendgrid_base_url": sandbox,
-            "callback_base_url": PUBLIC,
-            "public_base_url": "https://n.invalid",
-        }
-    )
-    yield s, state
-    await state.callbacks.aclose(timeout_s=0)  # the held-back reports: cancelled, not waited for
-    await runner.cleanup()
+    async with serve_sandbox(state) as sandbox:
+        s = settings.model_copy(
+            update={
+                **{k: type(getattr(settings, k))(v) for k, v in REAL.items()},
+                "twilio_base_url": sandbox,
+                "infobip_base_url": sandbox,
+                "sendgrid_base_url": sandbox,
+                "callback_base_url": PUBLIC,
+                "public_base_url": "https://n.invalid",
+            }
+        )
+        yield s, state
+        await state.callbacks.aclose(timeout_s=0)  # the held-back reports: cancelled, not waited for
 
 
 async def row(s: Settings, order: str) -> asyncpg.Record:

@@ -6,7 +6,7 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaError
 
-from service.domain.errors import CommitRefused, ConsumerUnavailable
+from service.domain.errors import CommitRefused, ConsumerError, ConsumerUnavailable
 from service.domain.model import InboundRecord
 from service.kafka.consumer import KafkaConsumer
 
@@ -104,3 +104,11 @@ async def test_stopping_when_the_broker_is_gone_is_survived() -> None:
     raw = RawConsumer(KafkaError("gone"))
     await _adapter(raw).stop()
     assert raw.stopped
+
+
+def test_a_seek_or_high_watermark_of_a_partition_not_assigned_is_a_consumer_error() -> None:
+    adapter = _adapter(RawConsumer())
+    with pytest.raises(ConsumerError, match="not assigned"):
+        adapter.seek(("t", 2), 0)
+    with pytest.raises(ConsumerError, match="not assigned"):
+        adapter.highwater(("u", 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp import web
+
+from tests.provider_servers import serve
 
 
 @dataclass(frozen=True)
@@ -33,20 +36,14 @@ class Receiver:
         self.received: list[Received] = []
         self.status = 204
         self.base_url = ""
-        self._runner: web.AppRunner | None = None
+        self._server = contextlib.AsyncExitStack()
 
     async def start(self) -> str:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self.base_url = await self._server.enter_async_context(serve(self._handle, method="POST"))
         return self.base_url
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._server.aclose()
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]

@@ -9,11 +9,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from service.sandbox.core import Callbacks
-from service.sandbox.serve import Fault, SandboxState, run_sandbox
+from service.sandbox.serve import Fault, SandboxState
 from service.send.providers.twilio import verify_twilio_signature
+from tests.provider_servers import sandbox
 from tests.unit.sandbox.receiver import Receiver
 from tests.unit.send.providers.helpers import free_port
 
@@ -22,11 +22,6 @@ TOKEN = "sandbox-token"
 AUTH = {"Authorization": aiohttp.encode_basic_auth(ACCOUNT_SID, TOKEN)}
 MESSAGES = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 SEND = {"To": "+85291234567", "From": "+15005550006", "Body": "Your parcel is out for delivery"}
-
-
-async def start(state: SandboxState) -> tuple[web.AppRunner, str]:
-    runner = await run_sandbox("127.0.0.1", 0, state)
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
 async def post_send(base: str, callback: str) -> tuple[int, dict[str, Any], float]:
@@ -41,16 +36,13 @@ async def post_send(base: str, callback: str) -> tuple[int, dict[str, Any], floa
 async def test_callbacks_do_not_hold_up_the_response_and_cleanup_awaits_them(receiver: Receiver) -> None:
     state = SandboxState(ACCOUNT_SID, TOKEN)
     state.set_fault("twilio", Fault(callback_delay_ms=150))
-    runner, base = await start(state)
     callback = f"{receiver.base_url}/status"
-    try:
+    async with sandbox(state) as base:  # leaving it waits for the pending callbacks
         status, created, took = await post_send(base, callback)
         assert status == 201
         assert took < 0.15  # answered before the first callback was due
         assert state.callbacks.pending == 1
         assert receiver.received == []
-    finally:
-        await runner.cleanup()  # waits for the pending callbacks
     assert [r.form()["MessageStatus"] for r in receiver.received] == ["sent", "delivered"]
     assert state.callbacks.pending == 0
     assert [c.status for c in state.callbacks.sent] == [204, 204]
@@ -63,8 +55,7 @@ async def test_undelivered_status_carries_an_error_code_and_updates_the_resource
 ) -> None:
     state = SandboxState(ACCOUNT_SID, TOKEN, rng=random.Random(seed))
     state.set_fault("twilio", Fault(undelivered_rate=1.0))
-    runner, base = await start(state)
-    try:
+    async with sandbox(state) as base:
         _, created, _ = await post_send(base, f"{receiver.base_url}/status?tenant=hk")
         await state.callbacks.drain()
         async with (
@@ -72,8 +63,6 @@ async def test_undelivered_status_carries_an_error_code_and_updates_the_resource
             session.get(base + created["uri"], headers=AUTH) as resp,
         ):
             fetched = await resp.json()
-    finally:
-        await runner.cleanup()
     sent, final = (r.form() for r in receiver.received)
     assert (sent["MessageStatus"], final["MessageStatus"]) == ("sent", "undelivered")
     assert final["ErrorCode"] in {"30003", "30005"}
@@ -87,15 +76,12 @@ async def test_undelivered_status_carries_an_error_code_and_updates_the_resource
 async def test_failed_callbacks_are_recorded_not_raised(receiver: Receiver) -> None:
     receiver.status = 500
     state = SandboxState(ACCOUNT_SID, TOKEN)
-    runner, base = await start(state)
-    try:
+    async with sandbox(state) as base:
         assert (await post_send(base, f"{receiver.base_url}/status"))[0] == 201
         assert (await post_send(base, f"http://127.0.0.1:{free_port()}/status"))[0] == 201
         await state.callbacks.drain()
         async with aiohttp.ClientSession() as session, session.get(f"{base}/sandbox/callbacks") as resp:
             listed = await resp.json()
-    finally:
-        await runner.cleanup()
     failures = state.callbacks.failures
     assert sorted((f.status or 0, f.error or "") for f in failures) == [
         (0, "ClientConnectorError"),

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from service.sandbox.serve import SandboxState, run_sandbox
+from service.sandbox.serve import SandboxState
+from tests.provider_servers import sandbox as serve_sandbox
 from tests.unit.sandbox.receiver import receiver  # noqa: F401  # a fixture, shared with the sandbox tests
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -26,10 +27,8 @@ async def sandbox() -> AsyncIterator[tuple[SandboxState, str]]:
         sendgrid_api_key=SENDGRID_KEY,
         rng=random.Random(7),
     )
-    runner = await run_sandbox("127.0.0.1", 0, state)
-    host, port = runner.addresses[0][:2]
-    yield state, f"http://{host}:{port}"
-    await runner.cleanup()
+    async with serve_sandbox(state) as url:
+        yield state, url
 
 
 @pytest.fixture

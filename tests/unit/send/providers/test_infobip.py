@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import random
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -10,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from service.domain.errors import (
     ContentRejected,
@@ -26,6 +26,7 @@ from service.domain.status_check import Answer
 from service.sandbox import infobip as sandbox_infobip
 from service.sandbox.serve import Fault, SandboxState
 from service.send.providers.infobip import ERROR_CLASSES, InfobipClient, error_class
+from tests.provider_servers import Canned, serve
 from tests.unit.sandbox.receiver import Receiver
 from tests.unit.send.providers.conftest import INFOBIP_KEY
 from tests.unit.send.providers.helpers import assert_no_secrets, free_port
@@ -48,35 +49,14 @@ def make_client(session: aiohttp.ClientSession, sandbox: tuple[SandboxState, str
     return make
 
 
-class Canned:
-    """A fake Infobip answering every request with one canned response, recording what it got."""
-
-    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        self.status, self.body, self.headers = status, body, headers
-        self.requests: list[tuple[str, str, dict[str, str], Any]] = []
-
-    async def handle(self, request: web.Request) -> web.Response:
-        payload = await request.json() if request.method == "POST" else None
-        self.requests.append((request.method, request.path_qs, dict(request.headers), payload))
-        return web.json_response(self.body, status=self.status, headers=self.headers)
-
-
 @pytest.fixture
 async def canned_url() -> AsyncIterator[Callable[[Canned], Any]]:
-    runners: list[web.AppRunner] = []
+    async with contextlib.AsyncExitStack() as servers:
 
-    async def serve(canned: Canned) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", canned.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async def serve_canned(canned: Canned) -> str:
+            return await servers.enter_async_context(serve(canned.handle))
 
-    yield serve
-    for runner in runners:
-        await runner.cleanup()
+        yield serve_canned
 
 
 def assert_private(exc: BaseException) -> None:

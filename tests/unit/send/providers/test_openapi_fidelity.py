@@ -27,9 +27,10 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from service.domain.errors import ProviderError
 from service.domain.ports import EmailMessage
-from service.sandbox.serve import Fault, SandboxState, create_app
+from service.sandbox.serve import Fault, SandboxState
 from service.send.providers.sendgrid import SendGridClient
 from service.send.providers.twilio import TwilioClient
+from tests.provider_servers import sandbox
 from tests.unit.send.providers.conftest import ACCOUNT_SID, SENDGRID_KEY, TOKEN
 
 SPECS = Path(__file__).resolve().parents[3] / "fixtures" / "provider-specs"
@@ -116,11 +117,8 @@ async def recorded() -> AsyncIterator[tuple[SandboxState, str, list[Exchange]]]:
         return response
 
     state = SandboxState(ACCOUNT_SID, TOKEN, sendgrid_api_key=SENDGRID_KEY)
-    runner = web.AppRunner(create_app(state, middlewares=[record]))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield state, f"http://127.0.0.1:{runner.addresses[0][1]}", exchanges
-    await runner.cleanup()
+    async with sandbox(state, middlewares=[record]) as url:
+        yield state, url, exchanges
 
 
 async def test_twilio_client_and_sandbox_speak_the_published_api(

@@ -31,6 +31,7 @@ from service.send.providers.sendgrid import (
     SendGridClient,
     verify_sendgrid_signature,
 )
+from tests.provider_servers import serve
 from tests.unit.sandbox.receiver import Receiver
 from tests.unit.send.providers.conftest import SENDGRID_KEY
 from tests.unit.send.providers.helpers import assert_no_secrets, free_port
@@ -43,6 +44,7 @@ MESSAGE = EmailMessage(
 )
 REF = "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a.2"
 NOW = 1_741_064_767.0
+MAIL_SEND = "/v3/mail/send"  # the route a stand-in serves
 
 MakeClient = Callable[..., SendGridClient]
 
@@ -64,15 +66,6 @@ def make_client(session: aiohttp.ClientSession, sandbox: tuple[SandboxState, str
 
 def assert_private(exc: BaseException) -> None:
     assert_no_secrets(exc, (TO, MESSAGE.subject, MESSAGE.text, "Chan Tai Man", SENDGRID_KEY))
-
-
-async def serve(handler: Callable[[web.Request], Any]) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.router.add_post("/v3/mail/send", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
 # --- sending --------------------------------------------------------------------------------------------
@@ -113,8 +106,7 @@ async def test_request_follows_the_mail_send_spec(session: aiohttp.ClientSession
         seen.append((dict(request.headers), await request.json()))
         return web.Response(status=202, headers={"X-Message-Id": "abc"})
 
-    runner, url = await serve(capture)
-    try:
+    async with serve(capture, method="POST", path=MAIL_SEND) as url:
         client = SendGridClient(
             session, base_url=url, api_key=SENDGRID_KEY, sender_email="n@example.com", sender_name="N"
         )
@@ -122,8 +114,6 @@ async def test_request_follows_the_mail_send_spec(session: aiohttp.ClientSession
             "sendgrid", "abc", "queued"
         )
         await client.send_email(TO, EmailMessage("s", "text only", ""), reference=REF)
-    finally:
-        await runner.cleanup()
 
     (headers, payload), (_, text_only) = seen
     assert headers["Authorization"] == f"Bearer {SENDGRID_KEY}"
@@ -144,14 +134,11 @@ async def test_missing_message_id_is_still_accepted(session: aiohttp.ClientSessi
     async def accepted(_: web.Request) -> web.Response:
         return web.Response(status=202)
 
-    runner, url = await serve(accepted)
-    try:
+    async with serve(accepted, method="POST", path=MAIL_SEND) as url:
         client = SendGridClient(
             session, base_url=url, api_key="k", sender_email="n@example.com", sender_name="N"
         )
         assert await client.send_email(TO, MESSAGE, reference=REF) == SendAccepted("sendgrid", "", "queued")
-    finally:
-        await runner.cleanup()
 
 
 # --- errors ---------------------------------------------------------------------------------------------
@@ -241,8 +228,7 @@ async def test_retry_after_header_forms(
             {"errors": [{"message": "too many requests", "field": None}]}, status=429, headers=headers
         )
 
-    runner, url = await serve(limited)
-    try:
+    async with serve(limited, method="POST", path=MAIL_SEND) as url:
         client = SendGridClient(
             session,
             base_url=url,
@@ -253,8 +239,6 @@ async def test_retry_after_header_forms(
         )
         with pytest.raises(RateLimited) as info:
             await client.send_email(TO, MESSAGE, reference=REF)
-    finally:
-        await runner.cleanup()
     assert info.value.retry_after == retry_after
 
 

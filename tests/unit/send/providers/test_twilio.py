@@ -32,6 +32,7 @@ from service.send.providers.twilio import (
     twilio_signature,
     verify_twilio_signature,
 )
+from tests.provider_servers import serve
 from tests.unit.send.providers.conftest import ACCOUNT_SID, TOKEN
 from tests.unit.send.providers.helpers import assert_no_secrets, free_port
 
@@ -39,6 +40,7 @@ SENDER = "+15005550006"
 NUMBER = "+85291234567"
 BODY = "Parcel HK-4711 is out for delivery today"
 REF = "4f1c0a9e2b7d4c35a1e08f6b9d2c7e11.0"
+MESSAGES = "/2010-04-01/Accounts/{sid}/Messages.json"  # the route a stand-in serves
 
 
 MakeClient = Callable[..., TwilioClient]
@@ -89,24 +91,16 @@ async def test_request_is_form_encoded_with_basic_auth_and_status_callback(
         seen.append((request.path, request.content_type, request.headers["Authorization"], form))
         return web.json_response({"sid": "SM" + "0" * 32, "status": "queued"}, status=201)
 
-    app = web.Application()
-    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", capture)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        host, port = runner.addresses[0][:2]
+    async with serve(capture, method="POST", path=MESSAGES) as url:
         client = TwilioClient(
             session,
-            base_url=f"http://{host}:{port}/",
+            base_url=f"{url}/",
             account_sid=ACCOUNT_SID,
             auth_token=TOKEN,
             sender=SENDER,
             status_callback="https://notifier.example/receipts/twilio",
         )
         await client.send_sms(NUMBER, BODY, reference=REF)
-    finally:
-        await runner.cleanup()
 
     [(path, content_type, authorization, form)] = seen
     assert path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
@@ -264,24 +258,16 @@ async def test_unreadable_success_is_ambiguous(session: aiohttp.ClientSession) -
     async def garbled(_: web.Request) -> web.Response:
         return web.Response(status=201, text=f"<html>{NUMBER} {BODY}</html>")
 
-    app = web.Application()
-    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", garbled)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        host, port = runner.addresses[0][:2]
+    async with serve(garbled, method="POST", path=MESSAGES) as url:
         client = TwilioClient(
             session,
-            base_url=f"http://{host}:{port}",
+            base_url=url,
             account_sid=ACCOUNT_SID,
             auth_token=TOKEN,
             sender=SENDER,
         )
         with pytest.raises(ProviderUnavailable) as info:
             await client.send_sms(NUMBER, BODY, reference=REF)
-    finally:
-        await runner.cleanup()
     assert info.value.code == "201"
     assert_no_personal_data(info.value, NUMBER)
 
@@ -388,23 +374,16 @@ async def test_find_sent_reads_at_most_three_pages(session: aiohttp.ClientSessio
         }  # fmt: skip
         return web.json_response(body)
 
-    app = web.Application()
-    app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", listing)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
+    async with serve(listing, method="GET", path=MESSAGES) as url:
         client = TwilioClient(
             session,
-            base_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
+            base_url=url,
             account_sid=ACCOUNT_SID,
             auth_token=TOKEN,
             sender=SENDER,
         )
         since = datetime(2025, 3, 4, tzinfo=UTC)
         assert await client.find_sent(NUMBER, BODY, reference=REF, since=since) is None
-    finally:
-        await runner.cleanup()
 
     assert len(pages) == 3
     assert pages[0] == {"To": NUMBER, "DateSent>": "2025-03-04", "PageSize": "1000"}
@@ -442,23 +421,16 @@ async def test_find_sent_errors_are_translated_like_send(
         headers = {"Retry-After": "3"} if status == 429 else None
         return web.json_response({"code": 20000 + status, "message": NUMBER}, status=status, headers=headers)
 
-    app = web.Application()
-    app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", failing)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
+    async with serve(failing, method="GET", path=MESSAGES) as url:
         client = TwilioClient(
             session,
-            base_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
+            base_url=url,
             account_sid=ACCOUNT_SID,
             auth_token=TOKEN,
             sender=SENDER,
         )
         with pytest.raises(expected) as info:
             await client.find_sent(NUMBER, BODY, reference=REF, since=datetime.now(UTC))
-    finally:
-        await runner.cleanup()
     assert info.value.code == code
     assert_no_personal_data(info.value, NUMBER)
 
@@ -473,16 +445,8 @@ async def test_find_sent_timeout_and_refusal_are_unavailable(session: aiohttp.Cl
         await asyncio.sleep(0.2)
         return web.json_response({"messages": []})
 
-    app = web.Application()
-    app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", slow)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        for base_url, code in [
-            (f"http://127.0.0.1:{runner.addresses[0][1]}", "timeout"),
-            (f"http://127.0.0.1:{free_port()}", "network"),
-        ]:
+    async with serve(slow, method="GET", path=MESSAGES) as url:
+        for base_url, code in [(url, "timeout"), (f"http://127.0.0.1:{free_port()}", "network")]:
             client = TwilioClient(
                 session,
                 base_url=base_url,
@@ -495,8 +459,6 @@ async def test_find_sent_timeout_and_refusal_are_unavailable(session: aiohttp.Cl
                 await client.find_sent(NUMBER, BODY, reference=REF, since=datetime.now(UTC))
             assert info.value.code == code
             assert_no_personal_data(info.value, NUMBER)
-    finally:
-        await runner.cleanup()
 
 
 # --- X-Twilio-Signature ---------------------------------------------------------------------------
