@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from service.domain.milestones import Milestone
 from service.domain.outcome import LinkedNotification, SealedContact, TimelineEntry
-from service.store.database import PostgresBase, translated
+from service.store.base import PostgresBase, translated
 
 
 class ContactsAndConsent(PostgresBase):

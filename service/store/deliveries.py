@@ -13,7 +13,7 @@ from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.outcome import DeliveryTarget, HeldReport, Lease, OutboxRow
 from service.domain.status_check import AwaitingStatus
-from service.store.database import PostgresBase, translated
+from service.store.base import PostgresBase, translated
 from service.store.receipt_outbox import OUTBOX_INSERT
 
 # Lease due fallbacks: push their due time out by the lease and count the attempt, skipping rows

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncpg
 
-from service.store.claims import EventsAndClaims
+from service.store.base import DATABASE_ERRORS, translated
 from service.store.contacts import ContactsAndConsent
-from service.store.database import DATABASE_ERRORS, translated
 from service.store.deliveries import Deliveries
+from service.store.events_and_claims import EventsAndClaims
 from service.store.migrate import migrate
 from service.store.receipt_outbox import ReceiptOutbox
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 import asyncpg
 
 from service.domain.outcome import Lease, OutboxRow
-from service.store.database import PostgresBase, translated
+from service.store.base import PostgresBase, translated
 
 # A receipt is born leased to its writer ($5; NULL: free), so no one else publishes it meanwhile.
 OUTBOX_INSERT = """

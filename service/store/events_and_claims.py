@@ -11,7 +11,7 @@ from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate
 from service.domain.outcome import Claimed, ClaimRequest, Lease, OutboxRow, Outcome, SealedContact
-from service.store.database import PostgresBase, translated
+from service.store.base import PostgresBase, translated
 from service.store.receipt_outbox import OUTBOX_INSERT
 
 # In the batch's order (the ORDER BY), so that places (read_seq) follow it; a row already there
