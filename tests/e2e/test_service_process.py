@@ -151,7 +151,13 @@ async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> N
         ]
         dead = await _read(env["KAFKA_BOOTSTRAP_SERVERS"], env["NOTIFIER_DEAD_LETTER_TOPIC"], 2)
         _, body = await _get(f"http://127.0.0.1:{sandbox_port}/sandbox/messages")
-        _, metrics = await _get(f"http://127.0.0.1:{env['NOTIFIER_METRICS_PORT']}/metrics")
+        # A batch observes its end-to-end latencies once all it decided is durable, which can be a
+        # moment after its last receipt is on the topic: wait for the count (or give up, and fail below).
+        for _ in range(50):
+            _, metrics = await _get(f"http://127.0.0.1:{env['NOTIFIER_METRICS_PORT']}/metrics")
+            if "notifier_end_to_end_seconds_count 9.0" in metrics:
+                break
+            await asyncio.sleep(0.1)
         # The public listener serves callbacks and pages only: metrics and health stay off the ingress.
         public = [await _get(f"http://127.0.0.1:{env['NOTIFIER_HTTP_PORT']}{p}") for p in _OPS_PATHS]
     finally:
