@@ -9,7 +9,8 @@ import pytest
 
 from service.domain.errors import MalformedReport
 from service.domain.report import DeliveryReport
-from service.send.providers.infobip import parse_reports, verify_webhook_credentials
+from service.send.providers.infobip import verify_webhook_credentials
+from service.send.providers.infobip_reports import parse_reports
 
 REF = "0b4f.2.tag"
 

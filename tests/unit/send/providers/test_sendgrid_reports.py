@@ -8,7 +8,7 @@ import pytest
 
 from service.domain.errors import MalformedReport
 from service.domain.report import DeliveryReport
-from service.send.providers.sendgrid import fresh, parse_events
+from service.send.providers.sendgrid_reports import fresh, parse_events
 
 NOW = 1_800_000_000.0
 AGE = 3 * 86_400.0
