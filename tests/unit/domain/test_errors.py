@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from service.domain import errors
@@ -83,22 +85,22 @@ def test_permanent_is_the_opposite_of_retriable_for_what_clients_raise(cls: type
 
 
 @pytest.mark.parametrize(
-    ("error", "text"),
+    ("make", "text"),
     [
-        (ProviderError("twilio", "21211"), "twilio error 21211"),
+        (lambda: ProviderError("twilio", "21211"), "twilio error 21211"),
         (
-            ProviderUnavailable("twilio", "201", "unreadable success response"),
+            lambda: ProviderUnavailable("twilio", "201", "unreadable success response"),
             "twilio error 201: unreadable success response",
         ),
-        (RateLimited("infobip", "429", 7.0), "infobip error 429: retry after 7.0s"),
-        (RateLimited("infobip", "429"), "infobip error 429"),
-        (RateLimited("infobip", "429", 0.0), "infobip error 429"),
-        (EventRejected("bad_phone"), "bad_phone"),
-        (EventRejected("bad_phone", "not a mobile"), "bad_phone: not a mobile"),
+        (lambda: RateLimited("infobip", "429", 7.0), "infobip error 429: retry after 7.0s"),
+        (lambda: RateLimited("infobip", "429"), "infobip error 429"),
+        (lambda: RateLimited("infobip", "429", 0.0), "infobip error 429"),
+        (lambda: EventRejected("bad_phone"), "bad_phone"),
+        (lambda: EventRejected("bad_phone", "not a mobile"), "bad_phone: not a mobile"),
     ],
 )
-def test_what_an_error_says_when_logged(error: Exception, text: str) -> None:
-    assert str(error) == text
+def test_what_an_error_says_when_logged(make: Callable[[], Exception], text: str) -> None:
+    assert str(make()) == text  # made in the test, not at collection, so mutation testing sees it
 
 
 def test_an_error_keeps_its_parts() -> None:

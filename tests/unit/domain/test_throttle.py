@@ -47,13 +47,14 @@ def test_a_window_ends_exactly_window_s_after_it_began() -> None:
 
 
 def test_a_renewed_window_makes_its_client_the_newest() -> None:
-    t = SigninThrottle(per_client=1, total=10**9, window_s=60, max_clients=2)
+    t = SigninThrottle(per_client=1, total=10**9, window_s=60, max_clients=3)
     t.failed("a", 0.0)
     t.failed("b", 1.0)
     t.failed("a", 61.0)  # a's window starts again: b is now the oldest
     t.failed("c", 62.0)
-    assert t.refused("a", 63.0) is not None
-    assert t.refused("b", 63.0) is None
+    t.failed("d", 63.0)  # the table is full: the oldest goes
+    assert t.refused("a", 64.0) is not None
+    assert t.refused("b", 64.0) is None
 
 
 def test_the_retry_after_is_at_least_one_second() -> None:
