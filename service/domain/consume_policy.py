@@ -64,7 +64,7 @@ class ConsumePolicy:
         counts and the seconds to wait before reading on. ``waiting_allowed``: False while the
         service stops or drains for a rebalance, when held records are not waited for."""
         if not held:
-            return Attempts(0, 0), 0.0
+            return Attempts(), 0.0
         if not waiting_allowed:
             return Attempts(0, at.holds), 0.0
         return Attempts(0, at.holds + 1), _step(self.hold_backoff_s, at.holds)

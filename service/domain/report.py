@@ -1,8 +1,9 @@
 """What a provider's webhook says, as plain values, and the rules every webhook parser shares.
 
 Each provider's parser lives next to its client, with that provider's status vocabulary
-(``service.send.providers.twilio.parse_status_callback`` / ``parse_inbound_message``,
-``service.send.providers.infobip.parse_reports``, ``service.send.providers.sendgrid.parse_events``). They
+(``service.send.providers.twilio_reports.parse_status_callback`` / ``parse_inbound_message``,
+``service.send.providers.infobip_reports.parse_reports``,
+``service.send.providers.sendgrid_reports.parse_events``; each client module re-exports its own). They
 are pure: bytes or a form in, these values out, ``MalformedReport`` for a body that is not what
 the provider sends (checked entirely before any value is returned, so none of a bad body's
 entries is applied). The HTTP layer verifies the request, calls the parser and routes the result.

@@ -63,11 +63,11 @@ class ConsumeLoop:
         database_up: Callable[[], Awaitable[bool]],
         metrics: Metrics,
         policy: ConsumePolicy,
-        batch_timeout_ms: int = 200,
-        batch_max_records: int = 500,
-        rebalance_drain_s: float = 20.0,
-        watchdog_stall_s: float = 120.0,
-        commit_stall_s: float = 300.0,
+        batch_timeout_ms: int,  # these five come from Settings, which holds their defaults
+        batch_max_records: int,
+        rebalance_drain_s: float,
+        watchdog_stall_s: float,
+        commit_stall_s: float,
         clock: Callable[[], float] = time.monotonic,
         wait: Callable[[asyncio.Event, float], Awaitable[None]] = wait_or_stop,
     ) -> None:

@@ -86,6 +86,9 @@ async def test_readiness_and_liveness_follow_the_consume_loop() -> None:
         database_up=None,  # type: ignore[arg-type]
         metrics=metrics,
         policy=ConsumePolicy(),
+        batch_timeout_ms=200,
+        batch_max_records=500,
+        rebalance_drain_s=20,
         watchdog_stall_s=120,
         commit_stall_s=300,
         clock=clock,

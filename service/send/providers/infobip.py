@@ -1,6 +1,6 @@
-"""Infobip SMS client (``POST /sms/2/text/advanced``, ``GET /sms/1/logs``), and the delivery
-reports Infobip posts back: their credentials (``verify_webhook_credentials``) and their parser
-(``parse_reports``).
+"""Infobip SMS client (``POST /sms/2/text/advanced``, ``GET /sms/1/logs``), and the credentials of
+the delivery reports Infobip posts back (``verify_webhook_credentials``). Their parser
+(``parse_reports``) lives in ``infobip_reports`` with Infobip's status groups and is re-exported here.
 
 Infobip answers a send in two layers: an HTTP error with ``requestError.serviceException``
 (``UNAUTHORIZED``, ``BAD_REQUEST``, ``TOO_MANY_REQUESTS``...) when it refuses the whole request,
@@ -27,7 +27,6 @@ import aiohttp
 from service.domain.errors import (
     ContentRejected,
     InvalidRecipient,
-    MalformedReport,
     ProviderError,
     ProviderRejected,
     ProviderUnavailable,
@@ -35,18 +34,20 @@ from service.domain.errors import (
     RecipientOptedOut,
 )
 from service.domain.ports import DeliveryStatus, SendAccepted
-from service.domain.report import (
-    DeliveryReport,
-    entry_object,
-    entry_text,
-    json_document,
-    report_code,
-    report_reference,
-)
 from service.domain.status_check import Answer
+from service.send.providers.infobip_reports import FINAL_GROUPS, PROVIDER, parse_reports
 from service.send.providers.wire import Reply, as_dict, parse_retry_after, request, safe_word
 
-PROVIDER: Final = "infobip"
+__all__ = [
+    "ERROR_CLASSES",
+    "PROVIDER",
+    "InfobipClient",
+    "error_class",
+    "error_for",
+    "parse_reports",
+    "verify_webhook_credentials",
+]
+
 SEND_PATH: Final = "/sms/2/text/advanced"
 LOGS_PATH: Final = "/sms/1/logs"
 
@@ -124,13 +125,6 @@ ERROR_CLASSES: Final[dict[str, type[ProviderError]]] = {
 #: Status groups that mean Infobip took the message (0 ACCEPTED, 1 PENDING, 3 DELIVERED).
 ACCEPTED_GROUPS: Final = frozenset({"ACCEPTED", "PENDING", "DELIVERED"})
 REJECTED_GROUP_ID: Final = 5
-#: Status groups that are final, as delivery reports and log look-ups read them; others are pending.
-FINAL_GROUPS: Final[dict[str, Answer]] = {
-    "DELIVERED": Answer.DELIVERED,
-    "UNDELIVERABLE": Answer.UNDELIVERED,
-    "EXPIRED": Answer.UNDELIVERED,
-    "REJECTED": Answer.UNDELIVERED,
-}
 
 Item = tuple[str, str, str]
 """One message of ``send_many``: (to_e164, body, reference)."""
@@ -146,31 +140,6 @@ def verify_webhook_credentials(authorization: str | None, user: str, password: s
     except binascii.Error:
         return False
     return hmac.compare_digest(given, f"{user}:{password}".encode())
-
-
-def parse_reports(body: bytes) -> list[DeliveryReport]:
-    """The final statuses in a delivery-report request (``{"results": [...]}``), in order; a report
-    whose status group is not final is left out. Every entry is checked first: ``MalformedReport``
-    if the body is not UTF-8 JSON or any entry is not a report."""
-    document = json_document(body)
-    results = document.get("results", []) if isinstance(document, dict) else None
-    if not isinstance(results, list):
-        raise MalformedReport("results is not a list")
-    parsed = [_report(entry) for entry in results]
-    return [report for report in parsed if report is not None]
-
-
-def _report(entry: object) -> DeliveryReport | None:
-    if not isinstance(entry, dict):
-        raise MalformedReport("a report is not an object")
-    status, error = entry_object(entry, "status"), entry_object(entry, "error")
-    group = entry_text(status, "groupName")
-    reference = report_reference(entry.get("callbackData"), entry.get("messageId"))
-    code = report_code(error.get("name")) or report_code(status.get("name"))
-    answer = FINAL_GROUPS.get(group)
-    if answer is None:
-        return None
-    return DeliveryReport(PROVIDER, reference, delivered=answer is Answer.DELIVERED, code=code)
 
 
 def error_class(name: str, *, permanent: bool | None = None) -> type[ProviderError]:

@@ -5,7 +5,8 @@ A 202 only means SendGrid queued the message; what happened next arrives as even
 Those requests are signed with ECDSA P-256 over ``timestamp + body``
 (``X-Twilio-Email-Event-Webhook-Signature`` / ``-Timestamp``); ``verify_sendgrid_signature``
 checks one (``fresh`` bounds its timestamp), ``EventWebhookSigner`` makes one (for the sandbox
-and tests), and ``parse_events`` reads the events into delivery reports.
+and tests), and ``parse_events`` reads the events into delivery reports (it and ``fresh`` live in
+``sendgrid_reports`` with SendGrid's event vocabulary and are re-exported here).
 
 Privacy: SendGrid's error ``message`` text is never copied into our errors; only the HTTP status
 and, to tell an invalid recipient from our own mistake, the error's ``field`` path are read.
@@ -27,32 +28,32 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from service.domain.errors import (
     ContentRejected,
     InvalidRecipient,
-    MalformedReport,
     ProviderError,
     ProviderRejected,
     ProviderUnavailable,
     RateLimited,
 )
 from service.domain.ports import EmailMessage, SendAccepted
-from service.domain.report import DeliveryReport, entry_text, json_document, report_code, report_reference
-from service.domain.status_check import Answer
+from service.send.providers.sendgrid_reports import PROVIDER, fresh, parse_events
 from service.send.providers.wire import Reply, parse_retry_after, request
 
-PROVIDER: Final = "sendgrid"
+__all__ = [
+    "PROVIDER",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "EventWebhookSigner",
+    "SendGridClient",
+    "fresh",
+    "parse_events",
+    "verify_sendgrid_signature",
+]
+
 SEND_PATH: Final = "/v3/mail/send"
 SIGNATURE_HEADER: Final = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER: Final = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 #: An error ``field`` naming a recipient's address: ``personalizations.0.to.0.email``.
 RECIPIENT_FIELD: Final = re.compile(r"personalizations\.\d+\.(?:to|cc|bcc)\.\d+\.email")
-
-#: Event types that are a final status of the email; any other (processed, deferred, open,
-#: click...) says nothing we act on.
-FINAL_EVENTS: Final[dict[str, Answer]] = {
-    "delivered": Answer.DELIVERED,
-    "bounce": Answer.UNDELIVERED,
-    "dropped": Answer.UNDELIVERED,
-}
 
 #: HTTP status -> our error, for what is not a 400 (which depends on the field) or a 5xx.
 STATUS_CLASSES: Final[dict[int, type[ProviderError]]] = {
@@ -169,52 +170,6 @@ def verify_sendgrid_signature(
     except InvalidSignature:
         return False
     return True
-
-
-def fresh(stamp: str | float, now: float, *, past_s: float, future_s: float) -> bool:
-    """Whether a Unix time (a number, or its decimal text) lies within [now - past, now + future]."""
-    try:
-        at = float(stamp)
-    except ValueError:
-        return False
-    return now - past_s <= at <= now + future_s
-
-
-def parse_events(body: bytes, now: float, *, max_age_s: float, max_skew_s: float) -> list[DeliveryReport]:
-    """The final statuses in an Event Webhook request (a JSON array of events), in order; other
-    event types are left out. An event dated more than ``max_age_s`` before ``now`` or more than
-    ``max_skew_s`` after it is ``expired``. Every entry is checked first: ``MalformedReport`` if the
-    body is not UTF-8 JSON, not a list, or any entry is not an event."""
-    events = json_document(body)
-    if not isinstance(events, list):
-        raise MalformedReport("not a list of events")
-    parsed = [_event(entry) for entry in events]
-    return [
-        DeliveryReport(
-            PROVIDER,
-            reference,
-            delivered=answer is Answer.DELIVERED,
-            code=code,
-            expired=not fresh(at, now, past_s=max_age_s, future_s=max_skew_s),
-        )
-        for answer, reference, code, at in parsed
-        if answer is not None
-    ]
-
-
-def _event(entry: object) -> tuple[Answer | None, str, str | None, float]:
-    if not isinstance(entry, dict):
-        raise MalformedReport("an event is not an object")
-    kind, at = entry_text(entry, "event"), entry.get("timestamp")
-    if isinstance(at, bool) or not isinstance(at, int | float):
-        raise MalformedReport("timestamp is not a number")
-    try:
-        seconds = float(at)
-    except OverflowError:  # an integer beyond any float: no date
-        raise MalformedReport("timestamp is not a number") from None
-    reference = report_reference(entry.get("ref"))
-    code = report_code(entry.get("type")) or report_code(kind)
-    return FINAL_EVENTS.get(kind), reference, code, seconds
 
 
 class EventWebhookSigner:

@@ -1,7 +1,7 @@
-"""Twilio Programmable Messaging client (``/2010-04-01/Accounts/{Sid}/Messages.json``),
-Twilio's request signature (``X-Twilio-Signature``), which the callback endpoints verify, and
-the parsers of what those endpoints receive: a message's status callback
-(``parse_status_callback``) and a customer's reply (``parse_inbound_message``).
+"""Twilio Programmable Messaging client (``/2010-04-01/Accounts/{Sid}/Messages.json``)
+and Twilio's request signature (``X-Twilio-Signature``), which the callback endpoints verify. The
+parsers of what those endpoints receive (``parse_status_callback``, ``parse_inbound_message``)
+live in ``twilio_reports`` with Twilio's status vocabulary and are re-exported here.
 
 Every failure is translated here into ``service.domain.errors``; nothing above this module sees
 an aiohttp exception. Privacy: our errors carry only the provider name and a code (Twilio's
@@ -32,10 +32,15 @@ from service.domain.errors import (
     RateLimited,
     RecipientOptedOut,
 )
-from service.domain.phone import normalize_hk_mobile
 from service.domain.ports import DeliveryStatus, SendAccepted
-from service.domain.report import ConsentReply, DeliveryReport, consent_word, entry_text, report_code
 from service.domain.status_check import Answer
+from service.send.providers.twilio_reports import (
+    FINAL_STATUSES,
+    PROVIDER,
+    REFERENCE_PARAM,
+    parse_inbound_message,
+    parse_status_callback,
+)
 from service.send.providers.wire import Reply, parse_retry_after, request
 
 __all__ = [
@@ -50,20 +55,10 @@ __all__ = [
     "verify_twilio_signature",
 ]
 
-PROVIDER: Final = "twilio"
 API_VERSION: Final = "2010-04-01"
 #: How many pages of the message list ``find_sent`` reads before it gives up.
 MAX_LOOKUP_PAGES: Final = 3
 LOOKUP_PAGE_SIZE: Final = 1000  # Twilio's maximum: a busy number's recent messages in one page
-#: The query parameter of our StatusCallback URL that carries the message's reference.
-REFERENCE_PARAM: Final = "ref"
-#: Message statuses that are final, as the status callback and a look-up read them; any other
-#: (queued, sending, sent, ...) is still pending.
-FINAL_STATUSES: Final[dict[str, Answer]] = {
-    "delivered": Answer.DELIVERED,
-    "undelivered": Answer.UNDELIVERED,
-    "failed": Answer.UNDELIVERED,
-}
 
 #: Twilio error code -> our error. A code not listed falls back on the HTTP status
 #: (429 -> RateLimited, 5xx -> ProviderUnavailable, any other -> ProviderRejected).
@@ -107,28 +102,6 @@ def verify_twilio_signature(auth_token: str, url: str, params: Mapping[str, str]
     """Whether ``signature`` is Twilio's for this URL and form, compared in constant time."""
     expected = twilio_signature(auth_token, url, params)
     return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace"))
-
-
-def parse_status_callback(form: Mapping[str, object], query: Mapping[str, str]) -> DeliveryReport | None:
-    """The final status a StatusCallback reports (``MessageStatus``, ``ErrorCode``) for the message
-    our URL's ``ref`` names; None while the status is not final. ``MalformedReport`` for a field of
-    the wrong type (a form read from a request has only strings)."""
-    answer = FINAL_STATUSES.get(entry_text(form, "MessageStatus"))
-    if answer is None:
-        return None
-    reference = query.get(REFERENCE_PARAM, "")
-    code = report_code(form.get("ErrorCode"))
-    return DeliveryReport(PROVIDER, reference, delivered=answer is Answer.DELIVERED, code=code)
-
-
-def parse_inbound_message(form: Mapping[str, object]) -> ConsentReply | None:
-    """A customer's reply (the inbound-message webhook's ``Body`` and ``From``) that opts out
-    (STOP, 退訂 …) or in (START …); None for any other text or a sender that is not a mobile."""
-    opted_out = consent_word(entry_text(form, "Body"))
-    phone = normalize_hk_mobile(entry_text(form, "From"), allow_foreign_mobiles=True).e164
-    if opted_out is None or not phone:
-        return None
-    return ConsentReply(phone, opted_out, f"sms_reply:{PROVIDER}")
 
 
 def with_query(url: str, **params: str) -> str:

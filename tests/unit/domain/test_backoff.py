@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+import re
 import statistics
 
 import pytest
@@ -48,9 +49,16 @@ def test_custom_base_and_cap() -> None:
     assert backoff_delay(3, base_s=1.0, cap_s=0.0, rng=HighestRandom()) == 0.0
 
 
-@pytest.mark.parametrize(("attempt", "base_s", "cap_s"), [(-1, 0.2, 5.0), (0, 0.0, 5.0), (0, 0.2, -1.0)])
-def test_invalid_arguments_are_refused(attempt: int, base_s: float, cap_s: float) -> None:
-    with pytest.raises(ValueError, match="must"):
+@pytest.mark.parametrize(
+    ("attempt", "base_s", "cap_s", "message"),
+    [
+        (-1, 0.2, 5.0, "attempt must be >= 0"),
+        (0, 0.0, 5.0, "base_s must be > 0 and cap_s >= 0"),
+        (0, 0.2, -1.0, "base_s must be > 0 and cap_s >= 0"),
+    ],
+)
+def test_invalid_arguments_are_refused(attempt: int, base_s: float, cap_s: float, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         backoff_delay(attempt, base_s=base_s, cap_s=cap_s, rng=random.Random(0))
 
 
@@ -101,14 +109,34 @@ def test_retry_policy_next_delay(attempts_made: int, now: float, expected: float
 
 
 @pytest.mark.parametrize(
-    "changes",
-    [{"max_attempts_per_provider": 0}, {"base_s": 0.0}, {"cap_s": -1.0}, {"message_deadline_s": 0.0}],
+    ("changes", "message"),
+    [
+        ({"max_attempts_per_provider": 0}, "max_attempts_per_provider must be >= 1"),
+        ({"base_s": 0.0}, "base_s must be > 0 and cap_s >= 0"),
+        ({"cap_s": -1.0}, "base_s must be > 0 and cap_s >= 0"),
+        ({"message_deadline_s": 0.0}, "message_deadline_s must be > 0"),
+    ],
 )
-def test_invalid_retry_policy_is_refused(changes: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="must"):
+def test_invalid_retry_policy_is_refused(changes: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         RetryPolicy(**changes)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [{"max_attempts_per_provider": 1}, {"cap_s": 0.0}, {"base_s": 0.01}, {"message_deadline_s": 0.5}],
+)
+def test_the_smallest_retry_policies_are_allowed(changes: dict[str, float]) -> None:
+    RetryPolicy(**changes)  # type: ignore[arg-type]
+
+
 def test_next_delay_needs_a_previous_attempt() -> None:
-    with pytest.raises(ValueError, match="attempts_made"):
+    message = "attempts_made must be >= 1: a retry follows an attempt"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         RetryPolicy().next_delay(0, now=0.0, deadline=10.0, rng=random.Random(0))
+
+
+@pytest.mark.parametrize(("attempts_made", "ceiling"), [(1, 10.0), (2, 20.0), (3, 30.0), (4, 30.0)])
+def test_next_delay_doubles_from_the_policys_base_up_to_its_cap(attempts_made: int, ceiling: float) -> None:
+    policy = RetryPolicy(max_attempts_per_provider=9, base_s=10.0, cap_s=30.0, message_deadline_s=600.0)
+    assert policy.next_delay(attempts_made, now=0.0, deadline=600.0, rng=HighestRandom()) == ceiling

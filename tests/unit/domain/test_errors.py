@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from service.domain import errors
 from service.domain.errors import (
     DEFAULT_PAUSE_S,
     ContentRejected,
+    EventRejected,
     InvalidRecipient,
     ProviderError,
     ProviderRejected,
@@ -79,3 +82,29 @@ def test_a_rate_limit_pauses_for_retry_after_or_one_second(retry_after: float | 
 @pytest.mark.parametrize("cls", [c for c in CLASSES if c is not ProviderError], ids=lambda c: c.__name__)
 def test_permanent_is_the_opposite_of_retriable_for_what_clients_raise(cls: type[ProviderError]) -> None:
     assert cls("p", "1").permanent is not cls.retriable
+
+
+@pytest.mark.parametrize(
+    ("make", "text"),
+    [
+        (lambda: ProviderError("twilio", "21211"), "twilio error 21211"),
+        (
+            lambda: ProviderUnavailable("twilio", "201", "unreadable success response"),
+            "twilio error 201: unreadable success response",
+        ),
+        (lambda: RateLimited("infobip", "429", 7.0), "infobip error 429: retry after 7.0s"),
+        (lambda: RateLimited("infobip", "429"), "infobip error 429"),
+        (lambda: RateLimited("infobip", "429", 0.0), "infobip error 429"),
+        (lambda: EventRejected("bad_phone"), "bad_phone"),
+        (lambda: EventRejected("bad_phone", "not a mobile"), "bad_phone: not a mobile"),
+    ],
+)
+def test_what_an_error_says_when_logged(make: Callable[[], Exception], text: str) -> None:
+    assert str(make()) == text  # made in the test, not at collection, so mutation testing sees it
+
+
+def test_an_error_keeps_its_parts() -> None:
+    rejected = EventRejected("bad_phone")
+    assert (rejected.reason, rejected.detail) == ("bad_phone", "")
+    limited = RateLimited("infobip", "429", 7.0)
+    assert (limited.provider, limited.code, limited.retry_after) == ("infobip", "429", 7.0)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,3 +90,50 @@ def test_sms_carries_the_signed_status_link(signer: LinkSigner) -> None:
         nid = notification_id(update.order_id, Milestone.READY_FOR_PICKUP)
         assert url == signer.status_url(nid, NOW)
         assert signer.verify(token, NOW) == signer.link_id(nid)
+
+
+def test_a_token_sent_yesterday_still_verifies_after_an_upgrade(signer: LinkSigner) -> None:
+    """Tokens live in SMS already sent: the link id, expiry encoding and MAC never change."""
+    assert signer.link_id(uuid.UUID(int=7)).hex() == "99fb84525d23149c"
+    assert signer.token(uuid.UUID(int=7), NOW) == "mfuEUl0jFJwJ8xmi8CRAzg"
+    assert signer.verify("mfuEUl0jFJwJ8xmi8CRAzg", NOW) == signer.link_id(uuid.UUID(int=7))
+
+
+def test_each_notification_has_its_own_link_id(signer: LinkSigner) -> None:
+    assert len({signer.link_id(uuid.UUID(int=n)) for n in range(50)}) == 50
+
+
+def test_a_link_lives_90_days_unless_told() -> None:
+    signer = LinkSigner(KEY, "https://n.example.hk")
+    token = signer.token(uuid.uuid4(), NOW)
+    assert signer.verify(token, NOW + timedelta(days=90))
+    with pytest.raises(LinkInvalid):
+        signer.verify(token, NOW + timedelta(days=91))
+
+
+@pytest.mark.parametrize(
+    ("base_url", "kept"),
+    [
+        ("https://n.example.hk/", "https://n.example.hk"),
+        ("https://n.example.hk/X//", "https://n.example.hk/X"),
+    ],
+)
+def test_the_base_url_loses_only_its_trailing_slashes(base_url: str, kept: str) -> None:
+    assert LinkSigner(KEY, base_url).base_url == kept
+
+
+def test_the_expiry_day_is_the_utc_day_whatever_the_hosts_zone(
+    signer: LinkSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    late = datetime(2026, 11, 22, 20, 0, tzinfo=UTC)  # already the 23rd in Hong Kong
+    token = signer.token(uuid.UUID(int=7), late)
+    monkeypatch.setenv("TZ", "Asia/Hong_Kong")
+    time.tzset()
+    try:
+        assert signer.token(uuid.UUID(int=7), late) == token
+        assert signer.verify(token, late + timedelta(days=30))  # the 22nd + 30 in UTC: still valid
+        with pytest.raises(LinkInvalid):
+            signer.verify(token, late + timedelta(days=30, hours=4))  # the 23rd + 30 in UTC
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -83,14 +83,24 @@ def test_foreign_mobiles_pass_only_when_allowed(raw: str, result: PhoneResult) -
 
 
 def test_result_needs_exactly_one_of_number_and_reason() -> None:
-    with pytest.raises(ValueError, match="exactly one"):
+    message = r"^PhoneResult needs exactly one of e164 and reason$"
+    with pytest.raises(ValueError, match=message):
         PhoneResult()
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match=message):
         PhoneResult(e164="+85291234567", reason="invalid")
 
 
 def test_result_repr_masks_the_number() -> None:
     assert "91234567" not in repr(normalize_hk_mobile("9123 4567"))
+    assert repr(normalize_hk_mobile("9123 4567")) == "PhoneResult(e164='+852 ****4567')"
+    assert repr(normalize_hk_mobile("2123 4567")) == "PhoneResult(reason='fixed_line')"
+
+
+@pytest.mark.parametrize(
+    ("padding", "result"), [(56, PhoneResult(e164="+85291234567")), (57, PhoneResult(reason="unparseable"))]
+)
+def test_input_longer_than_64_characters_is_not_read(padding: int, result: PhoneResult) -> None:
+    assert normalize_hk_mobile(" " * padding + "91234567") == result
 
 
 @pytest.mark.parametrize(
@@ -99,6 +109,8 @@ def test_result_repr_masks_the_number() -> None:
         ("+85291234567", "+852 ****4567"),
         ("+8613800138000", "+86 ****8000"),
         ("+85212", "+852 ****"),
+        ("+85212345", "+852 ****"),  # five digits: the last four would be nearly all of it
+        ("+852123456", "+852 ****3456"),
         ("not a number", "****"),
     ],
 )

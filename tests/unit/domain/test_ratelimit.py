@@ -341,3 +341,31 @@ def test_property_a_sender_that_wakes_late_still_holds_every_window_to_burst_plu
         bucket.sent(now)
         sends.append((now, amount))
     assert pair_overflow(sends, burst, rate) <= 1e-6
+
+
+def test_a_reservation_read_from_an_earlier_clock_still_queues_after_the_last() -> None:
+    bucket = TokenBucket(1.0, 1.0, now=0.0)
+    assert bucket.reserve(1, 10.0) == 0.0
+    assert bucket.reserve(1, 5.0) == 6.0  # after the one at 10, one second later
+
+
+def test_a_new_rate_scales_only_a_debt_not_tokens_in_hand() -> None:
+    bucket = TokenBucket(1.0, 1.0, now=0.0)
+    assert bucket.reserve(0.5, 0.0) == 0.0  # half a token left
+    bucket.set_rate(2.0, 0.0)
+    assert bucket.reserve(1, 0.0) == 0.25  # the missing half at the new rate
+
+
+def test_a_debt_below_one_per_second_is_kept_as_time_when_the_rate_rises() -> None:
+    bucket = TokenBucket(0.5, 1.0, now=0.0)
+    assert bucket.reserve(2, 0.0) == 2.0  # one token of debt: two seconds at 0.5/s
+    bucket.set_rate(1.0, 0.0)
+    assert bucket.reserve(1, 0.0) == 3.0  # the queue still drains at 2 s, then one more second
+
+
+def test_a_debt_outlives_a_rate_of_zero_and_back() -> None:
+    bucket = TokenBucket(1.0, 1.0, now=0.0)
+    assert bucket.reserve(3, 0.0) == 2.0  # two tokens of debt
+    bucket.set_rate(0.0, 0.0)
+    bucket.set_rate(1.0, 0.0)
+    assert bucket.reserve(1, 0.0) == 3.0

@@ -53,5 +53,9 @@ def test_another_steps_tag_or_another_keys_reference_does_not_parse() -> None:
 
 
 def test_a_short_key_is_refused() -> None:
-    with pytest.raises(ValueError, match="32 bytes"):
+    with pytest.raises(ValueError, match=r"^a message-reference key must be at least 32 bytes$"):
         MessageReferences(b"short")
+
+
+def test_the_repr_hides_the_key() -> None:
+    assert repr(MessageReferences(b"k" * 32)) == "MessageReferences(<key hidden>)"

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from service.domain.errors import MalformedReport
-from service.domain.report import OTHER_CODE, json_document, report_code, report_reference
+from service.domain.report import (
+    OTHER_CODE,
+    consent_word,
+    entry_object,
+    entry_text,
+    json_document,
+    report_code,
+    report_reference,
+)
 
 
 @pytest.mark.parametrize(
@@ -42,3 +52,47 @@ def test_the_first_reference_given_counts() -> None:
 def test_an_unreadable_document_is_malformed(raw: bytes) -> None:
     with pytest.raises(MalformedReport):
         json_document(raw)
+
+
+@pytest.mark.parametrize(
+    ("parse", "message"),
+    [
+        (lambda: json_document(b"{"), "unreadable JSON"),
+        (lambda: report_code(1.5), "a code is not a string"),
+        (lambda: report_reference(5), "a reference is not a short string"),
+        (lambda: report_reference("r" * 201), "a reference is not a short string"),
+        (lambda: entry_object({"status": "x"}, "status"), "status is not an object"),
+        (lambda: entry_text({"Body": 1}, "Body"), "Body is not a string"),
+    ],
+)
+def test_the_malformed_message_names_the_field(parse: Callable[[], object], message: str) -> None:
+    with pytest.raises(MalformedReport) as info:
+        parse()
+    assert str(info.value) == message
+
+
+def test_an_absent_entry_is_empty() -> None:
+    assert entry_text({}, "Body") == ""
+    assert entry_object({}, "status") == {}
+    assert entry_object({"status": None}, "status") == {}
+    assert entry_object({"status": {"a": 1}}, "status") == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("body", "opted_out"),
+    [
+        ("STOP", True),
+        (" stop. ", True),
+        ("Stop!", True),
+        ("退訂。", True),
+        ("取消！", True),
+        ("start", False),
+        ("訂閱", False),
+        ("STOPX", None),  # only punctuation is trimmed
+        ("XSTOP", None),
+        ("STOP IT", None),
+        ("", None),
+    ],
+)
+def test_a_consent_word(body: str, opted_out: bool | None) -> None:
+    assert consent_word(body) is opted_out

@@ -33,6 +33,8 @@ EMOJI = "🚲"  # outside the BMP: a surrogate pair in UTF-16
         ("a" * 69 + EMOJI, SegmentCount("UCS-2", 71, 2)),
         ("a" * 68 + EMOJI, SegmentCount("UCS-2", 70, 1)),
         (EMOJI, SegmentCount("UCS-2", 2, 1)),
+        ("\uffff", SegmentCount("UCS-2", 1, 1)),  # the last character of one UTF-16 unit
+        ("\U00010000", SegmentCount("UCS-2", 2, 1)),  # the first of two
         # The Greek capitals of the basic set stay GSM-7; their lower case does not.
         ("ΔΦΓΛΩΠΨΣΘΞ", SegmentCount("GSM-7", 10, 1)),
         ("δ", SegmentCount("UCS-2", 1, 1)),

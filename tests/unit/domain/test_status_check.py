@@ -34,7 +34,7 @@ def test_the_wait_between_looks_doubles_up_to_the_cap(checks: int, delay: float)
 
 
 def test_a_delay_follows_a_look() -> None:
-    with pytest.raises(ValueError, match="checks"):
+    with pytest.raises(ValueError, match=r"^checks must be >= 1: a delay follows a look$"):
         POLICY.delay(0)
 
 
@@ -52,6 +52,7 @@ def test_a_delay_follows_a_look() -> None:
         (Answer.ERROR, 7200, 9, LookAgain(3600)),
         # the last look falls exactly at the maximum age, never past it
         (Answer.PENDING, 48 * 3600 - 600, 40, LookAgain(600)),
+        (Answer.PENDING, 48 * 3600 - 0.5, 40, LookAgain(0.5)),
         # at or past the maximum age: give up
         (Answer.PENDING, 48 * 3600, 41, GiveUp()),
         (Answer.NOT_FOUND, 48 * 3600 + 5, 41, GiveUp()),
@@ -78,7 +79,21 @@ def test_a_send_is_never_given_up_before_its_maximum_age() -> None:
     assert len(looks) == 50  # bounded: at most about one look an hour
 
 
-@pytest.mark.parametrize("kwargs", [{"after_s": 0}, {"cap_s": 0}, {"after_s": 900, "max_age_s": 600}])
-def test_nonsense_policies_are_refused(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="must be"):
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"after_s": 0}, "after_s and cap_s must be > 0"),
+        ({"cap_s": 0}, "after_s and cap_s must be > 0"),
+        ({"after_s": 900, "max_age_s": 600}, "max_age_s must be >= after_s"),
+    ],
+)
+def test_nonsense_policies_are_refused(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
         StatusCheckPolicy(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"after_s": 0.5, "max_age_s": 0.5, "cap_s": 0.5}, {"after_s": 900, "max_age_s": 900}]
+)
+def test_the_smallest_policies_are_allowed(kwargs: dict[str, float]) -> None:
+    StatusCheckPolicy(**kwargs)

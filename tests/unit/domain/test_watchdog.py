@@ -13,6 +13,18 @@ def test_no_fetch_for_longer_than_the_limit_while_records_wait_is_a_stall() -> N
     assert watch.stalled(1121, lag=50)
 
 
+@pytest.mark.parametrize(
+    ("now", "lag", "stalled"), [(1120, 1, False), (1120.001, 1, True), (1121, 0, False), (1121, 1, True)]
+)
+def test_a_stall_is_one_record_waiting_past_the_limit(now: float, lag: int, stalled: bool) -> None:
+    assert StallWatch(limit_s=120, last_fetch=1000).stalled(now, lag) is stalled
+
+
+@pytest.mark.parametrize(("now", "idle"), [(1000, 0), (999, 0), (1000.5, 0.5)])
+def test_idle_time_counts_from_the_last_fetch_and_is_never_negative(now: float, idle: float) -> None:
+    assert StallWatch(limit_s=120, last_fetch=1000).idle_s(now) == idle
+
+
 def test_a_quiet_topic_is_not_a_stall() -> None:
     watch = StallWatch(limit_s=120, last_fetch=1000)
     assert not watch.stalled(5000, lag=0)
@@ -49,6 +61,14 @@ _COMMIT_TABLE = [
         [("commit", 10, 0), ("check", 5, 100, 1, 100), ("check", 0, 101, 0, 0)],
         "nothing waiting is never a stall",
     ),
+    (  # records waiting the moment the offset is known: no time has passed yet
+        [("commit", 10, 0), ("check", 5, 0, 0, 0)],
+        "the wait starts at zero",
+    ),
+    (  # quiet, then records wait and the same offset is committed again: the clock is not restarted
+        [("commit", 10, 0), ("check", 0, 100, 0, 0), ("commit", 10, 150), ("check", 3, 200, 1, 100)],
+        "a quiet spell keeps the committed offset",
+    ),
     (  # no committed offset known (not read yet): nothing to measure from
         [("check", 5, 1000, 0, 0)],
         "an unread partition is left to the fetch watchdog",
@@ -75,3 +95,12 @@ def test_commit_watch_counts_each_stalled_partition_and_forgets_revoked_ones() -
     assert watch.check(101, {c: 0}) == CommitStall(0, 0)  # a and b moved to another member
     watch.committed(a, 0, 200)  # a comes back, read from the same offset: measured afresh
     assert watch.check(230, {a: 1}) == CommitStall(0, 30)
+
+
+def test_commit_watch_measures_every_partition_past_an_unread_or_quiet_one() -> None:
+    unread, quiet, stuck = ("t", 0), ("t", 1), ("t", 2)
+    watch = CommitWatch(limit_s=60)
+    watch.committed(quiet, 0, 0)
+    watch.committed(stuck, 0, 0)
+    assert watch.check(100, {unread: 5, quiet: 0, stuck: 2}) == CommitStall(1, 100)
+    assert watch.check(101, {quiet: 0, unread: 5, stuck: 2}) == CommitStall(1, 101)

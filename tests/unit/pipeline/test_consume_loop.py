@@ -4,6 +4,7 @@ failure, the poison search, held records, the rebalance drain, commit errors, an
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +15,21 @@ from structlog.testing import capture_logs
 from service.domain.consume_policy import ConsumePolicy
 from service.domain.errors import CommitRefused, ConsumerUnavailable, StoreUnavailable
 from service.domain.model import InboundRecord, Partition
+from service.domain.watchdog import CommitStall
 from service.metrics import Metrics
-from service.pipeline.consume_loop import WATCHDOG_EVERY_S, ConsumeLoop
+from service.pipeline.consume_loop import WATCHDOG_EVERY_S, ConsumeLoop, wait_or_stop
 from service.testing import FakeClock, FakeConsumer
 
 A, B = ("t", 0), ("t", 1)
+
+#: The loop's settings unless a test says otherwise (the Settings defaults).
+TUNING: dict[str, Any] = {
+    "batch_timeout_ms": 200,
+    "batch_max_records": 500,
+    "rebalance_drain_s": 20.0,
+    "watchdog_stall_s": 120.0,
+    "commit_stall_s": 300.0,
+}
 
 #: What the scripted pipeline does with one batch: raise this, or return these unfinished offsets.
 Answer = Exception | dict[Partition, int]
@@ -142,7 +153,7 @@ def _rig(
         policy=ConsumePolicy(poison_attempts=poison_attempts),
         clock=clock,
         wait=wait,
-        **options,
+        **{**TUNING, **options},
     )
     consumer.on_revoke = loop.drain
     return Rig(consumer, batches, sends, clock, metrics, loop, stop, database, waits)
@@ -276,12 +287,13 @@ async def test_a_rebalance_drains_the_batch_in_flight_which_commits_before_the_p
         assert rig.sends.pauses == 1
         assert rig.sends.draining
         assert not revoking.done()  # the partitions wait for the batch
+        rig.clock.now += 1.23456  # the batch takes its time
         rig.batches.gate.set()
         await asyncio.wait_for(revoking, 5)
     assert rig.consumer.committed == {A: 3, B: 1}  # committed while still assigned
     assert rig.sends.resumes == 1
     assert not rig.sends.draining
-    assert [e["event"] for e in logs] == ["rebalance_drained"]
+    assert [(e["event"], e["seconds"]) for e in logs] == [("rebalance_drained", 1.235)]
     await asyncio.wait_for(running, 5)
 
 
@@ -300,6 +312,7 @@ async def test_a_drain_that_takes_too_long_gives_the_partitions_up_and_the_late_
         ("rebalance_drain_timeout", None),
         ("commit_failed_after_rebalance", 2),  # the new owner reads them again; the dedup absorbs it
     ]
+    assert logs[0]["waited_s"] == 0.01
     assert rig.consumer.committed == {}
     assert rig.consumer.seeks == []
 
@@ -354,6 +367,7 @@ async def test_commits_stuck_while_records_wait_make_the_partition_stalled_and_a
     assert rig.gauge("notifier_commit_stall_seconds") == 48
     logs = await _watch_once(rig)
     assert [(e["event"], e.get("partitions")) for e in logs] == [("partition_commits_stalled", 1)]
+    assert logs[0]["seconds_since_commit"] == 48 + WATCHDOG_EVERY_S
     assert await _watch_once(rig) == []  # logged once, not at every check
     await rig.run_again({})  # the record goes out at last: its commit moves
     assert rig.consumer.committed == {A: 1}
@@ -380,6 +394,7 @@ async def _watch_once(rig: Rig) -> list[dict[str, Any]]:
 
 async def test_no_fetch_for_too_long_while_records_wait_fails_liveness_and_is_logged_once() -> None:
     rig = _rig(records={A: 2}, partitions=(A,), watchdog_stall_s=120)
+    assert rig.loop.stalled is False
     await rig.run()
     for _ in range(5):
         rig.consumer.append(A, b"waiting")
@@ -389,9 +404,11 @@ async def test_no_fetch_for_too_long_while_records_wait_fails_liveness_and_is_lo
     rig.clock.now += 21
     with capture_logs() as logs:
         assert rig.loop.check_fetches()
-        assert rig.loop.check_fetches()
-    assert rig.loop.stalled
     assert [(e["event"], e["lag"], e["seconds_since_fetch"]) for e in logs] == [("consumer_stalled", 5, 121)]
+    with capture_logs() as logs:
+        assert rig.loop.check_fetches()
+    assert logs == []  # logged once, when it began
+    assert rig.loop.stalled
     assert rig.gauge("notifier_fetch_stalled") == 1
     await rig.run_again()  # it fetches again
     assert not rig.loop.check_fetches()
@@ -405,3 +422,75 @@ async def test_a_quiet_topic_is_not_a_stall() -> None:
     rig.clock.now += 10_000
     assert not rig.loop.check_fetches()
     assert rig.gauge("notifier_consumer_lag") == 0
+
+
+async def test_a_fetch_asks_for_the_configured_wait_and_number_of_records() -> None:
+    rig = _rig(batch_timeout_ms=50, batch_max_records=2)
+    asked: list[tuple[int, int]] = []
+    fetch = rig.consumer.getmany
+
+    async def getmany(*, timeout_ms: int, max_records: int) -> Any:
+        asked.append((timeout_ms, max_records))
+        return await fetch(timeout_ms=timeout_ms, max_records=max_records)
+
+    rig.consumer.getmany = getmany  # type: ignore[method-assign]
+    await rig.run()
+    assert set(asked) == {(50, 2)}
+    assert rig.batches.batches == [[(A, 0), (A, 1)], [(A, 2), (B, 0)]]
+
+
+async def test_wait_or_stop_waits_the_seconds_or_until_the_stop() -> None:
+    stop = asyncio.Event()
+    started = time.monotonic()
+    await asyncio.wait_for(wait_or_stop(stop, 0.05), 2)
+    assert time.monotonic() - started >= 0.04
+    asyncio.get_running_loop().call_later(0.01, stop.set)
+    await asyncio.wait_for(wait_or_stop(stop, 60), 2)  # cut short by the stop
+    await asyncio.wait_for(wait_or_stop(stop, 60), 2)  # already stopped: at once
+
+
+async def test_a_partition_whose_batches_keep_failing_has_its_commits_stalled_from_its_first_read() -> None:
+    rig = _rig(*[StoreUnavailable("down")] * 3, records={A: 1}, partitions=(A,), poison_attempts=5)
+    rig.batches.stop_after = 3
+    start = rig.clock.now
+    await rig.run()
+    assert rig.consumer.commits == []
+    rig.clock.now = start + 301
+    assert rig.loop.commit_progress() == CommitStall(1, 301)
+
+
+async def test_a_commit_that_does_not_move_the_offset_does_not_restart_the_partitions_clock() -> None:
+    rig = _rig(StoreUnavailable("down"), {A: 0}, records={A: 1}, partitions=(A,))
+    rig.batches.stop_after = 2
+    await rig.run()
+    assert rig.consumer.commits == [{A: 0}]  # half a second after the first read
+    assert rig.loop.commit_progress() == CommitStall(0, 0.5)  # measured from the first read
+
+
+async def test_the_commit_clock_of_a_partition_runs_from_its_last_commit() -> None:
+    rig = _rig({A: 1}, {}, records={A: 2}, partitions=(A,))
+    await rig.run()
+    assert rig.consumer.commits == [{A: 1}, {A: 2}]
+    assert rig.clock.slept == [1]  # the second commit comes a second after the first
+    for _ in range(3):
+        rig.consumer.append(A, b"late")
+    rig.clock.now += 50
+    assert rig.loop.commit_progress() == CommitStall(0, 50)
+
+
+async def test_a_commit_the_broker_did_not_take_leaves_the_partition_waiting_from_its_last_commit() -> None:
+    rig = _rig(records={A: 2}, partitions=(A,))
+    rig.consumer.commit_errors = [ConsumerUnavailable("KafkaConnectionError")]
+    start = rig.clock.now
+    await rig.run()
+    assert rig.consumer.committed == {}
+    rig.clock.now = start + 301
+    assert rig.loop.commit_progress() == CommitStall(1, 301)
+
+
+async def test_partitions_with_nothing_waiting_are_not_stalled_however_long_they_are_quiet() -> None:
+    rig = _rig(records={A: 3})  # B is assigned but brings nothing: no committed offset known
+    await rig.run()
+    rig.clock.now += 10_000
+    assert rig.loop.commit_progress() == CommitStall(0, 0)
+    assert rig.gauge("notifier_commit_stalled_partitions") == 0

@@ -9,7 +9,8 @@ import pytest
 
 from service.domain.errors import MalformedReport
 from service.domain.report import DeliveryReport
-from service.send.providers.infobip import parse_reports, verify_webhook_credentials
+from service.send.providers.infobip import verify_webhook_credentials
+from service.send.providers.infobip_reports import parse_reports
 
 REF = "0b4f.2.tag"
 
@@ -157,3 +158,26 @@ def basic(credentials: bytes) -> str:
 )
 def test_the_webhook_credentials(header: str | None, ok: bool) -> None:
     assert verify_webhook_credentials(header, "infobip", "hook-secret") is ok
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"not json", "unreadable JSON"),
+        (b"[1, 2]", "results is not a list"),
+        (b'{"results": {"a": 1}}', "results is not a list"),
+        (b'{"results": [1]}', "a report is not an object"),
+        (b'{"results": [{"status": "DELIVERED"}]}', "status is not an object"),
+        (b'{"results": [{"status": {"groupName": "DELIVERED"}, "error": 5}]}', "error is not an object"),
+        (b'{"results": [{"status": {"groupName": 3}}]}', "groupName is not a string"),
+        (
+            b'{"results": [{"status": {"groupName": "DELIVERED"}, "messageId": 7}]}',
+            "a reference is not a short string",
+        ),
+        (b'{"results": [{"status": {"groupName": "DELIVERED", "name": [1]}}]}', "a code is not a string"),
+    ],
+)
+def test_the_400_names_what_is_wrong_with_the_body(raw: bytes, message: str) -> None:
+    with pytest.raises(MalformedReport) as info:
+        parse_reports(raw)
+    assert str(info.value) == message

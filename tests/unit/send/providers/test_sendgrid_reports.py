@@ -8,7 +8,7 @@ import pytest
 
 from service.domain.errors import MalformedReport
 from service.domain.report import DeliveryReport
-from service.send.providers.sendgrid import fresh, parse_events
+from service.send.providers.sendgrid_reports import fresh, parse_events
 
 NOW = 1_800_000_000.0
 AGE = 3 * 86_400.0
@@ -131,3 +131,23 @@ def test_a_body_that_is_not_sendgrid_events_is_malformed(raw: bytes) -> None:
 )
 def test_fresh_reads_a_number_or_its_text(stamp: str | float, ok: bool) -> None:
     assert fresh(stamp, NOW, past_s=10, future_s=10) is ok
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{", "unreadable JSON"),
+        (b'{"event": "bounce"}', "not a list of events"),
+        (b"[1]", "an event is not an object"),
+        (b'[{"event": "bounce"}]', "timestamp is not a number"),
+        (b'[{"event": "bounce", "timestamp": "1800000000"}]', "timestamp is not a number"),
+        (b'[{"event": "bounce", "timestamp": 1' + b"0" * 400 + b"}]", "timestamp is not a number"),
+        (b'[{"event": 1, "timestamp": 1800000000}]', "event is not a string"),
+        (b'[{"event": "bounce", "timestamp": 1800000000, "ref": 5}]', "a reference is not a short string"),
+        (b'[{"event": "bounce", "timestamp": 1800000000, "type": [1]}]', "a code is not a string"),
+    ],
+)
+def test_the_400_names_what_is_wrong_with_the_body(raw: bytes, message: str) -> None:
+    with pytest.raises(MalformedReport) as info:
+        parse_events(raw, NOW, max_age_s=AGE, max_skew_s=SKEW)
+    assert str(info.value) == message

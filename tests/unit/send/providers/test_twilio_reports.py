@@ -6,7 +6,8 @@ import pytest
 
 from service.domain.errors import MalformedReport
 from service.domain.report import ConsentReply, DeliveryReport
-from service.send.providers.twilio import TwilioClient, parse_inbound_message, parse_status_callback
+from service.send.providers.twilio import TwilioClient
+from service.send.providers.twilio_reports import parse_inbound_message, parse_status_callback
 
 REF = "0b4f.1.tag"
 QUERY = {"ref": REF}
