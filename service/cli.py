@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import logging
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from aiokafka.errors import KafkaConnectionError
+
 from service.confirm import add_guard_flags, confirm
-from service.domain.errors import CommandRefused, ConfigError, NotifierError
+from service.domain.errors import (
+    CommandRefused,
+    ConfigError,
+    ConsumerUnavailable,
+    NotifierError,
+    StoreUnavailable,
+)
 from service.domain.milestones import Milestone
-from service.settings import REPO_ROOT, Settings, load_settings
+from service.resources import sample_events, schemas_dir, version
+from service.settings import Settings, load_settings
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
@@ -61,7 +72,7 @@ def _add_privacy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     er = sub.add_parser("erase", help="erase one customer's personal data on request")
     who = er.add_mutually_exclusive_group(required=True)
     who.add_argument("--order", help="order number (or waybill, as in the support look-up)")
-    who.add_argument("--waybill")
+    who.add_argument("--waybill", help="waybill number (the carrier's tracking number)")
     _personal_option(who, "--phone", "phone number")
     _personal_option(who, "--email", "email address")
     add_guard_flags(er, "erase")
@@ -82,25 +93,34 @@ def _add_privacy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     st = sub.add_parser("staff", help="customer-service access tokens")
     st_sub = st.add_subparsers(dest="staff_command", required=True, metavar="ACTION")
     sa = st_sub.add_parser("add", help="create a token (printed once; only its hash is stored)")
-    sa.add_argument("--name", required=True)
-    sa.add_argument("--role", required=True, choices=["cs_agent", "admin"])
+    sa.add_argument("--name", required=True, help="the staff member's name, as shown in the audit log")
+    sa.add_argument(
+        "--role", required=True, choices=["cs_agent", "admin"], help="cs_agent: look-ups; admin: also audits"
+    )
     sr = st_sub.add_parser("revoke", help="revoke every token of a staff member")
-    sr.add_argument("--name", required=True)
+    sr.add_argument("--name", required=True, help="the staff member whose tokens end")
     add_guard_flags(sr, "revoke")
 
     ky = sub.add_parser("keys", help="encryption keys for personal data at rest")
-    ky.add_argument("action", choices=["generate", "rotate"])
-    ky.add_argument(
+    ky_sub = ky.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    kg = ky_sub.add_parser("generate", help="print a new key (needs no settings); store it as a secret")
+    kg.add_argument(
         "--kind",
         choices=["pii", "blind-index", "env"],
         default="pii",
         help="pii: a keyring entry for NOTIFIER_PII_KEYS; blind-index: a 32-byte base64 key "
         "(NOTIFIER_BLIND_INDEX_KEY, NOTIFIER_LINK_SIGNING_KEY); env: all three, as an env file for local use",
     )
-    ky.add_argument("--id", default="k1", help="key id to put before a pii key")
-    ky.add_argument(
-        "--dry-run", action="store_true", help="rotate: count what would be re-encrypted, change nothing"
-    )
+    kg.add_argument("--id", default="k1", help="key id to put before a pii key (default: k1)")
+    kr = ky_sub.add_parser("rotate", help="re-encrypt personal data under the first key of NOTIFIER_PII_KEYS")
+    kr.add_argument("--dry-run", action="store_true", help="count what would be re-encrypted, change nothing")
+
+
+def _letter_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reason", help="only letters with this dlq.reason (e.g. invalid_event)")
+    p.add_argument("--partition", type=int, help="only letters in this partition of the dead-letter topic")
+    p.add_argument("--from-offset", type=int, help="only from this offset of the dead-letter topic")
+    p.add_argument("--to-offset", type=int, help="only up to this offset (inclusive)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Shipment-milestone notifier: Kafka shipment events -> deduplicated SMS -> receipts.",
         epilog="Settings come from NOTIFIER_* environment variables (see README).",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("run", help="run the service: consume events, send notifications, publish receipts")
@@ -116,8 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     sb = sub.add_parser(
         "sandbox", help="run the sandbox providers (Twilio, Infobip, SendGrid APIs) for local use"
     )
-    sb.add_argument("--host", default="127.0.0.1")
-    sb.add_argument("--port", type=int, default=18700)
+    sb.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    sb.add_argument("--port", type=int, default=18700, help="port to listen on (default: 18700)")
     sb.add_argument(
         "--sendgrid-events-url",
         default="http://127.0.0.1:8080/callbacks/sendgrid/events",
@@ -129,19 +150,27 @@ def _parser() -> argparse.ArgumentParser:
     db_sub.add_parser("migrate", help="apply pending schema migrations")
 
     tp = sub.add_parser("topics", help="create the input, receipts and dead-letter topics if missing")
-    tp.add_argument("--partitions", type=int, default=4)
+    tp.add_argument(
+        "--partitions", type=int, default=4, help="partitions of a topic created now (default: 4)"
+    )
 
     fd = sub.add_parser("feed", help="publish a file of JSON-lines events to the input topic")
-    fd.add_argument("file", type=Path, nargs="?", default=REPO_ROOT / "deploy/samples/events.jsonl")
+    fd.add_argument(
+        "file",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="JSON lines, one event each; default: the sample events",
+    )
     fd.add_argument("--topic", default=None, help="default: the first input topic")
 
     tp_ = sub.add_parser("templates", help="check every message template, or preview one")
     tp_sub = tp_.add_subparsers(dest="templates_command", required=True, metavar="ACTION")
     tp_sub.add_parser("check", help="render every template against worst-case data; fail on budget or error")
     rd = tp_sub.add_parser("render", help="print one rendered message with its encoding and segments")
-    rd.add_argument("--milestone", required=True, choices=[m.value for m in Milestone])
-    rd.add_argument("--locale", required=True, choices=["zh-HK", "en"])
-    rd.add_argument("--channel", choices=["sms", "email"], default="sms")
+    rd.add_argument("--milestone", required=True, choices=[m.value for m in Milestone], help="which message")
+    rd.add_argument("--locale", required=True, choices=["zh-HK", "en"], help="the customer's language")
+    rd.add_argument("--channel", choices=["sms", "email"], default="sms", help="default: sms")
     rd.add_argument("--worst-case", action="store_true", help="use the longest sample data")
     rd.add_argument(
         "--names", choices=["latin", "cjk"], default="latin", help="the worst case's names and places"
@@ -150,44 +179,42 @@ def _parser() -> argparse.ArgumentParser:
     _add_privacy_commands(sub)
 
     dq = sub.add_parser("dlq", help="dead letters: count them by reason, or replay them after a fix")
-    dq.add_argument("action", choices=["list", "replay"])
-    dq.add_argument("--reason", help="only letters with this dlq.reason (e.g. invalid_event)")
-    dq.add_argument("--from-offset", type=int, help="only from this offset of the dead-letter topic")
-    dq.add_argument("--to-offset", type=int, help="only up to this offset (inclusive)")
-    add_guard_flags(dq, "replay (re-send)")
+    dq_sub = dq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    dl = dq_sub.add_parser("list", help="count the dead letters (those matching the filters) by reason")
+    _letter_filters(dl)
+    dr = dq_sub.add_parser("replay", help="copy the matching dead letters back onto their source topics")
+    _letter_filters(dr)
+    add_guard_flags(dr, "replay (re-send)")
 
     sc = sub.add_parser("schemas", help="JSON Schemas of the event and receipt contracts")
-    sc.add_argument("action", choices=["export", "check"])
-    sc.add_argument("--dir", type=Path, default=REPO_ROOT / "schemas")
+    sc_sub = sc.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
+    for name, what in (
+        ("export", "write the schemas generated from the models into DIR"),
+        ("check", "fail when a schema in DIR differs from the models (run export)"),
+    ):
+        sc_sub.add_parser(name, help=what).add_argument(
+            "--dir",
+            type=Path,
+            default=schemas_dir(),
+            help="default: the package's schemas (in a checkout: schemas/)",
+        )
 
     dm = sub.add_parser(
         "demo", help="run everything locally: sandbox, service, sample feed; print what happened"
     )
-    dm.add_argument("file", type=Path, nargs="?", default=REPO_ROOT / "deploy/samples/events.jsonl")
-    dm.add_argument("--timeout", type=float, default=60.0)
+    dm.add_argument(
+        "file", type=Path, nargs="?", default=None, help="events to feed; default: the sample events"
+    )
+    dm.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the outcomes (default: 60)"
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "keys" and args.action == "generate":  # needs no settings: it makes one
-        import base64  # noqa: PLC0415
-        import os  # noqa: PLC0415
-
-        from service.privacy.crypto import Keyring  # noqa: PLC0415
-
-        blind = base64.b64encode(os.urandom(32)).decode()
-        if args.kind == "pii":
-            print(Keyring.generate_spec(args.id))
-        elif args.kind == "blind-index":
-            print(blind)
-        else:
-            link = base64.b64encode(os.urandom(32)).decode()
-            print(
-                f"NOTIFIER_PII_KEYS={Keyring.generate_spec(args.id)}\nNOTIFIER_BLIND_INDEX_KEY={blind}\n"
-                f"NOTIFIER_LINK_SIGNING_KEY={link}"
-            )
-        return 0
+    if args.command == "keys" and args.keys_command == "generate":  # needs no settings: it makes one
+        return _generate_key(args)
     from service import logs  # noqa: PLC0415  # keep --help free of the logging set-up
 
     try:
@@ -196,16 +223,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"notifier: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     logs.configure(settings.log_level, settings.log_format)
+    if args.command not in ("run", "demo"):  # a one-shot command says in one line why the broker failed
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    return _run_command(args, settings)
+
+
+def _run_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Runs the command; every error it expects becomes one line on stderr and an exit code."""
     try:
         return asyncio.run(_dispatch(args, settings))
     except (ConfigError, CommandRefused) as exc:  # a refused command exits like a usage error
         print(f"notifier: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except NotifierError as exc:
+    except (NotifierError, KafkaConnectionError, OSError) as exc:
+        if (hint := unreachable_hint(exc, settings)) is not None:  # the fix is the operator's
+            print(f"notifier: {hint}", file=sys.stderr)
+            return EXIT_CONFIG
+        if not isinstance(exc, NotifierError):
+            raise
         print(f"notifier: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+
+
+def _generate_key(args: argparse.Namespace) -> int:
+    import base64  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    from service.privacy.crypto import Keyring  # noqa: PLC0415
+
+    blind = base64.b64encode(os.urandom(32)).decode()
+    if args.kind == "pii":
+        print(Keyring.generate_spec(args.id))
+    elif args.kind == "blind-index":
+        print(blind)
+    else:
+        link = base64.b64encode(os.urandom(32)).decode()
+        print(
+            f"NOTIFIER_PII_KEYS={Keyring.generate_spec(args.id)}\nNOTIFIER_BLIND_INDEX_KEY={blind}\n"
+            f"NOTIFIER_LINK_SIGNING_KEY={link}"
+        )
+    return 0
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0911, PLR0912  # one branch per command
@@ -238,21 +297,27 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
             from service.feed import publish_feed, read_feed  # noqa: PLC0415
 
             topic = args.topic or settings.input_topics[0]
-            n = await publish_feed(settings.kafka_bootstrap_servers, topic, read_feed(args.file))
+            events = read_feed(_events_file(args.file))
+            n = await publish_feed(settings.kafka_bootstrap_servers, topic, events)
             print(f"published {n} events to {topic}")
             return 0
         case "schemas":
-            return _schemas(args.action, args.dir)
+            return _schemas(args.schemas_command, args.dir)
         case "dlq":
             from service import dlq  # noqa: PLC0415
 
             letters = await dlq.read_letters(settings.kafka_bootstrap_servers, settings.dead_letter_topic)
-            if args.action == "list":
-                print(dlq.summary(letters))
-                return 0
-            chosen = dlq.select(
-                letters, reason=args.reason, from_offset=args.from_offset, to_offset=args.to_offset
+            chosen = dlq.matching(
+                letters,
+                reason=args.reason,
+                partition=args.partition,
+                from_offset=args.from_offset,
+                to_offset=args.to_offset,
             )
+            if args.dlq_command == "list":
+                print(dlq.summary(chosen))
+                return 0
+            chosen = dlq.select(chosen)
             plan = (
                 f"replay {len(chosen)} dead letter(s) onto their source topics (their messages may be sent)"
             )
@@ -274,8 +339,35 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
         case "demo":
             from service.demo import run_demo  # noqa: PLC0415
 
-            return await run_demo(settings, args.file, timeout_s=args.timeout)
+            return await run_demo(settings, _events_file(args.file), timeout_s=args.timeout)
     return EXIT_FAILURE
+
+
+def _events_file(given: Path | None) -> Path:
+    path = given or sample_events()
+    if not path.is_file():
+        raise ConfigError(f"no such file: {path} (give a JSON-lines file of events, or none for the samples)")
+    return path
+
+
+def unreachable_hint(exc: BaseException, settings: Settings) -> str | None:
+    """One line naming the fix for an unreachable dependency or a busy port; None: not one of those."""
+    if isinstance(exc, StoreUnavailable) and isinstance(exc.__cause__, OSError | TimeoutError):
+        return (
+            f"cannot reach PostgreSQL ({exc}): is it up, and are NOTIFIER_DATABASE_URL "
+            "(and NOTIFIER_MIGRATION_DATABASE_URL) right?"
+        )
+    if isinstance(exc, KafkaConnectionError | ConsumerUnavailable):
+        return (
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: is the broker up, and is "
+            "NOTIFIER_KAFKA_BOOTSTRAP_SERVERS right?"
+        )
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return (
+            f"port in use ({exc.strerror or exc}): stop the process holding it, or choose another port "
+            "(NOTIFIER_HTTP_PORT, NOTIFIER_METRICS_PORT; sandbox: --port)"
+        )
+    return None
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -101,20 +101,38 @@ def summary(letters: list[Letter]) -> str:
     return "\n".join([head, *lines])
 
 
+def matching(
+    letters: list[Letter],
+    *,
+    reason: str | None = None,
+    partition: int | None = None,
+    from_offset: int | None = None,
+    to_offset: int | None = None,
+) -> list[Letter]:
+    """The letters (repeats included) that pass every filter given: what ``list`` counts."""
+    return [
+        x
+        for x in letters
+        if (reason is None or x.reason == reason)
+        and (partition is None or x.partition == partition)
+        and (from_offset is None or x.offset >= from_offset)
+        and (to_offset is None or x.offset <= to_offset)
+    ]
+
+
 def select(
-    letters: list[Letter], *, reason: str | None, from_offset: int | None, to_offset: int | None
+    letters: list[Letter],
+    *,
+    reason: str | None = None,
+    partition: int | None = None,
+    from_offset: int | None = None,
+    to_offset: int | None = None,
 ) -> list[Letter]:
     """The letters to replay: matching the filters, with a source and a value, one per source record."""
-    return distinct(
-        [
-            x
-            for x in letters
-            if (reason is None or x.reason == reason)
-            and (from_offset is None or x.offset >= from_offset)
-            and (to_offset is None or x.offset <= to_offset)
-            and x.replayable
-        ]
+    chosen = matching(
+        letters, reason=reason, partition=partition, from_offset=from_offset, to_offset=to_offset
     )
+    return distinct([x for x in chosen if x.replayable])
 
 
 def omitted(letters: list[Letter]) -> int:
@@ -132,8 +150,8 @@ async def replay(
     bootstrap: str, dlq_topic: str, letters: list[Letter], progress: Callable[[int, int], None] = _progress
 ) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
     try:
+        await producer.start()  # in the try: a failed start is stopped too (no 'Unclosed' warning)
         for n, x in enumerate(distinct(letters), start=1):
             origin = f"{dlq_topic}/{x.partition}/{x.offset}".encode()
             await producer.send(

@@ -26,8 +26,8 @@ def read_feed(path: Path) -> list[tuple[bytes | None, bytes]]:
 
 async def publish_feed(bootstrap_servers: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)
-    await producer.start()
     try:
+        await producer.start()  # in the try: a failed start is stopped too (no 'Unclosed' warning)
         for key, value in messages:
             await producer.send(topic, value=value, key=key)
         await producer.flush()

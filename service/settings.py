@@ -20,7 +20,7 @@ from pydantic_settings.exceptions import SettingsError
 from service.config.accounts import ProviderAccountSettings
 from service.config.background import BackgroundJobSettings
 from service.config.consuming import KafkaSettings
-from service.config.content import REPO_ROOT, ContentSettings
+from service.config.content import ContentSettings
 from service.config.database import DatabaseSettings
 from service.config.operations import OperationsSettings
 from service.config.personal_data import PersonalDataSettings
@@ -29,7 +29,6 @@ from service.config.sending import SendingSettings
 from service.domain.errors import ConfigError
 
 __all__ = [
-    "REPO_ROOT",
     "SANDBOX_SECRETS",
     "Settings",
     "env_names",

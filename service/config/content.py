@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from service.resources import templates_dir
 
 
 class ContentSettings(BaseModel):
@@ -17,7 +17,10 @@ class ContentSettings(BaseModel):
         default=False, description="Also text mobiles outside Hong Kong (E.164 with their country code)."
     )
 
-    templates_dir: Path = REPO_ROOT / "templates"
+    templates_dir: Path = Field(
+        default_factory=templates_dir,
+        description="Message and page templates; default: the ones shipped in the package.",
+    )
     brand_name: str = "Specialized"
     contact_phone: str = "+852 3001 2345"
     contact_email: str = "hk-support@example.com"

@@ -145,8 +145,8 @@ async def read_all(bootstrap_servers: str, topic: str) -> list[ConsumerRecord[by
     from service.kafka.admin import partitions_of  # noqa: PLC0415  # admin imports settings
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()  # in the try: a failed start is stopped too (no 'Unclosed' warning)
         parts = await partitions_of(bootstrap_servers, [topic])
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)

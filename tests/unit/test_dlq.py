@@ -63,3 +63,14 @@ def test_replay_selects_each_source_record_once_its_latest_letter_and_skips_boun
     ]
     assert dlq.omitted(letters) == 1
     assert dlq.select(letters, reason="malformed_json", from_offset=None, to_offset=None)[0].offset == 0
+
+
+def test_filters_by_reason_partition_and_offsets_narrow_what_is_counted_and_replayed() -> None:
+    letters = [dlq._letter(r) for r in (_new(0, 7), _new(1, 8, b"invalid_event"), _new(2, 9))]
+    letters.append(dlq.Letter(1, 3, b"ORD-2", b"{bad", "malformed_json", "in", "in:2:1"))
+    assert [x.offset for x in dlq.matching(letters, reason="malformed_json")] == [0, 2, 3]
+    assert [x.offset for x in dlq.matching(letters, partition=1)] == [3]
+    assert [x.offset for x in dlq.matching(letters, partition=0, from_offset=1, to_offset=2)] == [1, 2]
+    assert dlq.matching(letters) == letters
+    assert dlq.summary(dlq.matching(letters, reason="invalid_event")).splitlines()[0] == "1 dead letter(s)"
+    assert [x.offset for x in dlq.select(letters, reason="malformed_json", partition=0)] == [0, 2]
