@@ -295,16 +295,19 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
             return 0
         case "feed":
             from service.feed import publish_feed, read_feed  # noqa: PLC0415
+            from service.progress import progress_bar  # noqa: PLC0415
 
             topic = args.topic or settings.input_topics[0]
             events = read_feed(_events_file(args.file))
-            n = await publish_feed(settings.kafka_bootstrap_servers, topic, events)
+            with progress_bar("publishing") as progress:
+                n = await publish_feed(settings.kafka_bootstrap_servers, topic, events, progress)
             print(f"published {n} events to {topic}")
             return 0
         case "schemas":
             return _schemas(args.schemas_command, args.dir)
         case "dlq":
             from service import dlq  # noqa: PLC0415
+            from service.progress import progress_bar  # noqa: PLC0415
 
             letters = await dlq.read_letters(settings.kafka_bootstrap_servers, settings.dead_letter_topic)
             chosen = dlq.matching(
@@ -323,7 +326,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
             )
             if not confirm(plan, dry_run=args.dry_run, yes=args.yes):
                 return 0
-            n = await dlq.replay(settings.kafka_bootstrap_servers, settings.dead_letter_topic, chosen)
+            with progress_bar("replaying") as progress:
+                n = await dlq.replay(
+                    settings.kafka_bootstrap_servers, settings.dead_letter_topic, chosen, progress
+                )
             print(f"replayed {n} dead letter(s) onto their source topics")
             if skipped := dlq.omitted(letters):
                 print(

@@ -19,13 +19,12 @@ personal data.
 from __future__ import annotations
 
 import collections
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from service.kafka.consumer import read_all
+from service.progress import Report, quiet
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,15 +139,7 @@ def omitted(letters: list[Letter]) -> int:
     return sum(x.value_omitted for x in distinct(letters))
 
 
-def _progress(done: int, total: int) -> None:
-    filled = 30 * done // max(total, 1)
-    sys.stderr.write(f"\rreplaying [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}")
-    sys.stderr.flush()
-
-
-async def replay(
-    bootstrap: str, dlq_topic: str, letters: list[Letter], progress: Callable[[int, int], None] = _progress
-) -> int:
+async def replay(bootstrap: str, dlq_topic: str, letters: list[Letter], progress: Report = quiet) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     try:
         await producer.start()  # in the try: a failed start is stopped too (no 'Unclosed' warning)
@@ -161,6 +152,4 @@ async def replay(
         await producer.flush()
     finally:
         await producer.stop()
-    if letters:
-        sys.stderr.write("\n")
     return len(letters)

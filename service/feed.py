@@ -7,6 +7,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from service.progress import Report, quiet
+
 
 def read_feed(path: Path) -> list[tuple[bytes | None, bytes]]:
     """(key, value) per non-blank line. A line that is not JSON is kept as it is: feeds may test the DLQ."""
@@ -24,12 +26,15 @@ def read_feed(path: Path) -> list[tuple[bytes | None, bytes]]:
     return out
 
 
-async def publish_feed(bootstrap_servers: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> int:
+async def publish_feed(
+    bootstrap_servers: str, topic: str, messages: list[tuple[bytes | None, bytes]], progress: Report = quiet
+) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)
     try:
         await producer.start()  # in the try: a failed start is stopped too (no 'Unclosed' warning)
-        for key, value in messages:
+        for n, (key, value) in enumerate(messages, start=1):
             await producer.send(topic, value=value, key=key)
+            progress(n, len(messages))
         await producer.flush()
     finally:
         await producer.stop()

@@ -11,6 +11,7 @@ from service.domain.errors import CommandRefused, ConfigError
 from service.domain.phone import normalize_hk_mobile
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
+from service.progress import progress_bar
 from service.settings import Settings
 from service.store.postgres import PostgresStore
 from service.store.privacy import Destruction, PrivacyStore
@@ -42,13 +43,6 @@ def _plan(d: Destruction, scope: str) -> str:
         f" (notifications from {d.oldest:%Y-%m-%d} to {d.newest:%Y-%m-%d})" if d.oldest and d.newest else ""
     )
     return f"destroy {d.contacts} sealed event(s) and unlink {d.subjects} notification(s){span} of {scope}"
-
-
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    sys.stderr.flush()
 
 
 def _key(option: str, value: str) -> str:
@@ -165,8 +159,8 @@ async def run_privacy_command(settings: Settings, args: argparse.Namespace) -> i
                     f"dry run, nothing changed: would re-encrypt {n} sealed event(s) under key {keyring.active!r}"
                 )
                 return 0
-            n = await privacy.rotate(keyring, _progress)
-            sys.stderr.write("\n")
+            with progress_bar("re-encrypting") as progress:
+                n = await privacy.rotate(keyring, progress)
             print(f"re-encrypted {n} sealed event(s) under key {keyring.active!r}")
     finally:
         await store.close()
