@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from service import cli
+from service.privacy.crypto import Keyring
 
 NOTIFIER = [sys.executable, "-m", "service"]
 
@@ -144,9 +145,19 @@ def test_an_unreachable_broker_is_one_line(tmp_path: Path, argv: list[str]) -> N
     _one_line_naming_the_fix(run, f"cannot reach Kafka at {servers}", "NOTIFIER_KAFKA_BOOTSTRAP_SERVERS")
 
 
-def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["db", "migrate"],
+        ["purge", "--dry-run"],
+        ["staff", "add", "--name", "x", "--role", "admin"],
+        ["keys", "rotate"],
+    ],
+)
+def test_an_unreachable_database_is_one_line(tmp_path: Path, argv: list[str]) -> None:
     url = f"postgresql://notifier@127.0.0.1:{_closed_port()}/notifier"
-    run = _notifier(tmp_path, "db", "migrate", DATABASE_URL=url)
+    keys = {"NOTIFIER_PII_KEYS": Keyring.generate_spec("k1"), "NOTIFIER_BLIND_INDEX_KEY": "A" * 43 + "="}
+    run = _notifier(tmp_path, *argv, DATABASE_URL=url, **keys)
     _one_line_naming_the_fix(run, "cannot reach PostgreSQL", "NOTIFIER_DATABASE_URL")
 
 
