@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime
 
 import pytest
 from structlog.testing import capture_logs
 
 from service.contracts import parse_event
+from service.domain.errors import StoreUnavailable
 from service.domain.milestones import Milestone
 from service.domain.model import notification_id
-from service.domain.outcome import ClaimRequest
+from service.domain.outcome import Claimed, ClaimRequest
+from service.pipeline.dispatch import Dispatcher
 from service.pipeline.stages import build_stages
 from tests.builders import event
 from tests.unit.pipeline.test_driver import Harness, record
@@ -101,3 +105,53 @@ async def test_without_a_keyring_a_send_is_recorded_and_nothing_sealed(h: Harnes
 async def test_a_send_keeps_its_event_sealed(h: Harness) -> None:
     await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
     assert await h.store.contact(NID) is not None
+
+
+def dispatcher(h: Harness) -> Dispatcher:
+    return Dispatcher(
+        sender=h.stages.sender,
+        receipts=h.stages.receipts,
+        reports=h.stages.reports,
+        metrics=h.metrics,
+        clock=lambda: datetime.now(UTC),
+    )
+
+
+@pytest.mark.parametrize("claims", [1, 2])
+async def test_the_batchs_consent_look_up_decides_a_new_or_reclaimed_notification(
+    h: Harness, claims: int
+) -> None:
+    req = ClaimRequest(NID, parse_event(event("A", "ARRIVED_HK_WAREHOUSE")), MS, "claimed")
+    await h.store.claim([req])
+    claim = Claimed(NID, claims, datetime(2026, 11, 20, tzinfo=UTC))
+    o = await dispatcher(h).settle(req, claim, opted_out=True, abort=asyncio.Event())
+    assert o.outcome == "suppressed_opted_out"  # as the bulk look-up said (the store was not asked again)
+    assert h.sender.sent == []
+
+
+async def test_a_reclaimed_notification_starts_no_send_once_the_batch_is_aborted(h: Harness) -> None:
+    req = ClaimRequest(NID, parse_event(event("A", "ARRIVED_HK_WAREHOUSE")), MS, "claimed")
+    await h.store.claim([req])
+    abort = asyncio.Event()
+    abort.set()
+    with pytest.raises(StoreUnavailable):
+        await dispatcher(h).settle(
+            req, Claimed(NID, 2, datetime(2026, 11, 20, tzinfo=UTC)), opted_out=False, abort=abort
+        )
+    assert h.sender.sent == []
+
+
+async def test_a_reclaimed_notification_is_looked_up_from_its_first_claim(h: Harness) -> None:
+    req = ClaimRequest(NID, parse_event(event("A", "ARRIVED_HK_WAREHOUSE")), MS, "claimed")
+    await h.store.claim([req])
+    first = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    since: list[object] = []
+    deliver = h.stages.sender.deliver
+
+    async def spied(*args: object, **kw: object) -> object:
+        since.append(kw.get("reconcile_since"))
+        return await deliver(*args, **kw)  # type: ignore[arg-type]
+
+    h.stages.sender.deliver = spied  # type: ignore[method-assign]
+    await dispatcher(h).settle(req, Claimed(NID, 2, first), opted_out=False, abort=asyncio.Event())
+    assert since == [first]

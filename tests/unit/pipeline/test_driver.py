@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -550,6 +551,7 @@ async def test_a_held_notification_is_logged_with_its_reason_and_a_drain_is_not(
     assert (held[0]["log_level"], held[0]["count"]) == ("warning", 1)
     assert held[0]["reason"] not in (None, "draining")
     assert _sample(h, "notifier_end_to_end_seconds_count", {}) == 0  # held: not decided yet
+    assert [(e["notified"], e["held"]) for e in logs if e["event"] == "batch_done"] == [(0, 1)]
 
     h.pipeline_engine.pause_sends()
     with capture_logs() as logs:
@@ -584,3 +586,29 @@ async def test_a_batch_is_logged_and_timed_from_each_event_reaching_kafka(h: Har
     assert _sample(h, "notifier_end_to_end_seconds_count", {}) == 2
     assert 2.0 <= _sample(h, "notifier_end_to_end_seconds_sum", {}) < 3.0
     assert 0 < _sample(h, "notifier_batch_seconds_sum", {}) < 5
+
+
+async def test_a_failed_send_propagates_only_once_the_batchs_other_sends_are_recorded(h: Harness) -> None:
+    class Crash(Exception):
+        pass
+
+    ms = Milestone.CUSTOMS_CLEARED
+    gate, send = asyncio.Event(), h.sender.send_sms
+
+    async def crash_a_hold_b(to: str, body: str, *, reference: str) -> object:
+        parsed = h.references.parse(reference)
+        if parsed is not None and parsed[0] == notification_id("A", ms):
+            raise Crash
+        await gate.wait()
+        return await send(to, body, reference=reference)
+
+    h.sender.send_sms = crash_a_hold_b  # type: ignore[assignment,method-assign]
+    batch = [record(0, event("A", "CUSTOMS_CLEARED")), record(1, event("B", "CUSTOMS_CLEARED"))]
+    task = asyncio.create_task(h.driver.process_batch(batch))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert not task.done()  # A failed, B is still sending: the failure waits for it
+    gate.set()
+    with pytest.raises(Crash):
+        await task
+    assert h.store._by_id()[notification_id("B", ms)].state == "sent"

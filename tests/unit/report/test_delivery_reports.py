@@ -525,3 +525,60 @@ async def test_a_sent_fallback_is_logged_and_a_refused_one_is_logged_failed(h: H
         },
     ]
     assert (fallbacks(h, "sent"), fallbacks(h, "failed")) == (1, 1)
+
+
+async def test_a_report_whose_send_is_recorded_while_it_is_being_held_is_applied_at_once(h: Harness) -> None:
+    r = reports(h)
+    finish, hold = h.store.finish, h.store.hold_report
+    pending: list[tuple[tuple[object, ...], dict[str, object]]] = []
+    results: list[str] = []
+
+    async def hold_then_the_send_is_recorded(*args: object) -> None:
+        await hold(*args)  # type: ignore[arg-type]
+        a, kw = pending.pop()
+        await finish(*a, **kw)  # type: ignore[arg-type]
+
+    async def finish_after_a_report(*args: object, **kw: object) -> None:
+        pending.append((args, kw))
+        results.append(await r.report("sms-a", h.sender.references[0], delivered=True))
+
+    h.store.finish = finish_after_a_report  # type: ignore[method-assign]
+    h.store.hold_report = hold_then_the_send_is_recorded  # type: ignore[method-assign]
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    assert results == ["delivered"]  # taken back and applied by whoever saw the send recorded
+    assert receipts(h) == [("sent", "sms", "sms-a"), ("delivered", "sms", "sms-a")]
+    assert h.store.held == {}
+
+
+async def test_a_report_the_store_finds_stale_when_recording_it_is_stale(h: Harness) -> None:
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+
+    async def stale(*args: object, **kw: object) -> bool:
+        return False  # another instance recorded a report on this attempt meanwhile
+
+    h.store.record_delivery = stale  # type: ignore[method-assign]
+    assert await reports(h).report("sms-a", h.sender.references[0], delivered=True) == "stale"
+
+
+async def test_retrying_drops_what_was_decided_and_goes_on_with_the_rest(h: Harness) -> None:
+    await h.feed(event("A", "READY_FOR_PICKUP"), event("B", "READY_FOR_PICKUP"))
+    email_down(h)
+    r = reports(h)
+    for ref in h.sender.references:
+        await r.report("sms-a", ref, delivered=False)
+    a = h.store._by_id()[notification_id("A", Milestone.READY_FOR_PICKUP)]
+    a.state = State.FAILED
+    a.fallback_due = h.store.now - timedelta(seconds=2)  # first in line
+    h.store.now += timedelta(hours=1)
+    email_back(h)
+    assert await r.retry_fallbacks() == 2
+    assert [to for to, _ in h.email.sent] == [EMAIL]  # B's
+
+
+async def test_the_first_retry_of_a_held_fallback_waits_up_to_thirty_seconds_by_default(h: Harness) -> None:
+    await h.feed(event("A", "READY_FOR_PICKUP"))
+    email_down(h)
+    with capture_logs() as logs:
+        await made(h, rng=random.Random(3)).report("sms-a", h.sender.references[0], delivered=False)
+    expected = backoff_delay(0, base_s=30.0, cap_s=1800.0, rng=random.Random(3))
+    assert [e["retry_in_s"] for e in logged(logs, "fallback_held")] == [expected]

@@ -277,6 +277,9 @@ async def test_a_failed_publish_is_logged_with_its_cause_and_left_for_the_relay(
             "cause": "TimeoutError",
         }
     ]
+    with capture_logs() as logs:
+        assert await h.stages.receipts.outbox.relay() == 0  # the fake broker's failure has no cause
+    assert [e["cause"] for e in logs] == [None]
     h.receipts.fail = False
     with capture_logs() as logs:
         assert await h.stages.receipts.outbox.relay() == 1  # given back, not leased: taken at once

@@ -93,3 +93,7 @@ async def test_a_recorded_report_is_counted_by_outcome_and_channel() -> None:
 
 def test_receipts_lease_their_publishes_for_a_minute_by_default() -> None:
     assert Receipts(FakeStore(), FakeReceiptSink(), Metrics()).outbox.lease().seconds == 60.0
+
+
+def test_receipts_lease_their_publishes_for_as_long_as_configured() -> None:
+    assert Receipts(FakeStore(), FakeReceiptSink(), Metrics(), lease_s=5).outbox.lease().seconds == 5

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from structlog.testing import capture_logs
 
+from service.compose.consent import Consent
+from service.compose.message import Composer
+from service.compose.render import Renderer
 from service.contracts import parse_event
-from service.domain.errors import ContentRejected, InvalidRecipient, RenderError, SmsTooLong, StoreUnavailable
+from service.domain.errors import (
+    ContentRejected,
+    InvalidRecipient,
+    ProviderRejected,
+    RenderError,
+    SmsTooLong,
+    StoreUnavailable,
+)
+from service.domain.links import LinkSigner
 from service.domain.milestones import Milestone
 from service.domain.model import notification_id
 from service.domain.outcome import Outcome
+from service.privacy.subjects import RecipientSubjects
+from service.send.sender import Sender
 from tests.builders import EMAIL, NAME, event
-from tests.unit.pipeline.test_driver import Harness
+from tests.unit.pipeline.test_driver import REPO, Harness
 
 MS = Milestone.ARRIVED_HK_WAREHOUSE
 NID = notification_id("A", MS)
@@ -94,7 +108,9 @@ async def test_a_template_that_cannot_render_fails_the_notification_and_logs_why
 async def test_no_send_starts_once_the_batch_is_aborted(h: Harness) -> None:
     abort = asyncio.Event()
     abort.set()
-    with pytest.raises(StoreUnavailable, match="could not be recorded; no more are started"):
+    with pytest.raises(
+        StoreUnavailable, match=r"^a send of this batch could not be recorded; no more are started$"
+    ):
         await deliver(h, abort=abort)
     assert h.sender.sent == []
 
@@ -119,3 +135,51 @@ async def test_a_sent_notification_logs_no_warning(h: Harness) -> None:
     with capture_logs() as logs:
         await deliver(h, event("A", "ARRIVED_HK_WAREHOUSE", email=EMAIL))
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == []
+
+
+async def test_the_outcome_is_in_the_recipients_locale(h: Harness) -> None:
+    o = await deliver(h, event("A", "ARRIVED_HK_WAREHOUSE", locale="en"))
+    assert (o.outcome, o.locale) == ("sent", "en")
+
+
+async def test_an_sms_over_the_cap_goes_by_email_as_planned_not_as_a_failover(h: Harness) -> None:
+    def too_long(*args: object, **kw: object) -> object:
+        raise SmsTooLong("over the cap even shortened")
+
+    h.renderer.render_sms = too_long  # type: ignore[method-assign]
+    o = await deliver(h)
+    assert (o.outcome, o.channel, o.reason) == ("sent", "email", "sms_too_long")
+    assert h.sender.sent == []
+    assert not h.metrics.registry.get_sample_value(
+        "notifier_failovers_total", {"provider": "sms-b", "to": "email"}
+    )
+
+
+async def test_a_send_after_a_failover_has_no_reason(h: Harness) -> None:
+    h.sender.errors.extend(ProviderRejected("sms-a", "20003") for _ in range(3))
+    o = await deliver(h)
+    assert (o.outcome, o.provider, o.reason) == ("sent", "sms-b", None)
+
+
+async def test_a_reclaimed_notification_is_composed_as_of_its_first_claim(h: Harness) -> None:
+    links = Renderer(
+        REPO / "templates",
+        brand="Specialized",
+        contact_phone="+852 3001 2345",
+        contact_email="hk@example.com",
+        links=LinkSigner(b"k" * 32, "https://n.example"),
+    )
+    sender = Sender(
+        engine=h.pipeline_engine,
+        composer=Composer(links, h.metrics),
+        consent=Consent(h.store, RecipientSubjects(h.blind)),
+        store=h.store,
+        metrics=h.metrics,
+        clock=lambda: datetime(2026, 11, 20, tzinfo=UTC),
+    )
+    update = parse_event(event("A", "ARRIVED_HK_WAREHOUSE"))
+    await sender.deliver(NID, update, MS, opted_out=False)
+    h.sender.lookup_fails = h.backup.lookup_fails = True  # the earlier send cannot be found: sent again
+    await sender.deliver(NID, update, MS, opted_out=False, reconcile_since=datetime(2020, 1, 1, tzinfo=UTC))
+    (_, now), (_, then) = h.sender.sent
+    assert now != then  # the links expire from when it was first claimed
