@@ -258,6 +258,7 @@ async def test_the_relay_publishes_in_rounds_of_its_limit_and_logs_the_total() -
     with capture_logs() as logs:
         assert await h.stages.receipts.outbox.relay() == 0
     assert logs == []
+    assert spy.calls[-1][2] == 200  # the relay's rounds by default
 
 
 async def test_a_failed_publish_is_logged_with_its_cause_and_left_for_the_relay() -> None:

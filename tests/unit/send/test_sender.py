@@ -176,6 +176,7 @@ async def test_a_reclaimed_notification_is_composed_as_of_its_first_claim(h: Har
         store=h.store,
         metrics=h.metrics,
         clock=lambda: datetime(2026, 11, 20, tzinfo=UTC),
+        send_concurrency=4,
     )
     update = parse_event(event("A", "ARRIVED_HK_WAREHOUSE"))
     await sender.deliver(NID, update, MS, opted_out=False)
