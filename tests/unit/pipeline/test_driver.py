@@ -612,3 +612,14 @@ async def test_a_failed_send_propagates_only_once_the_batchs_other_sends_are_rec
     with pytest.raises(Crash):
         await task
     assert h.store._by_id()[notification_id("B", ms)].state == "sent"
+
+
+async def test_a_notification_held_after_a_send_of_unknown_fate_keeps_its_claim(h: Harness) -> None:
+    h.sender.swallowed = 5  # sms-a takes it but the answer is lost, and cannot say whether it has it
+    h.sender.lookup_fails = True
+    h.backup.errors.extend(ProviderRejected("sms-b", "401") for _ in range(5))
+    h.email.errors.extend(ProviderRejected("fake-email", "403") for _ in range(5))
+    assert await h.driver.process_batch([record(0, event("A", "CUSTOMS_CLEARED"))]) == {("t", 0): 0}
+    assert h.receipts.published == []
+    # Kept, not given back: read again, it is a re-claim, which looks for the earlier send first.
+    assert [(row.state, row.claims) for row in h.store.rows.values()] == [("claimed", 1)]
