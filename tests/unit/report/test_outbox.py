@@ -26,6 +26,7 @@ from service.domain.ports import NotificationStore, SendAccepted
 from service.kafka.producer import PublishFailed
 from service.report.delivery_reports import DeliveryReports
 from service.report.outbox import Outbox
+from service.report.receipts import receipt_row
 from service.testing import FakeSmsSender, FakeStore
 from tests.builders import event
 from tests.contracts.outbox import OutboxRules, RecordingSink
@@ -285,3 +286,26 @@ async def test_a_failed_publish_is_logged_with_its_cause_and_left_for_the_relay(
     with capture_logs() as logs:
         assert await h.stages.receipts.outbox.relay() == 1  # given back, not leased: taken at once
     assert [e["event"] for e in logs] == ["outbox_relayed"]
+
+
+async def test_a_receipt_written_while_its_predecessor_is_published_goes_out_in_the_same_drain() -> None:
+    h = Harness()
+    h.receipts.fail = True
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
+    h.receipts.fail = False
+    h.store.now += timedelta(hours=1)
+    (row,) = h.store.rows.values()
+    assert row.outcome is not None
+    sent = row.outcome
+    delivered = receipt_row(dataclasses.replace(sent, outcome="delivered"))
+
+    async def a_report_is_recorded_by_another_operation(rows: Sequence[OutboxRow]) -> None:
+        assert sent.reference is not None
+        lease = Lease("other-operation", 60)  # it waits: the sent receipt before it is being published
+        assert await h.store.record_delivery(
+            sent.notification_id, sent.reference, "delivered", None, delivered, lease=lease
+        )
+
+    sink = RecordingSink(during=a_report_is_recorded_by_another_operation)
+    assert await Outbox(h.store, sink).relay() == 2
+    assert [r.receipt_id for r in sink.published][1] == delivered.receipt_id
