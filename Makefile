@@ -51,7 +51,7 @@ test-unit: install  ## unit tests only: no Kafka or PostgreSQL needed
 # globs: add a part there). MUTANTS narrows a run, e.g. MUTANTS='service.domain.ratelimit*';
 # `.venv/bin/mutmut show NAME` shows one survivor; tests/MUTATION.md lists those judged equivalent.
 MUTANTS ?=
-mutation: install  ## mutation testing (mutmut) of the domain, the consume loop and the webhook parsers: the survivors, then the score per module and part
+mutation: install  ## mutation testing (mutmut) of the domain, the consume loop, the webhook parsers and the pipeline stages: the survivors, then the score per module and part
 	$(BIN)/mutmut run $(MUTANTS)
 	$(BIN)/mutmut results
 	$(BIN)/mutmut results --all true | $(BIN)/python -m tests.mutation_score

@@ -41,7 +41,7 @@ class Sender:
         store: NotificationStore,
         metrics: Metrics,
         clock: Callable[[], datetime],
-        send_concurrency: int = 32,
+        send_concurrency: int,  # how many sends may be in flight at once (the settings')
     ) -> None:
         self._engine = engine
         self._composer = composer

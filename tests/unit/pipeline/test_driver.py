@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
+import time
 import uuid
 from pathlib import Path
 
@@ -512,3 +514,112 @@ async def test_an_outcome_the_life_cycle_does_not_allow_is_refused_before_it_is_
         await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
     assert (h.store.outbox, h.receipts.published) == ({}, [])
     assert [r.state for r in h.store.rows.values()] == [State.CLAIMED]  # left to be claimed again
+
+
+async def test_poison_is_dead_lettered_as_an_error_with_its_class(h: Harness) -> None:
+    async def failing(requests: list[ClaimRequest]) -> list[object]:
+        raise RuntimeError("a value the code cannot take")
+
+    h.store.claim = failing  # type: ignore[assignment]
+    with capture_logs() as logs:
+        await h.driver.process_one_by_one([record(4, event("A", "CUSTOMS_CLEARED"))], attempts=2)
+    assert [(d.reason, d.detail, d.error_class, d.attempts) for d in h.dlq.letters] == [
+        ("processing_failed", "failed 3 times: RuntimeError", "RuntimeError", 3)
+    ]
+    assert [e["log_level"] for e in logs if e["event"] == "event_dead_lettered"] == ["error"]
+
+
+async def test_one_by_one_skips_only_the_partition_behind_a_held_record(h: Harness) -> None:
+    h.sender.errors.append(ProviderRejected("sms-a", "20003"))  # the first notification is held ...
+    h.backup.errors.append(ProviderRejected("sms-b", "401"))
+    h.email.errors.append(ProviderRejected("fake-email", "403"))
+    other = InboundRecord("t", 1, 0, b"k", event("C", "CUSTOMS_CLEARED"), 1_700_000_000_000)
+    batch = [record(5, event("A", "CUSTOMS_CLEARED")), record(6, event("B", "CUSTOMS_CLEARED")), other]
+    assert await h.driver.process_one_by_one(batch, attempts=1) == {("t", 0): 5}
+    assert h.outcomes() == [("customs_cleared", "sent")]  # ... B waits behind it; C, elsewhere, goes
+    assert json.loads(h.receipts.published[0].payload)["order_id"] == "C"
+
+
+async def test_a_held_notification_is_logged_with_its_reason_and_a_drain_is_not(h: Harness) -> None:
+    h.sender.errors.append(ProviderRejected("sms-a", "20003"))
+    h.backup.errors.append(ProviderRejected("sms-b", "401"))
+    h.email.errors.append(ProviderRejected("fake-email", "403"))
+    with capture_logs() as logs:
+        await h.driver.process_batch([record(0, event("A", "CUSTOMS_CLEARED"))])
+    held = [e for e in logs if e["event"] == "notifications_held"]
+    assert len(held) == 1
+    assert (held[0]["log_level"], held[0]["count"]) == ("warning", 1)
+    assert held[0]["reason"] not in (None, "draining")
+    assert _sample(h, "notifier_end_to_end_seconds_count", {}) == 0  # held: not decided yet
+    assert [(e["notified"], e["held"]) for e in logs if e["event"] == "batch_done"] == [(0, 1)]
+
+    h.pipeline_engine.pause_sends()
+    with capture_logs() as logs:
+        await h.driver.process_batch([record(1, event("B", "CUSTOMS_CLEARED"))])
+    assert [e for e in logs if e["event"] == "notifications_held"] == []
+
+
+async def test_a_batch_is_logged_and_timed_from_each_event_reaching_kafka(h: Harness) -> None:
+    now_ms = int(time.time() * 1000)
+    batch = [
+        InboundRecord("t", 0, 0, b"k", event("A", "CUSTOMS_CLEARED"), now_ms - 2000),
+        InboundRecord("t", 0, 1, b"k", event("B", "CUSTOMS_CLEARED"), now_ms),
+        record(2, b"{oops"),
+        record(3, event("C", "IN_TRANSIT")),
+    ]
+    with capture_logs() as logs:
+        await h.driver.process_batch(batch)
+    done = [e for e in logs if e["event"] == "batch_done"]
+    assert len(done) == 1
+    seconds = done[0].pop("seconds")
+    assert done[0] == {
+        "event": "batch_done",
+        "log_level": "info",
+        "records": 4,
+        "dead_lettered": 1,
+        "notified": 2,
+        "held": 0,
+    }
+    assert isinstance(seconds, float)
+    assert 0 < seconds < 5
+    assert seconds == round(seconds, 4)
+    assert _sample(h, "notifier_end_to_end_seconds_count", {}) == 2
+    assert 2.0 <= _sample(h, "notifier_end_to_end_seconds_sum", {}) < 3.0
+    assert 0 < _sample(h, "notifier_batch_seconds_sum", {}) < 5
+
+
+async def test_a_failed_send_propagates_only_once_the_batchs_other_sends_are_recorded(h: Harness) -> None:
+    class Crash(Exception):
+        pass
+
+    ms = Milestone.CUSTOMS_CLEARED
+    gate, send = asyncio.Event(), h.sender.send_sms
+
+    async def crash_a_hold_b(to: str, body: str, *, reference: str) -> object:
+        parsed = h.references.parse(reference)
+        if parsed is not None and parsed[0] == notification_id("A", ms):
+            raise Crash
+        await gate.wait()
+        return await send(to, body, reference=reference)
+
+    h.sender.send_sms = crash_a_hold_b  # type: ignore[assignment,method-assign]
+    batch = [record(0, event("A", "CUSTOMS_CLEARED")), record(1, event("B", "CUSTOMS_CLEARED"))]
+    task = asyncio.create_task(h.driver.process_batch(batch))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert not task.done()  # A failed, B is still sending: the failure waits for it
+    gate.set()
+    with pytest.raises(Crash):
+        await task
+    assert h.store._by_id()[notification_id("B", ms)].state == "sent"
+
+
+async def test_a_notification_held_after_a_send_of_unknown_fate_keeps_its_claim(h: Harness) -> None:
+    h.sender.swallowed = 5  # sms-a takes it but the answer is lost, and cannot say whether it has it
+    h.sender.lookup_fails = True
+    h.backup.errors.extend(ProviderRejected("sms-b", "401") for _ in range(5))
+    h.email.errors.extend(ProviderRejected("fake-email", "403") for _ in range(5))
+    assert await h.driver.process_batch([record(0, event("A", "CUSTOMS_CLEARED"))]) == {("t", 0): 0}
+    assert h.receipts.published == []
+    # Kept, not given back: read again, it is a re-claim, which looks for the earlier send first.
+    assert [(row.state, row.claims) for row in h.store.rows.values()] == [("claimed", 1)]
