@@ -1,1 +1,1 @@
-"""The service's own HTTP endpoints: metrics and health."""
+"""The HTTP side: the operations listener (metrics, health), provider webhooks, customer pages, the support site."""

@@ -1,1 +1,1 @@
-"""Protection of customer data: encryption at rest."""
+"""Protection of customer data: encryption at rest, blind indexes, the recipient as the store may know them."""
