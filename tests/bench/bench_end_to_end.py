@@ -809,7 +809,7 @@ def rows(s: dict[str, Any], phases: dict[str, Any]) -> list[tuple[str, Any, str]
         (
             "unique_notifications_per_s",
             s["unique_notifications_per_s"],
-            f"decisions (sent, stale) per s from receipts; Twilio first, 1 request per SMS; {tw['decisions']}",
+            f"receipts/s of {tw['decisions']} decisions (sent + stale); Twilio first, 1 request per SMS",
         ),
         (
             "infobip_notifications_per_s",
