@@ -40,8 +40,8 @@ test: install stack-up  ## run every test (unit + integration on the real local 
 chaos: install stack-up  ## only the chaos scenarios (kill -9, SIGTERM, broker restart, PostgreSQL stop, provider storm, all down); CHAOS_ORDERS=1500 for the big workload
 	$(BIN)/pytest -m chaos -s
 
-bench: install  ## benchmark: Infobip one request per SMS vs grouped requests (ratios against the baseline)
-	$(BIN)/python -m tests.bench.bench_infobip_batching
+bench: install  ## benchmark the service end to end on the local stack (after `make stack-up`; ~5 min): table + JSON; BENCH_ORDERS=2000 sizes it
+	$(BIN)/python -m tests.bench.bench_end_to_end
 
 test-unit: install  ## unit tests only: no Kafka or PostgreSQL needed
 	$(BIN)/pytest tests/unit

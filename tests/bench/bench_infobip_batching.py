@@ -30,9 +30,13 @@ from service.send.providers.batching import BatchingSmsSender
 from service.send.providers.infobip import InfobipClient
 
 KEY = "bench-infobip-key"
+# The child logs to stderr, warnings only: structlog unconfigured would print every access-log line
+# to stdout, a pipe nobody reads after "ready", and the sandbox would block once it is full.
 CHILD = """
 import asyncio, sys
+from service.logs import configure
 from service.sandbox.serve import SandboxState, run_sandbox
+configure("WARNING")
 async def main() -> None:
     await run_sandbox("127.0.0.1", int(sys.argv[1]), SandboxState("ACbench", "bench-token", infobip_api_key=sys.argv[2]))
     print("ready", flush=True)
@@ -97,21 +101,59 @@ async def _run(args: argparse.Namespace, base_url: str, pid: int) -> list[Round]
     return rounds
 
 
-def report(rounds: list[Round]) -> str:
-    def median(mode: str, f: str) -> float:
-        return statistics.median(getattr(r, f) / r.sends for r in rounds if r.mode == mode)
+def _median(rounds: list[Round], mode: str, f: str) -> float:
+    return float(statistics.median(getattr(r, f) / r.sends for r in rounds if r.mode == mode))
 
+
+def report(rounds: list[Round]) -> str:
     lines = [f"{'mode':<10} {'sends/s':>9} {'cpu ms/send':>12} {'sandbox cpu ms/send':>20} {'requests':>9}"]
     for mode in ("one each", "batched"):
         reqs = statistics.median(r.requests for r in rounds if r.mode == mode)
         lines.append(
-            f"{mode:<10} {1 / median(mode, 'wall_s'):>9.0f} {1000 * median(mode, 'cpu_s'):>12.3f} "
-            f"{1000 * median(mode, 'sandbox_cpu_s'):>20.3f} {reqs:>9.0f}"
+            f"{mode:<10} {1 / _median(rounds, mode, 'wall_s'):>9.0f} {1000 * _median(rounds, mode, 'cpu_s'):>12.3f} "
+            f"{1000 * _median(rounds, mode, 'sandbox_cpu_s'):>20.3f} {reqs:>9.0f}"
         )
-    speed = median("one each", "wall_s") / median("batched", "wall_s")
-    cpu = median("batched", "cpu_s") / median("one each", "cpu_s")
-    lines.append(f"ratio batched/baseline: throughput x{speed:.2f}, our CPU per send x{cpu:.2f}")
+    s = summary(rounds)
+    lines.append(
+        f"ratio batched/baseline: throughput x{s['throughput_ratio']:.2f}, our CPU per send x{s['cpu_ratio']:.2f}"
+    )
     return "\n".join(lines)
+
+
+def summary(rounds: list[Round]) -> dict[str, float]:
+    """The medians as numbers (sends per second, CPU ms per send) and the two ratios."""
+    out: dict[str, float] = {}
+    for mode, name in (("one each", "one_each"), ("batched", "batched")):
+        out[f"{name}_sends_per_s"] = round(1 / _median(rounds, mode, "wall_s"), 1)
+        out[f"{name}_cpu_ms_per_send"] = round(1000 * _median(rounds, mode, "cpu_s"), 3)
+    out["throughput_ratio"] = round(
+        _median(rounds, "one each", "wall_s") / _median(rounds, "batched", "wall_s"), 2
+    )
+    out["cpu_ratio"] = round(_median(rounds, "batched", "cpu_s") / _median(rounds, "one each", "cpu_s"), 2)
+    return out
+
+
+def run(args: argparse.Namespace) -> list[Round]:
+    """The rounds against a sandbox child process (started and stopped here)."""
+    port = _free_port()
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(port), KEY], stdout=subprocess.PIPE, text=True)
+    try:
+        if child.stdout is None or child.stdout.readline().strip() != "ready":
+            raise SystemExit("the sandbox did not start")
+        return asyncio.run(_run(args, f"http://127.0.0.1:{port}", child.pid))
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
+def measure(
+    *, sends: int = 3000, concurrency: int = 32, batch: int = 50, requests: int = 2, rounds: int = 3
+) -> dict[str, float]:
+    """For the end-to-end benchmark: the summary of one run with these parameters."""
+    args = argparse.Namespace(
+        sends=sends, concurrency=concurrency, batch=batch, requests=requests, rounds=rounds
+    )
+    return summary(run(args))
 
 
 def main() -> None:
@@ -128,16 +170,7 @@ def main() -> None:
         f"{args.sends} sends, {args.concurrency} in flight, up to {args.batch} per request and {args.requests} requests out, {args.rounds} rounds",
         flush=True,
     )
-    port = _free_port()
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(port), KEY], stdout=subprocess.PIPE, text=True)
-    try:
-        if child.stdout is None or child.stdout.readline().strip() != "ready":
-            raise SystemExit("the sandbox did not start")
-        rounds = asyncio.run(_run(args, f"http://127.0.0.1:{port}", child.pid))
-    finally:
-        child.terminate()
-        child.wait(10)
-    print(report(rounds))
+    print(report(run(args)))
 
 
 if __name__ == "__main__":
