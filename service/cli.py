@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -222,9 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"notifier: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    logs.configure(settings.log_level, settings.log_format)
-    if args.command not in ("run", "demo"):  # a one-shot command says in one line why the broker failed
-        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    # A one-shot command says in one line why the broker failed; the service logs aiokafka's reasons.
+    logs.configure(settings.log_level, settings.log_format, quiet_kafka=args.command not in ("run", "demo"))
     return _run_command(args, settings)
 
 

@@ -172,7 +172,10 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # the st
         pass
 
 
-def configure(level: str = "INFO", fmt: str = "json") -> None:
+def configure(level: str = "INFO", fmt: str = "json", *, quiet_kafka: bool = False) -> None:
+    """``quiet_kafka``: a one-shot command says in one line why the broker failed, so aiokafka's
+    own connection errors are not logged; every call sets it again (nothing stays from a previous one)."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL if quiet_kafka else logging.NOTSET)
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -264,3 +264,18 @@ async def test_http_logs_never_hold_a_header_even_of_a_bad_request(monkeypatch: 
     assert bad, text
     assert bad[0]["status"] == 400
     assert "exception" not in bad[0]
+
+
+def test_a_one_shot_commands_quiet_kafka_does_not_outlive_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    try:
+        configure("INFO", "json", quiet_kafka=True)
+        logging.getLogger("aiokafka.client").error("Unable connect")
+        assert err.getvalue() == ""  # the command's own line says why
+        configure("INFO", "json")
+        logging.getLogger("aiokafka.client").error("Unable connect")
+    finally:
+        structlog.reset_defaults()
+        _reset_root()
+    assert [d["event"] for d in _lines(err.getvalue())] == ["Unable connect"]
