@@ -1,7 +1,7 @@
 """Dispatch one claimed notification: decide it (stale, re-claimed after a crash, or new), send it
 (``service.send.sender``), and record a send at once with its receipt, so a crash cannot lose track
 of it and its receipt reaches the topic before any report on it; a report that overtook the send
-is applied right after (``service.report.delivery_reports``)."""
+is applied right after (``service.report.delivery_reports``, which records every decided notification)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from service.logs import get_logger
 from service.metrics import Metrics
 from service.privacy.crypto import Keyring
 from service.report.delivery_reports import DeliveryReports
-from service.report.receipts import Receipts
 from service.send.sender import REASON_RECONCILED, Sender
 
 log = get_logger(__name__)
@@ -28,14 +27,12 @@ class Dispatcher:
         self,
         *,
         sender: Sender,
-        receipts: Receipts,
         reports: DeliveryReports,
         metrics: Metrics,
         clock: Callable[[], datetime],
         keyring: Keyring | None = None,
     ) -> None:
         self._sender = sender
-        self._receipts = receipts
         self._reports = reports
         self._metrics = metrics
         self._clock = clock
@@ -49,19 +46,17 @@ class Dispatcher:
         o = await self._decide(req, claim, opted_out, abort)
         transition(State.CLAIMED, decided(o.outcome, o.channel))  # an illegal outcome raises here
         if o.outcome == State.SENT:
-            try:
-                await self._receipts.record([o], [c for c in (self._seal(o),) if c])
+            try:  # then a report that overtook the send applies
+                await self._reports.record([o], [c for c in (self._seal(o),) if c])
             except NotifierError:
                 # The database is gone: sends that begin now could not be recorded either.
                 abort.set()
                 raise
-            await self._reports.apply_held_reports([o])  # a report that overtook the send applies now
         return o
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """Record outcomes that sent nothing (suppressed, failed) with their receipts."""
-        await self._receipts.record(outcomes)
-        await self._reports.apply_held_reports(outcomes)
+        await self._reports.record(outcomes)
 
     def _seal(self, o: Outcome) -> SealedContact | None:
         """Keep the event, encrypted, while an SMS may still be reported undelivered (email fallback):

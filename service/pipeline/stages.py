@@ -1,6 +1,6 @@
 """The stages wired together, in the order they depend on each other (no back-edges):
 
-    Receipts -> Sender -> DeliveryReports(Receipts, Sender) -> Dispatcher(Sender, Receipts, DeliveryReports)
+    Receipts -> Sender -> DeliveryReports(Receipts, Sender) -> Dispatcher(Sender, DeliveryReports)
              -> BatchDriver(Intake, Dedup, Consent, Dispatcher)
 
 Built once by the composition root (``service.app``); tests build the same with fakes.
@@ -88,9 +88,7 @@ def build_stages(  # the composition of the stages: every dependency is named
         fallback_attempts=fallback_attempts,
         rng=rng,
     )
-    dispatcher = Dispatcher(
-        sender=sender, receipts=recorded, reports=reports, metrics=metrics, clock=clock, keyring=keyring
-    )
+    dispatcher = Dispatcher(sender=sender, reports=reports, metrics=metrics, clock=clock, keyring=keyring)
     letters = DeadLetters(dead_letters, metrics)
     driver = BatchDriver(
         intake=Intake(letters, clock),

@@ -34,7 +34,7 @@ from service.domain.lifecycle import (
     transition,
 )
 from service.domain.model import Recipient, ShipmentUpdate
-from service.domain.outcome import DeliveryTarget, Outcome
+from service.domain.outcome import DeliveryTarget, Outcome, SealedContact
 from service.domain.ports import NotificationStore
 from service.domain.references import MessageReferences
 from service.logs import get_logger
@@ -184,6 +184,12 @@ class DeliveryReports:
             log.info("fallback_retried", notification_id=str(target.notification_id), result=result)
         return len(targets)
 
+    async def record(self, outcomes: Sequence[Outcome], contacts: Sequence[SealedContact] = ()) -> None:
+        """Record outcomes with their receipts (``Receipts.record``), then apply any report that
+        overtook them: the one way a decided notification is recorded, by a send or a fallback."""
+        await self._receipts.record(outcomes, contacts)
+        await self.apply_held_reports(outcomes)
+
     async def apply_held_reports(self, outcomes: Sequence[Outcome]) -> None:
         """After outcomes are recorded: apply any report that arrived before them (``HELD_REPORT``)."""
         for held in await self._store.take_reports([o.reference for o in outcomes if o.reference]):
@@ -239,8 +245,7 @@ class DeliveryReports:
             # Out of attempts: recorded as failed, with the reason, and the receipt says so.
             outcome, gave_up = dataclasses.replace(outcome, outcome=State.FAILED, channel="email"), True
         transition(State.UNDELIVERED, decided(outcome.outcome, outcome.channel))  # an illegal outcome raises
-        await self._receipts.record([outcome])
-        await self.apply_held_reports([outcome])  # a report on the email that overtook its record
+        await self.record([outcome])
         log.info(
             "fallback_sent" if outcome.outcome == State.SENT else "fallback_failed",
             notification_id=str(target.notification_id),

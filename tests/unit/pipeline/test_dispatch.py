@@ -110,7 +110,6 @@ async def test_a_send_keeps_its_event_sealed(h: Harness) -> None:
 def dispatcher(h: Harness) -> Dispatcher:
     return Dispatcher(
         sender=h.stages.sender,
-        receipts=h.stages.receipts,
         reports=h.stages.reports,
         metrics=h.metrics,
         clock=lambda: datetime.now(UTC),

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -30,14 +31,7 @@ def h() -> Harness:
 
 
 def reports(h: Harness) -> DeliveryReports:
-    return DeliveryReports(
-        store=h.store,
-        receipts=h.stages.receipts,
-        sender=h.stages.sender,
-        keyring=h.keyring,
-        metrics=h.metrics,
-        references=h.references,
-    )
+    return made(h)
 
 
 def receipts(h: Harness) -> list[tuple[str, str, str | None]]:
@@ -354,45 +348,29 @@ async def test_a_held_report_is_applied_with_its_code(h: Harness) -> None:
     assert (undelivered["outcome"], undelivered["reason"]) == ("undelivered", "sms-a_30005")
 
 
-async def test_without_a_keyring_the_fallback_is_impossible_and_logged(h: Harness) -> None:
+@pytest.mark.parametrize(
+    ("keyring", "level", "why"),
+    [
+        (lambda: None, "warning", "no sealed contact"),  # this process cannot open what is sealed
+        (lambda: Keyring({"k1": os.urandom(32)}, "k1"), "error", "DecryptionFailed"),  # the wrong key
+    ],
+    ids=["no_keyring", "wrong_key"],
+)
+async def test_a_sealed_contact_this_process_cannot_open_is_no_fallback_and_logged(
+    h: Harness, keyring: Callable[[], Keyring | None], level: str, why: str
+) -> None:
     await h.feed(event("A", "READY_FOR_PICKUP"))
     nid = notification_id("A", Milestone.READY_FOR_PICKUP)
-    assert await h.store.contact(nid) is not None  # sealed, but this process cannot open it
+    assert await h.store.contact(nid) is not None
     with capture_logs() as logs:
-        result = await made(h, keyring=None).report("sms-a", h.sender.references[0], delivered=False)
+        result = await made(h, keyring=keyring()).report("sms-a", h.sender.references[0], delivered=False)
     assert result == "undelivered_no_fallback"
     assert logged(logs, "fallback_impossible") == [
-        {
-            "event": "fallback_impossible",
-            "log_level": "warning",
-            "notification_id": str(nid),
-            "why": "no sealed contact",
-        }
+        {"event": "fallback_impossible", "log_level": level, "notification_id": str(nid), "why": why}
     ]
     assert not owed(h)
     assert fallbacks(h, "no_fallback") == 1
     assert h.email.sent == []
-
-
-async def test_a_sealed_contact_that_does_not_open_is_no_fallback_and_logged_with_the_error(
-    h: Harness,
-) -> None:
-    await h.feed(event("A", "READY_FOR_PICKUP"))
-    nid = notification_id("A", Milestone.READY_FOR_PICKUP)
-    other = Keyring({"k1": os.urandom(32)}, "k1")
-    with capture_logs() as logs:
-        result = await made(h, keyring=other).report("sms-a", h.sender.references[0], delivered=False)
-    assert result == "undelivered_no_fallback"
-    assert logged(logs, "fallback_impossible") == [
-        {
-            "event": "fallback_impossible",
-            "log_level": "error",
-            "notification_id": str(nid),
-            "why": "DecryptionFailed",
-        }
-    ]
-    assert not owed(h)
-    assert fallbacks(h, "no_fallback") == 1
 
 
 async def test_a_held_fallback_is_logged_with_its_attempt_and_delay(h: Harness) -> None:
