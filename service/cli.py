@@ -7,7 +7,7 @@ import asyncio
 import errno
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiokafka.errors import KafkaConnectionError
@@ -226,10 +226,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run_command(args, settings)
 
 
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop (about a fifth less CPU per message than Python's), or Python's own."""
+    if name == "uvloop":
+        import uvloop  # noqa: PLC0415  # only the commands that run a loop load it
+
+        return uvloop.new_event_loop
+    return None
+
+
 def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     """Runs the command; every error it expects becomes one line on stderr and an exit code."""
     try:
-        return asyncio.run(_dispatch(args, settings))
+        with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+            return runner.run(_dispatch(args, settings))
     except (ConfigError, CommandRefused) as exc:  # a refused command exits like a usage error
         print(f"notifier: {exc}", file=sys.stderr)
         return EXIT_CONFIG

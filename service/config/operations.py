@@ -24,3 +24,7 @@ class OperationsSettings(BaseModel):
     metrics_port: int = Field(default=8081, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        description="The event loop the service's commands run on: uvloop (faster), or Python's own.",
+    )

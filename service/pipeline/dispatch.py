@@ -6,7 +6,7 @@ is applied right after (``service.report.delivery_reports``, which records every
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from service.contracts import canonical_event
@@ -41,17 +41,21 @@ class Dispatcher:
     async def settle(
         self, req: ClaimRequest, claim: Claimed, *, opted_out: bool, abort: asyncio.Event
     ) -> Outcome:
-        """Decide one notification; a send is recorded (and its receipt published) before this returns.
-        If it cannot be, ``abort`` is set, so the batch starts no more sends, and the failure propagates."""
-        o = await self._decide(req, claim, opted_out, abort)
-        transition(State.CLAIMED, decided(o.outcome, o.channel))  # an illegal outcome raises here
-        if o.outcome == State.SENT:
+        """Decide one notification; a send is recorded (and its receipt published) before this returns,
+        and before its send slot is released. If it cannot be, ``abort`` is set, so the batch starts
+        no more sends, and the failure propagates."""
+
+        async def record_send(o: Outcome) -> None:
+            transition(State.CLAIMED, decided(o.outcome, o.channel))
             try:  # then a report that overtook the send applies
                 await self._reports.record([o], [c for c in (self._seal(o),) if c])
             except NotifierError:
                 # The database is gone: sends that begin now could not be recorded either.
                 abort.set()
                 raise
+
+        o = await self._decide(req, claim, opted_out, abort, record_send)
+        transition(State.CLAIMED, decided(o.outcome, o.channel))  # an illegal outcome raises here
         return o
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
@@ -68,7 +72,12 @@ class Dispatcher:
         return SealedContact(o.notification_id, key_id, blob)
 
     async def _decide(
-        self, req: ClaimRequest, claim: Claimed, opted_out: bool, abort: asyncio.Event
+        self,
+        req: ClaimRequest,
+        claim: Claimed,
+        opted_out: bool,
+        abort: asyncio.Event,
+        record: Callable[[Outcome], Awaitable[None]],
     ) -> Outcome:
         if req.state == State.SUPPRESSED_STALE:
             return Outcome(
@@ -82,7 +91,12 @@ class Dispatcher:
             )
         if claim.claims <= 1:
             return await self._sender.deliver(
-                req.notification_id, req.update, req.milestone, opted_out=opted_out, abort=abort
+                req.notification_id,
+                req.update,
+                req.milestone,
+                opted_out=opted_out,
+                abort=abort,
+                record=record,
             )
         # An earlier claim never recorded its outcome (a crash mid-send): the SMS may be out already.
         transition(State.CLAIMED, Event.RECLAIM)
@@ -96,6 +110,7 @@ class Dispatcher:
             opted_out=opted_out,
             reconcile_since=claim.first_claimed_at or self._clock(),
             abort=abort,
+            record=record,
         )
         sent_again = o.outcome == State.SENT and o.reason != REASON_RECONCILED
         resent = sent_again and (o.earlier_unchecked or claim.email_attempted)

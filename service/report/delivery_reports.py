@@ -34,12 +34,13 @@ from service.domain.lifecycle import (
     transition,
 )
 from service.domain.model import Recipient, ShipmentUpdate
-from service.domain.outcome import DeliveryTarget, Outcome, SealedContact
+from service.domain.outcome import DeliveryTarget, HeldReport, Outcome, SealedContact
 from service.domain.ports import NotificationStore
 from service.domain.references import MessageReferences
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.privacy.crypto import Keyring
+from service.report.group_commit import GroupCommit, Pending
 from service.report.receipts import Receipts
 from service.send.sender import Sender
 
@@ -92,6 +93,7 @@ class DeliveryReports:
         self._attempts = fallback_attempts
         self._lease_s = fallback_lease_s
         self._rng = rng or random.Random()  # noqa: S311  # spreads retries, not a secret
+        self._group: GroupCommit[list[HeldReport]] = GroupCommit(self._write_group)
 
     def rejected(self, provider: str) -> None:
         """A callback that failed authentication: counted, so forgery attempts show on a dashboard."""
@@ -186,14 +188,26 @@ class DeliveryReports:
 
     async def record(self, outcomes: Sequence[Outcome], contacts: Sequence[SealedContact] = ()) -> None:
         """Record outcomes with their receipts (``Receipts.record``), then apply any report that
-        overtook them: the one way a decided notification is recorded, by a send or a fallback."""
-        await self._receipts.record(outcomes, contacts)
-        await self.apply_held_reports(outcomes)
+        overtook them: the one way a decided notification is recorded, by a send or a fallback.
 
-    async def apply_held_reports(self, outcomes: Sequence[Outcome]) -> None:
-        """After outcomes are recorded: apply any report that arrived before them (``HELD_REPORT``)."""
-        for held in await self._store.take_reports([o.reference for o in outcomes if o.reference]):
+        Records asked for while another is written are written together (``group_commit``): one
+        transaction, one outbox take, one produce for the group; each caller returns when its own
+        outcomes are durable, then applies the reports held for them."""
+        if not outcomes:
+            return
+        for held in await self._group.record(outcomes, contacts):
             await self.report(held.provider, held.reference, delivered=held.delivered, code=held.code)
+
+    async def _write_group(self, group: list[Pending[list[HeldReport]]]) -> list[list[HeldReport]]:
+        """Record a group's outcomes, and take the reports held for them (applied by each caller,
+        outside the group: applying one may record an email fallback, which joins a later group)."""
+        outcomes = [o for p in group for o in p.outcomes]
+        await self._receipts.record(outcomes, [c for p in group for c in p.contacts])
+        held = {
+            h.reference: h
+            for h in await self._store.take_reports([o.reference for o in outcomes if o.reference])
+        }
+        return [[held[o.reference] for o in p.outcomes if o.reference in held] for p in group]
 
     async def _fall_back_to_email(self, target: DeliveryTarget, *, attempt: int) -> str:
         result = await self._try_fallback(target, attempt)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from service.compose.consent import Consent
-from service.compose.message import Composer
+from service.compose.message import Composer, Message
 from service.domain.errors import RenderError, StoreUnavailable
 from service.domain.lifecycle import HELD_NOTIFICATION, State
 from service.domain.milestones import Milestone
@@ -23,7 +23,8 @@ from service.domain.outcome import Channel, Outcome
 from service.domain.ports import NotificationStore
 from service.logs import get_logger
 from service.metrics import Metrics
-from service.send.engine import DeliveryEngine, DeliveryRequest
+from service.send.delivery import DeliveryRequest, DeliveryResult
+from service.send.engine import DeliveryEngine
 
 log = get_logger(__name__)
 
@@ -61,9 +62,12 @@ class Sender:
         opted_out: bool | None = None,
         reconcile_since: datetime | None = None,
         abort: asyncio.Event | None = None,
+        record: Callable[[Outcome], Awaitable[None]] | None = None,
     ) -> Outcome:
         """``opted_out``: the recipient's consent if the caller looked it up (in bulk); None: look it up.
-        ``abort``: once set (a send could not be recorded), no more sends are started."""
+        ``abort``: once set (a send could not be recorded), no more sends are started.
+        ``record``: makes a send durable; run before the send's slot is released, so the sends
+        that a crash could leave unrecorded are at most the slots (``send_concurrency``)."""
 
         def outcome(kind: str, channel: Channel = "none", **kw: object) -> Outcome:
             return Outcome(
@@ -83,11 +87,15 @@ class Sender:
         locale = self._composer.locale(update.recipient.locale)
         try:
             msg = self._composer.compose(milestone, update, email_only=email_only, at=reconcile_since)
-            if msg.failed:
-                return outcome(State.FAILED, locale=locale, reason=msg.failed)
-            async with self._slots:
-                if abort is not None and abort.is_set():
-                    raise StoreUnavailable("a send of this batch could not be recorded; no more are started")
+        except RenderError as exc:
+            log.error("render_failed", notification_id=str(notification), error=str(exc))
+            return outcome(State.FAILED, locale=locale, reason="render_error")
+        if msg.failed:
+            return outcome(State.FAILED, locale=locale, reason=msg.failed)
+        async with self._slots:  # held until a send is recorded: in flight, unrecorded <= the slots
+            if abort is not None and abort.is_set():
+                raise StoreUnavailable("a send of this batch could not be recorded; no more are started")
+            try:  # the email is rendered when the plan reaches it
                 result = await self._engine.deliver(
                     DeliveryRequest(
                         notification,
@@ -100,11 +108,25 @@ class Sender:
                         before_email=functools.partial(self._store.note_email_attempt, notification),
                     )
                 )
-        except RenderError as exc:
-            log.error("render_failed", notification_id=str(notification), error=str(exc))
-            return outcome(State.FAILED, locale=locale, reason="render_error")
+            except RenderError as exc:
+                log.error("render_failed", notification_id=str(notification), error=str(exc))
+                return outcome(State.FAILED, locale=locale, reason="render_error")
+            done = self._outcome(notification, outcome, result, msg, locale)
+            if result.outcome == State.SENT and record is not None:
+                await record(done)  # a failure propagates: the send is not durable
         if result.outcome == State.SUPPRESSED_OPTED_OUT and msg.e164:
             await self._consent.provider_opt_out(msg.e164, result.provider)
+        return done
+
+    def _outcome(
+        self,
+        notification: uuid.UUID,
+        outcome: Callable[..., Outcome],
+        result: DeliveryResult,
+        msg: Message,
+        locale: str,
+    ) -> Outcome:
+        """The engine's result as the notification's outcome (counted and logged, not yet recorded)."""
         if result.outcome == State.SENT and result.channel == "sms" and msg.sms is not None:
             self._metrics.sms_segments.labels(result.provider or "", msg.sms.encoding).inc(msg.sms.segments)
         if result.outcome not in (State.SENT, HELD_NOTIFICATION):
@@ -116,7 +138,7 @@ class Sender:
             )
         return outcome(
             result.outcome,
-            result.channel,  # type: ignore[arg-type]  # the engine's channel names are Channel values
+            result.channel,
             provider=result.provider,
             provider_message_id=result.provider_message_id,
             locale=locale,

@@ -102,6 +102,7 @@ FIELDS = [
     "metrics_port",
     "log_level",
     "log_format",
+    "event_loop",
 ]
 
 #: The fields also read from a variable without the prefix, and that variable.

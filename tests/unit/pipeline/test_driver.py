@@ -49,7 +49,7 @@ def record(offset: int, value: bytes | None, key: bytes | None = b"k") -> Inboun
 
 
 class Harness:
-    def __init__(self, *, foreign: bool = False) -> None:
+    def __init__(self, *, foreign: bool = False, send_concurrency: int = 32) -> None:
         self.store = FakeStore()
         self.sender = FakeSmsSender(name="sms-a")
         self.backup = FakeSmsSender(name="sms-b")
@@ -87,6 +87,7 @@ class Harness:
             blind_index=self.blind,
             keyring=self.keyring,
             allow_foreign_mobiles=foreign,
+            send_concurrency=send_concurrency,
         )
         self.driver = self.stages.driver
         self.offset = 0
@@ -414,14 +415,19 @@ async def test_a_claim_left_by_a_crash_is_settled_even_when_its_verdict_is_stale
     assert len(h.sender.sent) == 1
 
 
-async def test_a_send_that_cannot_be_recorded_stops_the_batch_from_sending_more(h: Harness) -> None:
+@pytest.mark.parametrize("slots", [1, 2, 3])
+async def test_a_send_that_cannot_be_recorded_stops_the_batch_from_sending_more(slots: int) -> None:
+    h = Harness(send_concurrency=slots)
+
     async def database_gone(*_: object, **__: object) -> None:
         raise StoreUnavailable("database: ConnectionDoesNotExistError")
 
     h.store.finish = database_gone  # type: ignore[method-assign]
     with pytest.raises(StoreUnavailable):
-        await h.driver.process_batch([record(i, event(f"O{i}", "CUSTOMS_CLEARED")) for i in range(5)])
-    assert len(h.sender.sent) == 1  # the others were not started: they could not be recorded either
+        await h.driver.process_batch([record(i, event(f"O{i}", "CUSTOMS_CLEARED")) for i in range(8)])
+    # A send keeps its slot until it is recorded: the sends left unrecorded are those in flight when
+    # the record failed, at most the slots; the others were not started.
+    assert len(h.sender.sent) == slots
 
 
 async def test_a_record_that_fails_alone_with_the_database_up_is_dead_lettered_and_the_rest_goes_on(
