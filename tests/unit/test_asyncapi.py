@@ -9,15 +9,17 @@ import hashlib
 import json
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 import pytest
 import yaml
+from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from service import dlq
 from service.config.consuming import KafkaSettings
 from service.contracts import JSON_SCHEMA_DIALECT, SCHEMA_ID_BASE, ReceiptV1, json_schemas, parse_event
 from service.domain.model import InboundRecord
@@ -94,6 +96,12 @@ def test_payloads_refer_to_the_generated_json_schemas_whose_ids_name_them() -> N
         assert schema["$id"] == f"{SCHEMA_ID_BASE}{name}"
         assert str(schema["$id"]).startswith("https://")
         assert json.loads((SCHEMAS / name).read_text(encoding="utf-8"))["$id"] == schema["$id"]
+
+
+def test_the_documents_major_version_is_the_topics_and_the_schemas() -> None:
+    major = DOC["info"]["version"].split(".")[0]
+    assert all(ch["address"].split(".")[2] == f"v{major}" for ch in DOC["channels"].values())
+    assert all(f".v{major}.json" in name for name in json_schemas())
 
 
 @pytest.mark.parametrize("name", ["ShipmentStatusEvent", "NotificationReceipt", "DeadLetter"])
@@ -237,3 +245,52 @@ async def test_a_receipt_is_keyed_by_order_with_its_id_in_a_header_as_documented
     _doc_validator("/components/messages/NotificationReceipt/bindings/kafka/key").validate(key.decode())
     assert key.decode() == receipt.order_id
     _file_validator("notification-receipt.v1.json").validate(json.loads(value or b""))
+
+
+class _ReplayProducer:
+    """Stands in for ``AIOKafkaProducer`` in ``service.dlq``: records what a replay sends."""
+
+    sent: ClassVar[list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]] = []
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def flush(self) -> None:
+        pass
+
+    async def send(
+        self, topic: str, *, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        self.sent.append((topic, key, value, headers))
+
+
+async def test_a_replayed_dead_letter_goes_back_keyed_and_headed_as_documented(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    producer = CapturingProducer()
+    await DeadLetterPublisher(producer, "shipment.status.v1.dlq").publish([LETTER])
+    topic, key, value, headers = producer.sent[0]
+    record = ConsumerRecord(topic, 1, 17, 0, 0, key, value, None, 0, len(value or b""), tuple(headers))
+    monkeypatch.setattr(dlq, "AIOKafkaProducer", _ReplayProducer)
+    monkeypatch.setattr(_ReplayProducer, "sent", [])
+    await dlq.replay("unused:9092", topic, [dlq._letter(record)])
+    ((source_topic, replay_key, replay_value, replay_headers),) = _ReplayProducer.sent
+    assert (source_topic, replay_key, replay_value) == (
+        LETTER.record.topic,
+        LETTER.record.key,
+        LETTER.record.value,
+    )
+    h = _decoded(replay_headers)
+    assert set(h) == set(MESSAGES["ShipmentStatusEvent"]["headers"]["properties"])
+    _doc_validator("/components/messages/ShipmentStatusEvent/headers").validate(h)
+    assert h["dlq.replayed_from"] == "shipment.status.v1.dlq/1/17"
+    assert replay_key is not None
+    _doc_validator("/components/messages/ShipmentStatusEvent/bindings/kafka/key").validate(
+        replay_key.decode()
+    )
