@@ -63,6 +63,17 @@ lint: install  ## ruff lint + format check, mypy strict, schema drift, template 
 	$(BIN)/notifier schemas check
 	$(BIN)/notifier templates check
 
+# AsyncAPI: schemas/asyncapi.yaml parsed by the official parser (@asyncapi/parser, its $refs to the
+# JSON Schemas resolved), which must also refuse broken variants of it (--self-test).
+# deploy/lint/asyncapi/install.sh installs Node.js (Debian) if missing and `npm ci`s the lock file.
+ASYNCAPI_LINT := deploy/lint/asyncapi
+lint: lint-asyncapi
+lint-asyncapi:  ## validate schemas/asyncapi.yaml with the AsyncAPI parser (and that it refuses broken ones)
+	$(ASYNCAPI_LINT)/install.sh
+	node $(ASYNCAPI_LINT)/validate.mjs schemas/asyncapi.yaml
+	node $(ASYNCAPI_LINT)/validate.mjs --self-test schemas/asyncapi.yaml
+.PHONY: lint-asyncapi
+
 format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .

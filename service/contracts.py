@@ -301,11 +301,25 @@ class ReceiptV1(BaseModel):
         return self.model_dump_json().encode()
 
 
+#: The dialect pydantic generates (and the tests validate with). The schemas use only keywords that
+#: mean the same in draft-07, the dialect AsyncAPI 3.0 reads them as (``schemas/asyncapi.yaml``).
+JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
+#: Where every ``$id`` lives: one namespace for the organisation's schemas (``example.com.hk`` stands
+#: for its domain, as in ``deploy/k8s``), then the file name, which holds the schema's name and major
+#: version. An ``$id`` names a schema; it need not be fetchable, and it changes only with a new major
+#: version (a new file), never with the deployment's host names.
+SCHEMA_ID_BASE: Final = "https://schemas.example.com.hk/milestone-notifier/"
+
+
 def json_schemas() -> dict[str, dict[str, object]]:
     """The JSON Schemas of both contracts, keyed by their file name in ``schemas/``."""
-    return {
+    generated = {
         "shipment-status-event.v1.json": ShipmentEventV1.model_json_schema(mode="validation"),
         "notification-receipt.v1.json": ReceiptV1.model_json_schema(mode="serialization"),
+    }
+    return {
+        name: {"$schema": JSON_SCHEMA_DIALECT, "$id": SCHEMA_ID_BASE + name, **schema}
+        for name, schema in generated.items()
     }
 
 

@@ -161,6 +161,19 @@ def test_the_schema_and_the_parser_agree_on_hostile_events(event: dict[str, obje
     assert reason in (None, "invalid_event")
 
 
+@pytest.mark.parametrize("event", [e for _, e, _ in HOSTILE], ids=[c for c, _, _ in HOSTILE])
+def test_draft_07_reads_the_schema_as_draft_2020_12_does(event: dict[str, object]) -> None:
+    """The schema says 2020-12; AsyncAPI 3.0 (schemas/asyncapi.yaml) reads payloads as draft-07."""
+    verdicts = [
+        {
+            (e.validator, tuple(e.absolute_path))
+            for e in cls(SCHEMA, format_checker=cls.FORMAT_CHECKER).iter_errors(event)
+        }
+        for cls in (jsonschema.Draft202012Validator, jsonschema.Draft7Validator)
+    ]
+    assert verdicts[0] == verdicts[1]
+
+
 def test_a_rejected_date_time_names_the_field_and_the_rule() -> None:
     with pytest.raises(EventRejected) as info:
         parse_event(json.dumps(_with("occurred_at", 1_763_600_400)).encode(), now=NOW)
