@@ -117,6 +117,7 @@ class Service:
             references=message_references(blind_index),
             sms=sms,
             email=self.email,
+            schedule=store,
         )
 
         async def drain() -> None:  # the loop is built below, around this consumer

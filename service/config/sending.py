@@ -41,6 +41,12 @@ class SendingSettings(BaseModel):
     )
     sendgrid_rate_per_s: float = Field(default=50.0, gt=0)
     sendgrid_burst: float = Field(default=10.0, ge=1)
+    rate_limit_scope: Literal["group", "instance"] = Field(
+        default="group",
+        description="group: every instance books its sends in one schedule per provider kept in "
+        "PostgreSQL, so the group uses the whole limit wherever the backlog is; instance: each "
+        "instance paces alone at its share of the limit (its share of the partitions).",
+    )
     rate_headroom: float = Field(
         default=0.98,
         gt=0,

@@ -189,6 +189,24 @@ class NotificationStore(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Booking:
+    """A slot of a provider's group-wide schedule: it starts in ``start_in_s`` seconds, which is
+    ``start_at`` by the schedule's clock (``service.domain.group_rate``)."""
+
+    start_in_s: float
+    start_at: float
+
+
+class RateSchedule(Protocol):
+    """The group's schedule of each provider's sends (``service.store.rate_schedule``)."""
+
+    async def book(self, provider: str, amount: float, rate_per_s: float, horizon_s: float) -> Booking | None:
+        """Book the next ``amount`` segments at ``rate_per_s``; None when the schedule is booked
+        more than ``horizon_s`` seconds ahead already. Raises ``StoreUnavailable``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """An input message that cannot be processed, with a machine reason and a detail free of personal data."""
 

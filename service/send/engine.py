@@ -31,7 +31,7 @@ from datetime import datetime
 from service.domain.backoff import RetryPolicy
 from service.domain.breaker import BreakerPolicy, BreakerState
 from service.domain.lifecycle import DRAINING, HELD_NOTIFICATION, State
-from service.domain.ports import EmailSender, SmsSender
+from service.domain.ports import EmailSender, RateSchedule, SmsSender
 from service.domain.references import MessageReferences
 from service.metrics import Metrics
 from service.send.delivery import DeliveryRequest, DeliveryResult, SmsContent
@@ -75,6 +75,7 @@ class DeliveryEngine:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        schedule: RateSchedule | None = None,  # the group's rate schedule; None: each instance its share
     ) -> None:
         self._metrics = metrics
         self.references = references  # each step's reference, keyed (reports name the send by it)
@@ -94,7 +95,14 @@ class DeliveryEngine:
         )
         senders: list[SmsSender | EmailSender] = [*sms, *([email] if email else [])]
         self._slots = {
-            s.name: ProviderSlot(s.name, limits.get(s.name, ProviderLimits(1e9, 1e9)), policy, now, ctx)
+            s.name: ProviderSlot(
+                s.name,
+                limits.get(s.name, ProviderLimits(1e9, 1e9)),
+                policy,
+                now,
+                ctx,
+                schedule=schedule if s.name in limits else None,  # a provider with no limit books nothing
+            )
             for s in senders
         }
         self._sms = [SmsStep(n, s, self._slots[s.name], references) for n, s in enumerate(sms, start=1)]

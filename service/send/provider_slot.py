@@ -29,12 +29,14 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from service.domain.backoff import RetryPolicy
 from service.domain.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from service.domain.errors import ProviderError
+from service.domain.errors import ProviderError, StoreUnavailable
+from service.domain.group_rate import GroupPacer
 from service.domain.lifecycle import DRAINING
-from service.domain.ports import SendAccepted
+from service.domain.ports import RateSchedule, SendAccepted
 from service.domain.ratelimit import TokenBucket
 from service.logs import get_logger
 from service.metrics import Metrics
@@ -78,12 +80,24 @@ class ProviderSlot:
     """One provider's breaker, rate limit and pacing, shared by every step that uses it."""
 
     def __init__(
-        self, name: str, limits: ProviderLimits, policy: BreakerPolicy, now: float, ctx: SlotContext
+        self,
+        name: str,
+        limits: ProviderLimits,
+        policy: BreakerPolicy,
+        now: float,
+        ctx: SlotContext,
+        *,
+        schedule: RateSchedule | None = None,
     ) -> None:
         self.name = name
         self.limits = limits
         self._ctx = ctx
+        # This instance's share of the limit (by its partitions): the pace without a group schedule,
+        # or while the schedule cannot be reached.
         self.bucket = TokenBucket(limits.rate_per_s, limits.burst, now=now)
+        self._schedule = schedule
+        self.group = GroupPacer(limits.rate_per_s) if schedule is not None else None
+        self._schedule_down = False
         metrics = ctx.metrics
 
         def changed(old: BreakerState, new: BreakerState) -> None:
@@ -167,16 +181,50 @@ class ProviderSlot:
         async with self.pacing:
             if ctx.paused():
                 return Blocked(DRAINING)
+            wait = await self._group_wait(cost, deadline)
+            local = wait is False
             now = ctx.clock()
-            wait = self.bucket.reserve(cost, now)
+            if wait is False:
+                wait = self.bucket.reserve(cost, now)
+            if wait is None or now + wait > deadline:
+                self.breaker.record_success(now)  # give back the probe slot: not the provider's fault
+                return Blocked(f"{self.name}_rate_limit_deadline")
             if wait > 0:
-                if now + wait > deadline:
-                    self.breaker.record_success(now)  # give back the probe slot: not the provider's fault
-                    return Blocked(f"{self.name}_rate_limit_deadline")
                 ctx.metrics.rate_limit_wait.labels(self.name).inc(wait)
                 await ctx.sleep(wait)
-            self.bucket.sent(ctx.clock())
+            if local:
+                self.bucket.sent(ctx.clock())
         return None
+
+    async def _group_wait(self, cost: float, deadline: float) -> float | Literal[False] | None:
+        """Seconds until this send's turn in the group's schedule, booking slots as needed; None:
+        not before the deadline; False: no group schedule (or it cannot be reached): pace alone."""
+        if self.group is None or self._schedule is None:
+            return False
+        ctx = self._ctx
+        while True:
+            now = ctx.clock()
+            start = max(now, self.bucket.paused_until)  # a 429's pause holds this instance's sends
+            wait = self.group.take(cost, start)
+            if wait is not None:
+                return start - now + wait
+            amount = self.group.booking(cost)
+            horizon = deadline - now - amount / self.group.rate
+            if horizon < 0:
+                return None
+            try:
+                booking = await self._schedule.book(self.name, amount, self.group.rate, horizon)
+            except StoreUnavailable:
+                if not self._schedule_down:
+                    log.warning("rate_schedule_unavailable", provider=self.name, fallback="partition_share")
+                self._schedule_down = True
+                return False
+            if self._schedule_down:
+                log.info("rate_schedule_back", provider=self.name)
+                self._schedule_down = False
+            if booking is None:
+                return None  # the group has booked this provider past the deadline
+            self.group.booked(ctx.clock() + booking.start_in_s, amount, at=booking.start_at)
 
     def _judge(self, exc: ProviderError, reason: str) -> Blocked | None:
         """Record what an error says about the provider; this step's end, or None to try it again."""

@@ -6,7 +6,7 @@ import aiohttp
 
 from service.domain.backoff import RetryPolicy
 from service.domain.breaker import BreakerPolicy
-from service.domain.ports import EmailSender, SmsSender
+from service.domain.ports import EmailSender, RateSchedule, SmsSender
 from service.domain.references import MessageReferences
 from service.metrics import Metrics
 from service.send.engine import DeliveryEngine, ProviderLimits
@@ -82,8 +82,10 @@ def delivery_engine(
     references: MessageReferences,
     sms: list[SmsSender] | None = None,
     email: EmailSender | None = None,
+    schedule: RateSchedule | None = None,
 ) -> DeliveryEngine:
-    """The engine; tests may pass their own clients in place of the configured ones."""
+    """The engine; tests may pass their own clients in place of the configured ones. ``schedule``:
+    the group's rate schedule, used when ``rate_limit_scope`` is ``group``."""
     return DeliveryEngine(
         sms=sms if sms is not None else sms_clients(s, session),
         email=email if email is not None else email_client(s, session),
@@ -100,4 +102,5 @@ def delivery_engine(
         retry=RetryPolicy(
             max_attempts_per_provider=s.send_attempts_per_provider, message_deadline_s=s.send_deadline_s
         ),
+        schedule=schedule if s.rate_limit_scope == "group" else None,
     )

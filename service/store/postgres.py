@@ -4,7 +4,8 @@ Library errors are translated at this edge (``database.translated``): callers se
 ``StoreUnavailable`` and nothing from asyncpg. ``PostgresStore`` is composed of one part per
 concern, each in its own module over the shared pool (``database.py``): events and claims
 (``claims.py``), delivery reports and the jobs' leases (``deliveries.py``), the receipt outbox
-(``receipt_outbox.py``), contacts and consent (``contacts.py``).
+(``receipt_outbox.py``), contacts and consent (``contacts.py``), the group's provider rate
+schedule (``rate_schedule.py``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from service.store.contacts import ContactsAndConsent
 from service.store.deliveries import Deliveries
 from service.store.events_and_claims import EventsAndClaims
 from service.store.migrate import migrate
+from service.store.rate_schedule import RateSchedules
 from service.store.receipt_outbox import ReceiptOutbox
 
 __all__ = ["DATABASE_ERRORS", "PostgresStore", "translated"]
 
 
-class PostgresStore(EventsAndClaims, Deliveries, ReceiptOutbox, ContactsAndConsent):
+class PostgresStore(EventsAndClaims, Deliveries, ReceiptOutbox, ContactsAndConsent, RateSchedules):
     """The ``NotificationStore`` port (``service.domain.ports``) on one asyncpg pool."""
 
     @classmethod

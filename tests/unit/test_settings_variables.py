@@ -51,6 +51,7 @@ FIELDS = [
     "infobip_batch_requests",
     "sendgrid_rate_per_s",
     "sendgrid_burst",
+    "rate_limit_scope",
     "rate_headroom",
     "breaker_window",
     "breaker_min_calls",

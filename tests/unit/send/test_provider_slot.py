@@ -16,9 +16,10 @@ from service.domain.errors import (
     ProviderUnavailable,
     RateLimited,
     RecipientOptedOut,
+    StoreUnavailable,
 )
 from service.domain.lifecycle import DRAINING
-from service.domain.ports import SendAccepted
+from service.domain.ports import Booking, RateSchedule, SendAccepted
 from service.metrics import Metrics
 from service.send.provider_slot import Blocked, ProviderLimits, ProviderSlot, SlotContext
 from service.testing import FakeClock
@@ -30,7 +31,12 @@ DEADLINE = 1060.0  # the clock starts at 1000
 class Slot:
     """A slot for provider "p" and a scripted provider: ``script`` is raised or returned in turn."""
 
-    def __init__(self, *script: ProviderError | SendAccepted, limits: ProviderLimits | None = None) -> None:
+    def __init__(
+        self,
+        *script: ProviderError | SendAccepted,
+        limits: ProviderLimits | None = None,
+        schedule: RateSchedule | None = None,
+    ) -> None:
         self.clock = FakeClock()
         self.metrics = Metrics()
         self.paused = False
@@ -46,7 +52,9 @@ class Slot:
             paused=lambda: self.paused,
         )
         policy = BreakerPolicy(window=10, min_calls=4, failure_ratio=0.5, open_for_s=30)
-        self.slot = ProviderSlot("p", limits or ProviderLimits(1e9, 1e9), policy, self.clock(), ctx)
+        self.slot = ProviderSlot(
+            "p", limits or ProviderLimits(1e9, 1e9), policy, self.clock(), ctx, schedule=schedule
+        )
 
     async def send(self) -> SendAccepted:
         self.calls += 1
@@ -136,3 +144,59 @@ async def test_failures_open_the_circuit_and_an_open_circuit_calls_nothing() -> 
     assert s.calls == 4
     assert s.circuit() is BreakerState.OPEN
     assert s.metric("notifier_failovers_total", provider="p", to="circuit_open") == 1
+
+
+class Schedule:
+    """The group's schedule as one other instance shares it: ``others`` segments booked before each
+    of ours; ``down``: the database does not answer."""
+
+    def __init__(self, clock: FakeClock, others: float = 0.0) -> None:
+        self.clock, self.others = clock, others
+        self.next_free = clock()
+        self.down = False
+        self.booked: list[tuple[float, float]] = []
+
+    async def book(self, provider: str, amount: float, rate_per_s: float, horizon_s: float) -> Booking | None:
+        if self.down:
+            raise StoreUnavailable("database: gone")
+        now = self.clock()
+        self.next_free = max(self.next_free, now) + self.others / rate_per_s
+        if self.next_free > now + horizon_s:
+            return None
+        start = self.next_free
+        self.next_free += amount / rate_per_s
+        self.booked.append((start, amount))
+        return Booking(start - now, start + 5000.0)  # the schedule's clock is not ours
+
+
+async def test_with_a_group_schedule_sends_go_out_in_the_slots_it_booked_at_the_rate() -> None:
+    s = Slot(limits=ProviderLimits(100.0, 10.0), schedule=(sched := Schedule(FakeClock(), others=10.0)))
+    sched.clock = clock = s.clock
+    sent = []
+    for _ in range(12):
+        assert await s.slot.attempts(s.send, None, 2.0, DEADLINE + 1000) is OK
+        sent.append(clock())
+    # Another instance books 10 segments before each of our 10: our slots are every other 0.1 s.
+    assert sched.booked[:2] == [(pytest.approx(1000.1), 10.0), (pytest.approx(1000.3), 10.0)]
+    assert sent[:6] == pytest.approx([1000.1, 1000.12, 1000.14, 1000.16, 1000.18, 1000.3])
+    assert s.slot.bucket.rate == 100.0  # the local bucket was not used
+
+
+async def test_a_group_schedule_booked_past_the_deadline_blocks_the_send_for_the_next_step() -> None:
+    s = Slot(limits=ProviderLimits(100.0, 10.0), schedule=(sched := Schedule(FakeClock(), others=1e5)))
+    sched.clock = s.clock
+    blocked = await s.slot.attempts(s.send, None, 2.0, DEADLINE)
+    assert blocked == Blocked("p_rate_limit_deadline")
+    assert s.calls == 0
+
+
+async def test_when_the_group_schedule_cannot_be_reached_the_instance_paces_alone_at_its_share() -> None:
+    s = Slot(limits=ProviderLimits(100.0, 1.0), schedule=(sched := Schedule(FakeClock())))
+    sched.clock, sched.down = s.clock, True
+    s.slot.set_share(0.5, s.clock())  # half the partitions: 50 segments/s
+    for _ in range(3):
+        assert await s.slot.attempts(s.send, None, 1.0, DEADLINE) is OK
+    assert s.clock.slept == pytest.approx([0.02, 0.02])  # the local bucket: 1 segment / 50 per s
+    sched.down = False
+    assert await s.slot.attempts(s.send, None, 1.0, DEADLINE) is OK
+    assert sched.booked  # back on the schedule once it answers
