@@ -15,6 +15,7 @@ from datetime import datetime
 
 from service.compose.consent import Consent
 from service.compose.message import Composer
+from service.domain import reasons
 from service.domain.errors import RenderError, StoreUnavailable
 from service.domain.lifecycle import HELD_NOTIFICATION, State
 from service.domain.milestones import Milestone
@@ -28,7 +29,7 @@ from service.send.engine import DeliveryEngine, DeliveryRequest
 log = get_logger(__name__)
 
 #: The reason on a re-claimed notification's outcome when the provider already held its send.
-REASON_RECONCILED = "found_at_provider_after_restart"
+REASON_RECONCILED = reasons.RECONCILED
 
 
 class Sender:
@@ -79,7 +80,7 @@ class Sender:
         if opted_out is None:
             opted_out = await self._consent.opted_out(update)
         if opted_out:
-            return outcome(State.SUPPRESSED_OPTED_OUT, reason="opted_out")
+            return outcome(State.SUPPRESSED_OPTED_OUT, reason=reasons.OPTED_OUT)
         locale = self._composer.locale(update.recipient.locale)
         try:
             msg = self._composer.compose(milestone, update, email_only=email_only, at=reconcile_since)
@@ -102,7 +103,7 @@ class Sender:
                 )
         except RenderError as exc:
             log.error("render_failed", notification_id=str(notification), error=str(exc))
-            return outcome(State.FAILED, locale=locale, reason="render_error")
+            return outcome(State.FAILED, locale=locale, reason=reasons.RENDER_ERROR)
         if result.outcome == State.SUPPRESSED_OPTED_OUT and msg.e164:
             await self._consent.provider_opt_out(msg.e164, result.provider)
         if result.outcome == State.SENT and result.channel == "sms" and msg.sms is not None:

@@ -26,6 +26,7 @@ from service.http.security_headers import add_stylesheet_route, security_headers
 from service.http.support import StaffWebPolicy, SupportSite
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
+from service.report.receipts import receipt_row
 from service.store.postgres import PostgresStore
 from service.store.staff import StaffStore
 from service.templates_check import sample_update
@@ -107,7 +108,7 @@ async def seed_order(
     sent = Outcome(
         nid, update, m, "sent", "sms", datetime.now(UTC), provider="twilio", reference=f"{nid.hex}.1"
     )
-    await store.finish([sent], [], [SealedContact(nid, key_id, blob)])
+    await store.finish([sent], [receipt_row(sent)], [SealedContact(nid, key_id, blob)])
 
 
 DeskMaker = Callable[..., Awaitable[Desk]]
@@ -186,6 +187,16 @@ async def test_agent_sees_the_masked_timeline_by_order_or_waybill_and_is_audited
         "sms",
         "twilio",
     )
+    assert n["label"]["state"] == {
+        "zh": "已發送，等待送達報告",
+        "en": "Sent, waiting for the delivery report",
+    }
+    assert n["label"]["milestone"]["en"] == "Arrived at the Hong Kong warehouse"
+    # Its steps from the store (the claim, then the send's receipt), and the text, name masked.
+    assert [s["what"]["en"] for s in n["steps"]] == ["Decided to notify", "Sent"]
+    assert n["steps"][1]["details"] == [{"zh": "短訊", "en": "SMS"}, {"zh": "Twilio", "en": "Twilio"}]
+    assert "陳***您好" in n["text"]
+    assert ORDER in n["text"]
     assert (await desk.call("GET", "/api/cs/orders/SF777", desk.agent))[0] == 200
     text = json.dumps(body, ensure_ascii=False)
     assert "9123 4567" not in text
