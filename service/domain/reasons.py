@@ -20,11 +20,13 @@ RECONCILED: Final = "found_at_provider_after_restart"  # a re-claimed send the p
 SMS_TOO_LONG: Final = "sms_too_long"  # over the SMS segment cap even shortened
 INVALID_PHONE: Final = "invalid_phone"  # no usable mobile number and no email
 NO_CHANNEL: Final = "no_channel"  # nothing could carry it (no SMS allowed, no email address)
+NO_SMS: Final = "no_sms"  # an SMS step without a number or a text
+NO_EMAIL: Final = "no_email"  # an email step without an address or a message
 PHONE_PREFIX: Final = "phone_"  # ``phone_<why>``: the number is not a Hong Kong mobile (email instead)
 
 #: The fixed codes, ``phone_<why>`` included.
 FIXED: Final = frozenset(
-    {STALE, OPTED_OUT, RENDER_ERROR, RECONCILED, SMS_TOO_LONG, INVALID_PHONE, NO_CHANNEL}
+    {STALE, OPTED_OUT, RENDER_ERROR, RECONCILED, SMS_TOO_LONG, INVALID_PHONE, NO_CHANNEL, NO_SMS, NO_EMAIL}
     | {PHONE_PREFIX + why for why in PHONE_REASONS}
 )
 

@@ -49,6 +49,8 @@ REASONS: Final = {
     reasons.SMS_TOO_LONG: Label("短訊太長，改用電郵", "SMS too long: email instead"),
     reasons.INVALID_PHONE: Label("沒有有效的手機號碼", "No valid mobile number"),
     reasons.NO_CHANNEL: Label("沒有可用的發送方式", "No way to send it"),
+    reasons.NO_SMS: Label("沒有可發送的短訊", "No SMS to send"),
+    reasons.NO_EMAIL: Label("沒有電郵地址", "No email address"),
     "phone_empty": Label("沒有電話號碼", "No phone number"),
     "phone_unparseable": Label("電話號碼格式有誤", "Phone number unreadable"),
     "phone_invalid": Label("電話號碼無效", "Not a valid phone number"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
 from service.domain import reasons
@@ -31,3 +34,40 @@ def test_a_provider_reason_splits_back_into_its_parts() -> None:
 
 def test_no_fixed_code_reads_as_a_provider_reason() -> None:
     assert all(reasons.split_provider_reason(r) is None for r in reasons.FIXED)
+
+
+SERVICE = Path(__file__).resolve().parents[3] / "service"
+#: Calls whose first argument is an outcome's reason.
+_REASON_FIRST = {"Blocked", "_Trail"}
+
+
+def _written_reasons(tree: ast.AST) -> list[str]:
+    """Reasons written as text (a string or an f-string) rather than from ``domain.reasons``."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or ast.unparse(node.func).startswith("log."):
+            continue  # a log event's reason is no outcome's
+        values = [kw.value for kw in node.keywords if kw.arg in ("reason", "failed")]
+        if ast.unparse(node.func) in _REASON_FIRST and node.args:
+            values.append(node.args[0])
+        found += [
+            ast.unparse(v)
+            for v in values
+            if isinstance(v, ast.JoinedStr) or (isinstance(v, ast.Constant) and isinstance(v.value, str))
+        ]
+    return found
+
+
+def test_outcome_reasons_are_written_only_from_the_vocabulary() -> None:
+    """So the support page's labels (which enumerate ``domain.reasons``) cover every reason."""
+    written = {
+        str(p.relative_to(SERVICE)): found
+        for p in SERVICE.rglob("*.py")
+        if p.name != "reasons.py" and (found := _written_reasons(ast.parse(p.read_text(encoding="utf-8"))))
+    }
+    assert written == {}
+
+
+def test_the_guard_sees_a_reason_written_as_text() -> None:
+    tree = ast.parse('Outcome(reason="new_reason")\nBlocked(f"{name}_x")\nlog.info("e", reason="fine")')
+    assert _written_reasons(tree) == ["'new_reason'", "f'{name}_x'"]
