@@ -56,12 +56,16 @@ mutation: install  ## mutation testing (mutmut) of the domain, the consume loop,
 	$(BIN)/mutmut results
 	$(BIN)/mutmut results --all true | $(BIN)/python -m tests.mutation_score
 
-lint: install  ## ruff lint + format check, mypy strict, schema drift, template budgets
+lint: install lint-settings  ## ruff lint + format check, mypy strict, schema drift, template budgets
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/notifier schemas check
 	$(BIN)/notifier templates check
+
+.PHONY: lint-settings
+lint-settings: install  ## the README's settings reference is the one generated from the settings model
+	$(BIN)/notifier settings check --file README.md
 
 format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
