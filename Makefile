@@ -56,7 +56,7 @@ mutation: install  ## mutation testing (mutmut) of the domain, the consume loop,
 	$(BIN)/mutmut results
 	$(BIN)/mutmut results --all true | $(BIN)/python -m tests.mutation_score
 
-lint: install  ## ruff lint + format check, mypy strict, schema drift, template budgets
+lint: install lint-settings  ## ruff lint + format check, mypy strict, schema drift, template budgets
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -73,6 +73,9 @@ lint-asyncapi:  ## validate schemas/asyncapi.yaml with the AsyncAPI parser (and 
 	node $(ASYNCAPI_LINT)/validate.mjs schemas/asyncapi.yaml
 	node $(ASYNCAPI_LINT)/validate.mjs --self-test schemas/asyncapi.yaml
 .PHONY: lint-asyncapi
+.PHONY: lint-settings
+lint-settings: install  ## the README's settings reference is the one generated from the settings model
+	$(BIN)/notifier settings check --file README.md
 
 format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -351,6 +351,14 @@ async def add_support_site(
         keyring=keyring,
         page_globals=page_globals,
         policy=StaffWebPolicy.from_settings(s),
+        renderer=Renderer(  # no links: the text customers received, shown to staff without their tokens
+            s.templates_dir,
+            brand=s.brand_name,
+            contact_phone=s.contact_phone,
+            contact_email=s.contact_email,
+            default_locale=s.default_locale,
+            max_sms_segments=s.sms_max_segments,
+        ),
     )
     support.routes(app)
     add_stylesheet_route(app, s.templates_dir)

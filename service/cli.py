@@ -198,6 +198,22 @@ def _parser() -> argparse.ArgumentParser:
             help="default: the package's schemas (in a checkout: schemas/)",
         )
 
+    st = sub.add_parser("settings", help="the settings reference generated from the settings model")
+    st_sub = st.add_subparsers(dest="settings_command", required=True, metavar="ACTION")
+    for name, what in (
+        ("reference", "print the reference (a Markdown section), or write it into FILE's marked section"),
+        ("check", "fail when FILE's settings section differs from the model (run reference --write)"),
+    ):
+        st_sub.add_parser(name, help=what).add_argument(
+            "--write" if name == "reference" else "--file",
+            dest="file",
+            type=Path,
+            default=None if name == "reference" else Path("README.md"),
+            metavar="FILE",
+            help="a Markdown file with the section's two marker lines"
+            + ("" if name == "reference" else " (default: README.md)"),
+        )
+
     dm = sub.add_parser(
         "demo", help="run everything locally: sandbox, service, sample feed; print what happened"
     )
@@ -214,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "keys" and args.keys_command == "generate":  # needs no settings: it makes one
         return _generate_key(args)
+    if args.command == "settings":  # needs no settings: it describes them
+        return _settings_reference(args.settings_command, args.file)
     from service import logs  # noqa: PLC0415  # keep --help free of the logging set-up
 
     try:
@@ -452,6 +470,31 @@ def _templates(settings: Settings, args: argparse.Namespace) -> int:
     else:
         mail = renderer.render_email(milestone, update, args.locale)
         print(f"Subject: {mail.subject}\n\n{mail.text}\n\n-- HTML --\n{mail.html}")
+    return 0
+
+
+def _settings_reference(action: str, file: Path | None) -> int:
+    from service.config.reference import reference, with_reference  # noqa: PLC0415
+
+    if file is None:
+        print(reference())
+        return 0
+    try:
+        text = file.read_text(encoding="utf-8")
+        updated = with_reference(text)
+    except (OSError, ValueError) as exc:
+        print(f"notifier: {file}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if action == "check":
+        if updated != text:
+            print(
+                f"{file}: settings section out of date (run: notifier settings reference --write {file})",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        return 0
+    file.write_text(updated, encoding="utf-8")
+    print(f"wrote the settings reference into {file}")
     return 0
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need when it is missing: a JDK 17 and Maven (for
-# Kafka), PostgreSQL, and Chromium (the browser test of the support page), all from Debian's
-# packages. Does nothing when they are present.
+# Kafka), PostgreSQL, and Chromium with a CJK font (the browser test of the support page, whose
+# Chinese would otherwise render as empty boxes), all from Debian's packages. Does nothing when
+# they are present.
 set -euo pipefail
 
 need=()
@@ -9,6 +10,8 @@ command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
+# A font with Traditional Chinese glyphs (fc-list comes with chromium's fontconfig).
+{ command -v fc-list >/dev/null && [ -n "$(fc-list :lang=zh-hk family)" ]; } || need+=(fonts-noto-cjk)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from service.compose.render import Renderer
+from service.domain import reasons
 from service.domain.errors import SmsTooLong
 from service.domain.milestones import Milestone
 from service.domain.model import ShipmentUpdate
@@ -49,14 +50,14 @@ class Composer:
             if recipient.phone and not email_only
             else None
         )
-        note = None if phone is None or phone.e164 else f"phone_{phone.reason}"
+        note = None if phone is None or phone.e164 else f"{reasons.PHONE_PREFIX}{phone.reason}"
         sms: SmsContent | None = None
         if phone is not None and phone.e164:
             sms = self._sms(milestone, update, locale, at)
             if sms is None:  # over the segment cap even shortened: the email carries it, else it fails
                 if not recipient.email:
-                    return Message(locale, failed="sms_too_long")
-                email_only, note = True, "sms_too_long"
+                    return Message(locale, failed=reasons.SMS_TOO_LONG)
+                email_only, note = True, reasons.SMS_TOO_LONG
         email = (
             functools.partial(self._renderer.render_email, milestone, update, locale, at=at)
             if recipient.email

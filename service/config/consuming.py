@@ -16,6 +16,7 @@ class KafkaSettings(BaseModel):
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:19092",
         validation_alias=AliasChoices("NOTIFIER_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka brokers, comma-separated host:port.",
     )
     input_topics: Annotated[list[str], NoDecode] = Field(
         default=["shipment.status.v1"], description="Topics to consume; comma-separated in the environment."
@@ -23,14 +24,27 @@ class KafkaSettings(BaseModel):
     input_topic_pattern: str | None = Field(
         default=None, description="A regex of topics to consume instead of input_topics."
     )
-    receipts_topic: str = "notification.receipts.v1"
-    dead_letter_topic: str = "shipment.status.v1.dlq"
+    receipts_topic: str = Field(
+        default="notification.receipts.v1",
+        description="Topic of the receipts: one per outcome of every notification.",
+    )
+    dead_letter_topic: str = Field(
+        default="shipment.status.v1.dlq",
+        description="Topic of the input records that cannot be processed (malformed, invalid, poison).",
+    )
     dead_letter_retention_days: int = Field(
         default=7, ge=1, le=365, description="The DLQ keeps raw events (personal data): short retention."
     )
-    consumer_group: str = "milestone-notifier"
-    batch_max_records: int = Field(default=500, ge=1, le=10_000)
-    batch_timeout_ms: int = Field(default=200, ge=1, le=60_000)
+    consumer_group: str = Field(
+        default="milestone-notifier",
+        description="Consumer group of the input topics: scale out by adding instances with the same group.",
+    )
+    batch_max_records: int = Field(
+        default=500, ge=1, le=10_000, description="Most records one fetch (one batch) takes."
+    )
+    batch_timeout_ms: int = Field(
+        default=200, ge=1, le=60_000, description="Longest wait for a batch to fill before it is processed."
+    )
     poison_attempts: int = Field(
         default=5,
         ge=2,

@@ -11,6 +11,7 @@ class DatabaseSettings(BaseModel):
     database_url: str = Field(
         default="postgresql://notifier@127.0.0.1:15432/notifier",
         validation_alias=AliasChoices("NOTIFIER_DATABASE_URL", "DATABASE_URL"),
+        description="PostgreSQL URL as the service's role (it needs no DDL rights when NOTIFIER_MIGRATION_DATABASE_URL is set).",
     )
     migration_database_url: str | None = Field(
         default=None,
@@ -18,7 +19,7 @@ class DatabaseSettings(BaseModel):
         "then grants the NOTIFIER_DATABASE_URL role its privileges. None: that one role does both "
         "(local development only: it could then alter the audit log).",
     )
-    database_pool_size: int = Field(default=4, ge=1, le=100)
+    database_pool_size: int = Field(default=4, ge=1, le=100, description="Connections in the service's pool.")
 
     @field_validator("database_url", "migration_database_url")
     @classmethod

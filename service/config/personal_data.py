@@ -23,5 +23,6 @@ class PersonalDataSettings(BaseModel):
     blind_index_key: SecretStr | None = Field(
         default=None,
         description="Base64 key (32+ bytes) of the keyed hashes that find phones/emails (opt-outs) "
-        "without storing them; required by `notifier run` (`notifier keys generate --kind blind-index`).",
+        "without storing them; required by `notifier run` (`notifier keys generate --kind blind-index`). "
+        "It also keys message references: changing it refuses late reports of messages sent before.",
     )

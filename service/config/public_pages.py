@@ -24,7 +24,12 @@ class PublicPageSettings(BaseModel):
         default=None,
         description="Base64 key (32+ bytes) signing the links (`notifier keys generate --kind blind-index`).",
     )
-    link_ttl_days: int = Field(default=90, ge=1, le=3650)
+    link_ttl_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="How long a link in a message (order status, unsubscribe) stays valid.",
+    )
 
     # Customer-service page: staff sessions, sign-in throttling, proxies
     staff_session_idle_s: int = Field(
@@ -39,7 +44,12 @@ class PublicPageSettings(BaseModel):
     signin_failures_total: int = Field(
         default=100, ge=1, le=100_000, description="Failed sign-ins from all addresses per window before 429."
     )
-    signin_window_s: int = Field(default=300, ge=1, le=86400)
+    signin_window_s: int = Field(
+        default=300,
+        ge=1,
+        le=86400,
+        description="Window of the sign-in throttling of the customer-service page.",
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default=[],
         description="Addresses or CIDRs of reverse proxies (comma-separated): only from them are "

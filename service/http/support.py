@@ -26,6 +26,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from service.compose.render import Renderer
 from service.http.staff_pages import StaffPages
 from service.http.staff_sessions import COOKIE, StaffGate, StaffWebPolicy
 from service.http.support_desk import SupportDesk, mask_email
@@ -54,13 +55,21 @@ class SupportSite:
         page_globals: dict[str, str],
         policy: StaffWebPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        renderer: Renderer | None = None,
     ) -> None:
         self.store, self.keyring, self.page_globals = store, keyring, page_globals
         self.policy, self.clock = policy or StaffWebPolicy(), clock
         self.staff_store, self.privacy = StaffStore(store.pool), PrivacyStore(store.pool)
         pages = StaffPages(templates_dir, page_globals)
         self.gate = StaffGate(self.staff_store, pages, self.policy, clock)
-        self.desk = SupportDesk(store, self.staff_store, self.privacy, keyring)
+        # The text a customer received is rendered again without links: a link's token is theirs.
+        renderer = renderer or Renderer(
+            templates_dir,
+            brand=page_globals["brand"],
+            contact_phone=page_globals["contact_phone"],
+            contact_email=page_globals["contact_email"],
+        )
+        self.desk = SupportDesk(store, self.staff_store, self.privacy, keyring, renderer)
         self.views = SupportViews(self.desk, pages, self.gate.client)
 
     def routes(self, app: web.Application) -> None:

@@ -2,16 +2,28 @@
 
 Every look-up and action is written to the append-only audit log with who, what, which order and
 from which address. Staff see a masked phone (``+852 ****4567``) and email (``t***@example.com``),
-never the full ones: the sealed event is decrypted in memory only to mask it.
+never the full ones: the sealed event is decrypted in memory only to mask it, and to render again
+the text the customer received with the name masked (``陳***``) and no link (its token is the
+customer's, not staff's).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from service.contracts import parse_event
-from service.domain.errors import NotifierError
+from pydantic import ValidationError
+
+from service.compose.render import Renderer
+from service.contracts import ReceiptV1, parse_event
+from service.domain.errors import NotifierError, RenderError
+from service.domain.milestones import Milestone
+from service.domain.model import ShipmentUpdate
 from service.domain.phone import mask_phone, normalize_hk_mobile
+from service.http.support_labels import milestone_label, provider_name, reason_label, state_label
+from service.http.support_timeline import steps
 from service.privacy.crypto import Keyring
 from service.store.postgres import PostgresStore
 from service.store.privacy import PrivacyStore
@@ -36,7 +48,17 @@ def valid_query(raw: object) -> str | None:
     return q
 
 
-def timeline(rows: list[SupportRow]) -> list[dict[str, object]]:
+def hk_time(at: datetime) -> str:
+    return f"{at.astimezone(_HK):%Y-%m-%d %H:%M}"
+
+
+def timeline(
+    rows: list[SupportRow],
+    receipts: dict[uuid.UUID, list[ReceiptV1]] | None = None,
+    texts: dict[uuid.UUID, str] | None = None,
+) -> list[dict[str, object]]:
+    """Each notification: its codes (the API's), its labels, its steps and the masked text."""
+    receipts, texts = receipts or {}, texts or {}
     return [
         {
             "milestone": r.milestone,
@@ -47,7 +69,24 @@ def timeline(rows: list[SupportRow]) -> list[dict[str, object]]:
             "occurred_at": r.occurred_at.isoformat(),
             "updated_at": r.updated_at.isoformat(),
             "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
-            "time": f"{r.updated_at.astimezone(_HK):%Y-%m-%d %H:%M}",
+            "time": hk_time(r.updated_at),
+            "label": {
+                "milestone": milestone_label(r.milestone)._asdict(),
+                "state": state_label(r.state)._asdict(),
+                "reason": reason_label(r.reason)._asdict() if r.reason else None,
+                "provider": provider_name(r.provider),
+            },
+            "steps": [
+                {
+                    "time": hk_time(s.at),
+                    "at": s.at.isoformat(),
+                    "what": s.what._asdict(),
+                    "details": [d._asdict() for d in s.details],
+                    "upcoming": s.upcoming,
+                }
+                for s in steps(r, receipts.get(r.notification_id, []))
+            ],
+            "text": texts.get(r.notification_id),
         }
         for r in rows
     ]
@@ -58,13 +97,33 @@ def mask_email(address: str) -> str:
     return f"{local[:1]}***@{domain}" if domain else "***"
 
 
+def mask_name(name: str) -> str:
+    """``陳大文`` -> ``陳***``, ``Chan Tai Man`` -> ``C***``: the first letter only."""
+    name = name.strip()
+    return f"{name[:1]}***" if name else ""
+
+
+def masked_update(update: ShipmentUpdate) -> ShipmentUpdate:
+    """The event with its recipient's name masked and no phone or email: fit to render for staff."""
+    recipient = dataclasses.replace(
+        update.recipient, name=mask_name(update.recipient.name), phone=None, email=None
+    )
+    return dataclasses.replace(update, recipient=recipient)
+
+
 class SupportDesk:
     """The audited look-up and actions; ``remote`` is the calling client's address."""
 
     def __init__(
-        self, store: PostgresStore, staff_store: StaffStore, privacy: PrivacyStore, keyring: Keyring | None
+        self,
+        store: PostgresStore,
+        staff_store: StaffStore,
+        privacy: PrivacyStore,
+        keyring: Keyring | None,
+        renderer: Renderer | None = None,
     ) -> None:
         self.store, self.staff_store, self.privacy, self.keyring = store, staff_store, privacy, keyring
+        self.renderer = renderer
 
     async def find(self, staff: Staff, query: str, remote: str) -> list[SupportRow]:
         rows = await self.staff_store.lookup(query)
@@ -93,14 +152,46 @@ class SupportDesk:
         )
         return d.contacts
 
+    async def details(self, rows: list[SupportRow]) -> list[dict[str, object]]:
+        """The notifications as ``timeline`` shows them, with their receipts and masked texts."""
+        found = await self.staff_store.receipts([r.notification_id for r in rows])
+        receipts: dict[uuid.UUID, list[ReceiptV1]] = {}
+        for nid, payloads in found.items():
+            try:
+                receipts[nid] = [ReceiptV1.model_validate_json(p) for p in payloads]
+            except ValidationError:  # a receipt of a newer version: the steps stay as far as known
+                continue
+        texts = {r.notification_id: t for r in rows if (t := self.customer_text(r)) is not None}
+        return timeline(rows, receipts, texts)
+
+    def customer_text(self, row: SupportRow) -> str | None:
+        """The text the customer received, rendered again from the template with the name masked;
+        None when nothing was sent, the event is erased, or the template no longer renders."""
+        update = self._sealed(row)
+        if update is None or self.renderer is None or row.channel not in ("sms", "email"):
+            return None
+        milestone, masked = Milestone(row.milestone), masked_update(update)
+        locale = row.locale or self.renderer.choose_locale(update.recipient.locale)
+        try:
+            if row.channel == "sms":
+                return self.renderer.render_sms(milestone, masked, locale, at=row.created_at).body
+            return self.renderer.render_email(milestone, masked, locale, at=row.created_at).text
+        except RenderError:
+            return None
+
+    def _sealed(self, r: SupportRow) -> ShipmentUpdate | None:
+        if self.keyring is None or r.key_id is None or r.ciphertext is None:
+            return None
+        try:
+            return parse_event(self.keyring.decrypt(r.key_id, r.ciphertext, r.notification_id.bytes))
+        except NotifierError:
+            return None
+
     def masked(self, rows: list[SupportRow]) -> tuple[str, str]:
         """The recipient's masked phone and email, from the first sealed event that can be read."""
         for r in rows:
-            if self.keyring is None or r.key_id is None or r.ciphertext is None:
-                continue
-            try:
-                update = parse_event(self.keyring.decrypt(r.key_id, r.ciphertext, r.notification_id.bytes))
-            except NotifierError:
+            update = self._sealed(r)
+            if update is None:
                 continue
             phone = normalize_hk_mobile(update.recipient.phone).e164 if update.recipient.phone else None
             email = update.recipient.email

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from service.http.staff_pages import StaffPages, api_error
-from service.http.support_desk import QUERY_MAX, SupportDesk, timeline, valid_query
+from service.http.support_desk import QUERY_MAX, SupportDesk, valid_query
 from service.store.staff import Staff
 
 
@@ -62,7 +62,7 @@ class SupportViews:
                 "order_id": rows[0].order_id,
                 "waybill": rows[0].waybill,
                 "recipient": {"phone": phone, "email": email},
-                "notifications": timeline(rows),
+                "notifications": await self.desk.details(rows),
             },
             dumps=lambda o: json.dumps(o, ensure_ascii=False),
         )
@@ -103,7 +103,7 @@ class SupportViews:
             "cs_search",
             staff=staff,
             q=query,
-            rows=timeline(rows),
+            rows=await self.desk.details(rows),
             message=message,
             order_id=rows[0].order_id if rows else "",
             waybill=rows[0].waybill if rows else "",

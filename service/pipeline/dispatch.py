@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from service.contracts import canonical_event
+from service.domain import reasons
 from service.domain.errors import NotifierError
 from service.domain.lifecycle import Event, State, decided, transition
 from service.domain.outcome import Claimed, ClaimRequest, Outcome, SealedContact
@@ -87,7 +88,7 @@ class Dispatcher:
                 State.SUPPRESSED_STALE,
                 "none",
                 self._clock(),
-                reason="later_milestone_already_reached",
+                reason=reasons.STALE,
             )
         if claim.claims <= 1:
             return await self._sender.deliver(

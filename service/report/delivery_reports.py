@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from service.contracts import parse_event
+from service.domain import reasons
 from service.domain.backoff import backoff_delay
 from service.domain.errors import NotifierError
 from service.domain.lifecycle import (
@@ -153,7 +154,7 @@ class DeliveryReports:
             return "stale"
         move = transition(target.state, reported(delivered=delivered, channel=target.channel or "none"))
         kind = move.target
-        reason = None if delivered else f"{provider}_{code or 'undelivered'}"
+        reason = None if delivered else reasons.provider_reason(provider, code or reasons.UNDELIVERED)
         outcome = Outcome(
             notification,
             _receipt_subject(target),

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from service.domain import reasons
 from service.domain.backoff import RetryPolicy
 from service.domain.breaker import BreakerPolicy, BreakerState
 from service.domain.lifecycle import DRAINING, HELD_NOTIFICATION, State
@@ -142,7 +143,9 @@ class DeliveryEngine:
         return replace(result, earlier_unchecked=True) if unchecked else result
 
     async def _plan(self, req: DeliveryRequest, deadline: float, sms_allowed: bool) -> DeliveryResult:
-        trail = _Trail("invalid_phone" if req.phone is None and not req.skip_sms else "no_channel")
+        trail = _Trail(
+            reasons.INVALID_PHONE if req.phone is None and not req.skip_sms else reasons.NO_CHANNEL
+        )
         if sms_allowed:
             result = await self._sms_steps(req, deadline, trail)
             if result is not None:
@@ -165,7 +168,7 @@ class DeliveryEngine:
                         State.SUPPRESSED_OPTED_OUT,
                         "none",
                         opted_out.provider,
-                        reason=f"{opted_out.provider}_{opted_out.code}",
+                        reason=reasons.provider_reason(opted_out.provider, opted_out.code),
                     )
                 trail.note(accepted)
                 if accepted.maybe_sent:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from service.domain import reasons
 from service.domain.backoff import RetryPolicy
 from service.domain.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from service.domain.errors import ProviderError, StoreUnavailable
@@ -117,7 +118,7 @@ class ProviderSlot:
     ) -> SendAccepted | Blocked:
         """Up to the policy's attempts at this provider; what the error says decides each next move."""
         ctx, m, name = self._ctx, self._ctx.metrics, self.name
-        reason = f"{name}_unavailable"
+        reason = reasons.provider_reason(name, reasons.UNAVAILABLE)
         maybe_sent = False
         for attempt in range(ctx.retry.max_attempts_per_provider):
             blocked = await self._admit(cost, deadline)
@@ -134,7 +135,7 @@ class ProviderSlot:
             except ProviderError as exc:
                 m.provider_latency.labels(name, "error").observe(ctx.clock() - started)
                 m.provider_errors.labels(name, type(exc).__name__).inc()
-                reason = f"{name}_{exc.code}"
+                reason = reasons.provider_reason(name, exc.code)
                 if (blocked := self._judge(exc, reason)) is not None:
                     return blocked
                 if exc.pause_s is not None:
@@ -177,7 +178,7 @@ class ProviderSlot:
         now = ctx.clock()
         if not self.breaker.allow(now):
             ctx.metrics.failovers.labels(self.name, "circuit_open").inc()
-            return Blocked(f"{self.name}_circuit_open")
+            return Blocked(reasons.provider_reason(self.name, reasons.CIRCUIT_OPEN))
         async with self.pacing:
             if ctx.paused():
                 return Blocked(DRAINING)
@@ -188,7 +189,7 @@ class ProviderSlot:
                 wait = self.bucket.reserve(cost, now)
             if wait is None or now + wait > deadline:
                 self.breaker.record_success(now)  # give back the probe slot: not the provider's fault
-                return Blocked(f"{self.name}_rate_limit_deadline")
+                return Blocked(reasons.provider_reason(self.name, reasons.RATE_LIMIT_DEADLINE))
             if wait > 0:
                 ctx.metrics.rate_limit_wait.labels(self.name).inc(wait)
                 await ctx.sleep(wait)

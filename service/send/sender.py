@@ -15,6 +15,7 @@ from datetime import datetime
 
 from service.compose.consent import Consent
 from service.compose.message import Composer, Message
+from service.domain import reasons
 from service.domain.errors import RenderError, StoreUnavailable
 from service.domain.lifecycle import HELD_NOTIFICATION, State
 from service.domain.milestones import Milestone
@@ -29,7 +30,7 @@ from service.send.engine import DeliveryEngine
 log = get_logger(__name__)
 
 #: The reason on a re-claimed notification's outcome when the provider already held its send.
-REASON_RECONCILED = "found_at_provider_after_restart"
+REASON_RECONCILED = reasons.RECONCILED
 
 
 class Sender:
@@ -83,13 +84,13 @@ class Sender:
         if opted_out is None:
             opted_out = await self._consent.opted_out(update)
         if opted_out:
-            return outcome(State.SUPPRESSED_OPTED_OUT, reason="opted_out")
+            return outcome(State.SUPPRESSED_OPTED_OUT, reason=reasons.OPTED_OUT)
         locale = self._composer.locale(update.recipient.locale)
         try:
             msg = self._composer.compose(milestone, update, email_only=email_only, at=reconcile_since)
         except RenderError as exc:
             log.error("render_failed", notification_id=str(notification), error=str(exc))
-            return outcome(State.FAILED, locale=locale, reason="render_error")
+            return outcome(State.FAILED, locale=locale, reason=reasons.RENDER_ERROR)
         if msg.failed:
             return outcome(State.FAILED, locale=locale, reason=msg.failed)
         async with self._slots:  # held until a send is recorded: in flight, unrecorded <= the slots
@@ -110,7 +111,7 @@ class Sender:
                 )
             except RenderError as exc:
                 log.error("render_failed", notification_id=str(notification), error=str(exc))
-                return outcome(State.FAILED, locale=locale, reason="render_error")
+                return outcome(State.FAILED, locale=locale, reason=reasons.RENDER_ERROR)
             done = self._outcome(notification, outcome, result, msg, locale)
             if result.outcome == State.SENT and record is not None:
                 await record(done)  # a failure propagates: the send is not durable

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from service.domain import reasons
 from service.domain.ports import EmailSender, SendAccepted, SmsSender
 from service.domain.references import MessageReferences
 from service.send.delivery import DeliveryRequest
@@ -31,7 +32,7 @@ class SmsStep:
     async def send(self, req: DeliveryRequest, deadline: float) -> SendAccepted | Blocked:
         phone, sms, reference = req.phone, req.sms, self.reference(req)
         if phone is None or sms is None:
-            return Blocked("no_sms", provider_side=False)
+            return Blocked(reasons.NO_SMS, provider_side=False)
         sender = self._sender
 
         async def send() -> SendAccepted:
@@ -68,7 +69,7 @@ class EmailStep:
 
     async def send(self, req: DeliveryRequest, deadline: float) -> SendAccepted | Blocked:
         if req.email is None or req.email_message is None:
-            return Blocked("no_email", provider_side=False)
+            return Blocked(reasons.NO_EMAIL, provider_side=False)
         email, message, reference = req.email, req.email_message(), self.reference(req)
         before, sender = req.before_email, self._sender
 

@@ -68,6 +68,11 @@ class SupportRow:
     ciphertext: bytes | None
     phone_subject: bytes | None
     email_subject: bytes | None
+    created_at: datetime | None = None  # when it was first claimed: the decision to notify
+    locale: str | None = None
+    fallback_due_at: datetime | None = None  # an owed email fallback's next try
+    status_check_due_at: datetime | None = None  # the next status look-up of an SMS with no final word
+    status_gave_up_at: datetime | None = None  # look-ups stopped at their maximum age
 
 
 def _hash(token: str) -> bytes:
@@ -190,7 +195,8 @@ class StaffStore:
             rows = await self._pool.fetch(
                 "SELECT n.id, n.order_id, n.waybill, n.milestone, n.state, n.channel, n.provider, n.reason,"
                 " n.event_occurred_at, n.updated_at, n.delivered_at, c.key_id, c.ciphertext,"
-                " n.phone_subject, n.email_subject"
+                " n.phone_subject, n.email_subject, n.created_at, n.locale, n.fallback_due_at,"
+                " n.status_check_due_at, n.status_gave_up_at"
                 " FROM notifications n LEFT JOIN notification_contacts c ON c.notification_id = n.id"
                 " WHERE n.order_id IN (SELECT order_id FROM notifications WHERE order_id = $1 OR waybill = $1)"
                 " ORDER BY n.milestone_rank",
@@ -213,6 +219,24 @@ class StaffStore:
                 bytes(r["ciphertext"]) if r["ciphertext"] is not None else None,
                 bytes(r["phone_subject"]) if r["phone_subject"] is not None else None,
                 bytes(r["email_subject"]) if r["email_subject"] is not None else None,
+                r["created_at"],
+                r["locale"],
+                r["fallback_due_at"],
+                r["status_check_due_at"],
+                r["status_gave_up_at"],
             )
             for r in rows
         ]
+
+    async def receipts(self, notifications: list[uuid.UUID]) -> dict[uuid.UUID, list[bytes]]:
+        """Every receipt of these notifications (the outbox keeps them), each one's in the order written."""
+        async with translated():
+            rows = await self._pool.fetch(
+                "SELECT notification_id, payload FROM receipt_outbox"
+                " WHERE notification_id = ANY($1::uuid[]) ORDER BY seq",
+                notifications,
+            )
+        found: dict[uuid.UUID, list[bytes]] = {}
+        for r in rows:
+            found.setdefault(r["notification_id"], []).append(bytes(r["payload"]))
+        return found

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -23,6 +26,9 @@ from tests.integration.test_support import (  # noqa: F401  # the fixtures are s
 )
 
 pytestmark = pytest.mark.e2e
+#: Screenshots of the page, kept after the run (ignored by git, like all of .local/).
+ARTIFACTS = Path(__file__).resolve().parents[2] / ".local" / "artifacts" / "support-page"
+VIEWPORTS = {"laptop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -64,11 +70,21 @@ async def test_agent_signs_in_searches_and_sees_the_masked_timeline(browser: Bro
     await page.click("#search")
     await page.wait_for_selector("#timeline")
     assert await page.text_content("#masked-phone") == "+852 ****4567"
-    rows = await page.locator("#timeline tr").count()
-    assert rows == 2  # header + one notification
+    assert await page.locator("#timeline .notification").count() == 1
+    card = await page.text_content("#timeline .notification") or ""
+    assert "已到達香港倉庫" in card  # the staff's words, not the codes
+    assert "已發送，等待送達報告" in card
+    assert "arrived_hk_warehouse" not in card
+    steps = [await li.inner_text() for li in await page.locator(".steps li").all()]
+    assert [step.split("\n")[1] for step in steps] == [
+        "決定發送通知 Decided to notify",
+        "已發送 Sent · 短訊 SMS · Twilio",
+    ]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", step.split("\n")[0]) for step in steps)
+    assert "陳***您好" in (await page.text_content(".text pre") or "")
     body = await page.text_content("body") or ""
-    assert "arrived_hk_warehouse" in body
     assert "9123 4567" not in body
+    assert "陳大文" not in body
     assert await page.locator("#erase").count() == 0  # an agent is offered no erase button
 
     # Even a hand-made POST from the agent's session is refused.
@@ -196,3 +212,59 @@ async def test_a_form_posted_from_another_site_changes_nothing(browser: Browser,
         await evil.evaluate("document.getElementById('f').submit()")
     assert (await answer.value).status == 403
     assert await desk.store.contact(notification_id(ORDER, Milestone.ARRIVED_HK_WAREHOUSE)) is not None
+
+
+def _cjk_fonts() -> list[str]:
+    try:
+        found = subprocess.run(
+            ["fc-list", ":lang=zh-hk", "family"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return [line for line in found.stdout.splitlines() if line.strip()]
+
+
+async def _fonts_rendering(page: Page, selector: str) -> dict[str, int]:
+    """The platform fonts Chromium really drew the element's text with, and their glyph counts."""
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("DOM.enable")
+    await cdp.send("CSS.enable")
+    root = await cdp.send("DOM.getDocument")
+    node = await cdp.send("DOM.querySelector", {"nodeId": root["root"]["nodeId"], "selector": selector})
+    fonts = await cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})
+    await cdp.detach()
+    return {f["familyName"]: int(f["glyphCount"]) for f in fonts["fonts"]}
+
+
+@pytest.mark.parametrize("viewport", sorted(VIEWPORTS))
+async def test_the_page_reads_in_chinese_on_a_laptop_and_a_phone(
+    browser: Browser, desk: Desk, viewport: str
+) -> None:
+    assert _cjk_fonts(), "no font for zh-HK: deploy/local/prereqs.sh installs fonts-noto-cjk"
+    context = await browser.new_context(viewport=VIEWPORTS[viewport])  # type: ignore[arg-type]
+    page = await context.new_page()
+    await page.goto(f"{desk.base}/cs")
+    await page.fill("#token", desk.agent)
+    await page.click("#login")
+    await page.fill("#q", ORDER)
+    await page.click("#search")
+    await page.wait_for_selector("#timeline")
+
+    # The Chinese is drawn with a CJK font (no empty boxes): every glyph of the heading from it.
+    fonts = await _fonts_rendering(page, ".notification h3")
+    cjk = {name: n for name, n in fonts.items() if "CJK" in name or "HK" in name or "TC" in name}
+    assert cjk, fonts
+    assert sum(cjk.values()) >= len("已到達香港倉庫"), fonts
+    # Nothing is cut off or scrolls sideways at this width.
+    width = VIEWPORTS[viewport]["width"]
+    assert await page.evaluate("document.documentElement.scrollWidth") <= width
+    box = await page.locator(".notification").bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= width
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"support-page-{viewport}.png"
+    await page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")  # the artefact's path, in the test's output
+    assert shot.stat().st_size > 10_000
+    await context.close()

@@ -18,6 +18,7 @@ import pytest_asyncio
 from aiohttp import web
 from yarl import URL
 
+from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import notification_id
 from service.domain.outcome import ClaimRequest, Outcome, SealedContact
@@ -26,6 +27,7 @@ from service.http.security_headers import add_stylesheet_route, security_headers
 from service.http.support import StaffWebPolicy, SupportSite
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
+from service.report.receipts import receipt_row
 from service.store.postgres import PostgresStore
 from service.store.staff import StaffStore
 from service.templates_check import sample_update
@@ -107,7 +109,7 @@ async def seed_order(
     sent = Outcome(
         nid, update, m, "sent", "sms", datetime.now(UTC), provider="twilio", reference=f"{nid.hex}.1"
     )
-    await store.finish([sent], [], [SealedContact(nid, key_id, blob)])
+    await store.finish([sent], [receipt_row(sent)], [SealedContact(nid, key_id, blob)])
 
 
 DeskMaker = Callable[..., Awaitable[Desk]]
@@ -186,6 +188,16 @@ async def test_agent_sees_the_masked_timeline_by_order_or_waybill_and_is_audited
         "sms",
         "twilio",
     )
+    assert n["label"]["state"] == {
+        "zh": "已發送，等待送達報告",
+        "en": "Sent, waiting for the delivery report",
+    }
+    assert n["label"]["milestone"]["en"] == "Arrived at the Hong Kong warehouse"
+    # Its steps from the store (the claim, then the send's receipt), and the text, name masked.
+    assert [s["what"]["en"] for s in n["steps"]] == ["Decided to notify", "Sent"]
+    assert n["steps"][1]["details"] == [{"zh": "短訊", "en": "SMS"}, {"zh": "Twilio", "en": "Twilio"}]
+    assert "陳***您好" in n["text"]
+    assert ORDER in n["text"]
     assert (await desk.call("GET", "/api/cs/orders/SF777", desk.agent))[0] == 200
     text = json.dumps(body, ensure_ascii=False)
     assert "9123 4567" not in text
@@ -297,3 +309,30 @@ async def test_every_answer_carries_the_security_headers(desk: Desk) -> None:
                 assert r.headers["X-Frame-Options"] == "DENY"
                 assert r.headers["X-Content-Type-Options"] == "nosniff"
                 assert r.headers["Referrer-Policy"] == "same-origin"
+
+
+async def test_the_timeline_shows_an_undelivered_sms_and_the_email_fallback_it_owes(desk: Desk) -> None:
+    nid = notification_id(ORDER, Milestone.ARRIVED_HK_WAREHOUSE)
+    update = replace(sample_update(worst_case=False), order_id=ORDER, waybill="SF777")
+    report = Outcome(
+        nid, update, Milestone.ARRIVED_HK_WAREHOUSE, "undelivered", "sms", datetime.now(UTC),
+        provider="twilio", reason="twilio_30003", reference=f"{nid.hex}.1",
+    )  # fmt: skip
+    assert await desk.store.record_delivery(
+        nid, f"{nid.hex}.1", State.UNDELIVERED, "twilio_30003", receipt_row(report), fallback_in_s=600
+    )
+    status, body = await desk.call("GET", f"/api/cs/orders?q={ORDER}", desk.agent)
+    assert status == 200
+    (n,) = body["notifications"]  # type: ignore[misc]
+    assert n["label"]["state"]["en"] == "Not delivered"
+    assert n["label"]["reason"] == {"zh": "Twilio 代碼 30003", "en": "Twilio code 30003"}
+    assert [(s["what"]["en"], s["upcoming"]) for s in n["steps"]] == [
+        ("Decided to notify", False),
+        ("Sent", False),
+        ("Not delivered", False),
+        ("Email fallback scheduled", True),
+    ]
+    assert n["steps"][2]["details"][-1]["en"] == "Twilio code 30003"
+    due = datetime.fromisoformat(n["steps"][3]["at"])
+    assert 500 < (due - datetime.now(UTC)).total_seconds() <= 600
+    assert await _audit(desk.url) == [("agent-amy", "lookup", ORDER)]  # the look-up is audited as before

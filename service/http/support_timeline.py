@@ -1,0 +1,72 @@
+"""One notification's story for staff, step by step with times, from what the store keeps: the claim
+(the decision to notify), every receipt in the order written (sent, delivered / not delivered, the
+email fallback, failed, suppressed), and what is scheduled next (an owed email fallback, a status
+look-up at the provider). Pure: rows and receipts in, labelled steps out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from service.contracts import ReceiptV1
+from service.domain.lifecycle import State
+from service.http.support_labels import CHANNELS, Label, provider_name, reason_label, state_label
+from service.store.staff import SupportRow
+
+DECIDED: Final = Label("決定發送通知", "Decided to notify")
+SENT: Final = Label("已發送", "Sent")
+FALLBACK_SENT: Final = Label("已改用電郵補發", "Email fallback sent")
+FALLBACK_FAILED: Final = Label("電郵補發失敗", "Email fallback failed")
+DELIVERED: Final = Label("已送達", "Delivered")
+UNDELIVERED: Final = Label("未能送達", "Not delivered")
+FALLBACK_SCHEDULED: Final = Label("已安排電郵補發", "Email fallback scheduled")
+LOOK_UP_SCHEDULED: Final = Label("已安排向供應商查詢狀態", "Status look-up at the provider scheduled")
+LOOK_UPS_STOPPED: Final = Label("已停止查詢狀態（沒有最終報告）", "Status look-ups stopped (no final report)")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    at: datetime
+    what: Label
+    details: tuple[Label, ...] = ()
+    upcoming: bool = False  # scheduled, not yet happened
+
+
+def _via(r: ReceiptV1) -> tuple[Label, ...]:
+    if r.channel == "none":
+        return ()
+    return (CHANNELS[r.channel], Label(provider_name(r.provider), provider_name(r.provider)))
+
+
+def _receipt_step(r: ReceiptV1, after_undelivered_sms: bool) -> Step:
+    why = (reason_label(r.reason),) if r.reason else ()
+    fallback = after_undelivered_sms and r.channel == "email"
+    if r.outcome == State.SENT:
+        return Step(r.decided_at, FALLBACK_SENT if fallback else SENT, (*_via(r), *why))
+    if r.outcome == State.DELIVERED:
+        return Step(r.decided_at, DELIVERED, _via(r))
+    if r.outcome == State.UNDELIVERED:
+        return Step(r.decided_at, UNDELIVERED, (*_via(r), *why))
+    if r.outcome == State.FAILED:
+        return Step(r.decided_at, FALLBACK_FAILED if fallback else state_label(r.outcome), why)
+    return Step(r.decided_at, state_label(r.outcome), why)  # suppressed: the state says what
+
+
+def steps(row: SupportRow, receipts: Sequence[ReceiptV1]) -> list[Step]:
+    """The notification's steps: decided, each receipt, then what is scheduled."""
+    found = [Step(row.created_at, DECIDED)] if row.created_at else []
+    undelivered_sms = False
+    for r in receipts:
+        found.append(_receipt_step(r, undelivered_sms))
+        undelivered_sms = undelivered_sms or (r.outcome == State.UNDELIVERED and r.channel == "sms")
+    if row.state == State.UNDELIVERED and row.fallback_due_at:
+        found.append(Step(row.fallback_due_at, FALLBACK_SCHEDULED, upcoming=True))
+    if row.state == State.SENT and row.channel == "sms":
+        if row.status_gave_up_at:
+            found.append(Step(row.status_gave_up_at, LOOK_UPS_STOPPED))
+        elif row.status_check_due_at:
+            found.append(Step(row.status_check_due_at, LOOK_UP_SCHEDULED, upcoming=True))
+    return found
