@@ -63,6 +63,26 @@ lint: install  ## ruff lint + format check, mypy strict, schema drift, template 
 	$(BIN)/notifier schemas check
 	$(BIN)/notifier templates check
 
+# The deploy artefacts, each checked by its ecosystem's own tool (issue 14). deploy/lint/tools.sh
+# installs what is not a PyPI dev extra (promtool, kustomize, kubeconform, the schemas) into
+# .local/tools (ignored) and is quick once they are there.
+TOOLS := .local/tools
+KUBECONFORM := $(TOOLS)/bin/kubeconform -strict -summary \
+	-schema-location '$(TOOLS)/schemas/kubernetes/current/{{.ResourceKind}}{{.KindSuffix}}.json' \
+	-schema-location '$(TOOLS)/schemas/crds/current/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json'
+.PHONY: lint-deploy k8s-rules
+lint: lint-deploy
+lint-deploy: install  ## hadolint, compose-spec schema, promtool check config, kustomize build | kubeconform (CRDs too)
+	deploy/lint/tools.sh
+	$(BIN)/hadolint deploy/container/Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/container/compose.yaml
+	promtool check config deploy/prometheus/prometheus.yml
+	set -o pipefail; $(TOOLS)/bin/kustomize build deploy/k8s | $(KUBECONFORM) -
+	$(KUBECONFORM) deploy/k8s/secret.example.yaml
+
+k8s-rules: install  ## regenerate deploy/k8s/prometheusrule.yaml from deploy/prometheus/alerts.yaml
+	$(BIN)/python deploy/k8s/prometheusrule.py
+
 format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
