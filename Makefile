@@ -70,17 +70,18 @@ TOOLS := .local/tools
 KUBECONFORM := $(TOOLS)/bin/kubeconform -strict -summary \
 	-schema-location '$(TOOLS)/schemas/kubernetes/current/{{.ResourceKind}}{{.KindSuffix}}.json' \
 	-schema-location '$(TOOLS)/schemas/crds/current/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json'
-.PHONY: lint-deploy k8s-rules
+.PHONY: lint-deploy prometheus-rule
 lint: lint-deploy
-lint-deploy: install  ## hadolint, compose-spec schema, promtool check config, kustomize build | kubeconform (CRDs too)
+lint-deploy: install  ## hadolint, compose-spec schema, promtool check config, kustomize build | kubeconform (CRDs too), PrometheusRule drift
 	deploy/lint/tools.sh
 	$(BIN)/hadolint deploy/container/Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/container/compose.yaml
 	promtool check config deploy/prometheus/prometheus.yml
 	set -o pipefail; $(TOOLS)/bin/kustomize build deploy/k8s | $(KUBECONFORM) -
 	$(KUBECONFORM) deploy/k8s/secret.example.yaml
+	$(BIN)/python deploy/k8s/prometheusrule.py --check
 
-k8s-rules: install  ## regenerate deploy/k8s/prometheusrule.yaml from deploy/prometheus/alerts.yaml
+prometheus-rule: install  ## regenerate deploy/k8s/prometheusrule.yaml from deploy/prometheus/alerts.yaml
 	$(BIN)/python deploy/k8s/prometheusrule.py
 
 format: install  ## apply ruff's fixes and formatting

@@ -1,6 +1,6 @@
 """Writes deploy/k8s/prometheusrule.yaml: the Prometheus Operator's PrometheusRule holding the groups
 of deploy/prometheus/alerts.yaml, the one rules file (promtool checks and tests it; compose's
-Prometheus loads it as is). Run ``make k8s-rules`` after changing the rules; a unit test fails
+Prometheus loads it as is). Run ``make prometheus-rule`` after changing the rules; a unit test fails
 while the two differ (tests/unit/test_deploy_artifacts.py).
 
     python deploy/k8s/prometheusrule.py           # write
@@ -20,7 +20,7 @@ RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 OUTPUT = ROOT / "deploy" / "k8s" / "prometheusrule.yaml"
 
 HEADER = """\
-# GENERATED from deploy/prometheus/alerts.yaml by deploy/k8s/prometheusrule.py (`make k8s-rules`):
+# GENERATED from deploy/prometheus/alerts.yaml by deploy/k8s/prometheusrule.py (`make prometheus-rule`):
 # do not edit; change the rules file and regenerate (a unit test fails while they differ).
 # Needs the monitoring.coreos.com CRDs, and a label your Prometheus's ruleSelector matches (often
 # `release: <prometheus release>`: add it in an overlay).
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     wanted = render(RULES.read_text(encoding="utf-8"))
     if argv == ["--check"]:
         if OUTPUT.read_text(encoding="utf-8") != wanted:
-            print(f"{OUTPUT.relative_to(ROOT)} differs from {RULES.relative_to(ROOT)}: make k8s-rules")
+            print(f"{OUTPUT.relative_to(ROOT)} differs from {RULES.relative_to(ROOT)}: make prometheus-rule")
             return 1
         return 0
     if argv:

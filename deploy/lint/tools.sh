@@ -21,6 +21,7 @@ TOOLS=.local/tools
 PY=${PYTHON:-$PWD/.venv/bin/python}
 GO=$(command -v go || echo /usr/local/go/bin/go)
 export DEBIAN_FRONTEND=noninteractive GOTOOLCHAIN=local
+export HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}  # Go's caches live under it
 mkdir -p "$TOOLS/bin"
 
 if ! command -v promtool >/dev/null; then

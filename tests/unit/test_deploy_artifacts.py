@@ -643,7 +643,7 @@ def test_the_prometheus_rule_is_generated_from_the_rules_file() -> None:
     generator = _rule_generator()
     assert PROMETHEUS_RULE.read_text(encoding="utf-8") == generator.render(
         ALERTS.read_text(encoding="utf-8")
-    ), "deploy/k8s/prometheusrule.yaml is stale: run `make k8s-rules`"
+    ), "deploy/k8s/prometheusrule.yaml is stale: run `make prometheus-rule`"
     rule = _k8s_docs()["PrometheusRule"]
     assert rule["spec"]["groups"] == yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
     assert rule["metadata"]["labels"].items() <= _k8s_docs()["ServiceMonitor"]["metadata"]["labels"].items()
