@@ -77,6 +77,27 @@ lint-asyncapi:  ## validate schemas/asyncapi.yaml with the AsyncAPI parser (and 
 lint-settings: install  ## the README's settings reference is the one generated from the settings model
 	$(BIN)/notifier settings check --file README.md
 
+# The deploy artefacts, each checked by its ecosystem's own tool (issue 14). deploy/lint/tools.sh
+# installs what is not a PyPI dev extra (promtool, kustomize, kubeconform, the schemas) into
+# .local/tools (ignored) and is quick once they are there.
+TOOLS := .local/tools
+KUBECONFORM := $(TOOLS)/bin/kubeconform -strict -summary \
+	-schema-location '$(TOOLS)/schemas/kubernetes/current/{{.ResourceKind}}{{.KindSuffix}}.json' \
+	-schema-location '$(TOOLS)/schemas/crds/current/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json'
+.PHONY: lint-deploy prometheus-rule
+lint: lint-deploy
+lint-deploy: install  ## hadolint, compose-spec schema, promtool check config, kustomize build | kubeconform (CRDs too), PrometheusRule drift
+	deploy/lint/tools.sh
+	$(BIN)/hadolint deploy/container/Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/container/compose.yaml
+	promtool check config deploy/prometheus/prometheus.yml
+	set -o pipefail; $(TOOLS)/bin/kustomize build deploy/k8s | $(KUBECONFORM) -
+	$(KUBECONFORM) deploy/k8s/secret.example.yaml
+	$(BIN)/python deploy/k8s/prometheusrule.py --check
+
+prometheus-rule: install  ## regenerate deploy/k8s/prometheusrule.yaml from deploy/prometheus/alerts.yaml
+	$(BIN)/python deploy/k8s/prometheusrule.py
+
 format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .

@@ -7,6 +7,7 @@ runbook section. These break when the code moves and the artifacts do not.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import tomllib
@@ -29,8 +30,14 @@ DEPLOY = ROOT / "deploy"
 DOCKERFILE = DEPLOY / "container" / "Dockerfile"
 COMPOSE = DEPLOY / "container" / "compose.yaml"
 K8S = DEPLOY / "k8s"
+KUSTOMIZATION = K8S / "kustomization.yaml"
+CONFIG_ENV = K8S / "config.env"
+PROMETHEUS_RULE = K8S / "prometheusrule.yaml"
 DASHBOARD = DEPLOY / "grafana" / "notifier-dashboard.json"
 ALERTS = DEPLOY / "prometheus" / "alerts.yaml"
+PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
+GRAFANA_PROVISIONING = DEPLOY / "grafana" / "provisioning"
+DATASOURCE_VARIABLE = "${datasource}"
 RUNBOOK = DEPLOY / "prometheus" / "RUNBOOK.md"
 RUNBOOK_LINK = "deploy/prometheus/RUNBOOK.md#"
 
@@ -100,9 +107,38 @@ def _rules() -> list[dict[str, Any]]:
     return [rule for group in doc["groups"] for rule in group["rules"]]
 
 
+def _yaml(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    """kustomize's env-file format: KEY=value a line (the value verbatim), # comments, blank lines."""
+    pairs: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        assert sep, f"{path.name}: no '=' in {line!r}"
+        assert key == key.strip(), f"{path.name}: spaces around {key!r}"
+        assert key not in pairs, f"{path.name}: {key} twice"
+        pairs[key] = value
+    return pairs
+
+
+def _generated_config_map() -> dict[str, Any]:
+    """The ConfigMap the kustomization's configMapGenerator makes (before its name gets the hash)."""
+    (generator,) = _yaml(KUSTOMIZATION)["configMapGenerator"]
+    data: dict[str, str] = {}
+    for env in generator["envs"]:
+        data.update(_env_file(K8S / env))
+    labels = generator.get("options", {}).get("labels", {})
+    return {"kind": "ConfigMap", "metadata": {"name": generator["name"], "labels": labels}, "data": data}
+
+
 def _k8s_docs() -> dict[str, dict[str, Any]]:
-    """kind -> the manifest (one of each kind here)."""
-    docs: dict[str, dict[str, Any]] = {}
+    """kind -> the manifest (one of each kind here), the generated ConfigMap included."""
+    docs: dict[str, dict[str, Any]] = {"ConfigMap": _generated_config_map()}
     for path in sorted(K8S.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             assert doc["kind"] not in docs, f"two {doc['kind']} manifests"
@@ -161,10 +197,13 @@ def test_metric_names_in_the_docs_exist() -> None:
 # --- the dashboard ------------------------------------------------------------------------------
 
 
+def _uses_the_datasource_variable(datasource: Any) -> bool:
+    return datasource == {"type": "prometheus", "uid": DATASOURCE_VARIABLE}
+
+
 def test_dashboard_parses_and_every_panel_has_a_title_and_a_query() -> None:
     dashboard = _dashboard()
     assert dashboard["schemaVersion"] >= 36
-    assert [i["name"] for i in dashboard["__inputs"]] == ["DS_PROMETHEUS"]
     panels = list(_panels(dashboard["panels"]))
     assert len({p["id"] for p in panels}) == len(panels), "panel ids must be unique"
     for panel in panels:
@@ -172,10 +211,75 @@ def test_dashboard_parses_and_every_panel_has_a_title_and_a_query() -> None:
         if panel["type"] == "row":
             continue
         assert panel.get("targets"), f"panel {panel['title']!r} has no target"
-        assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}", panel["title"]
+        assert _uses_the_datasource_variable(panel.get("datasource")), panel["title"]
         for target in panel["targets"]:
             assert target.get("expr", "").strip(), f"panel {panel['title']!r} has an empty query"
-            assert target["datasource"]["uid"] == "${DS_PROMETHEUS}", panel["title"]
+            assert _uses_the_datasource_variable(target.get("datasource")), panel["title"]
+
+
+def test_dashboard_takes_its_data_source_from_a_variable_not_an_import_input() -> None:
+    # File provisioning does not fill `__inputs` (an import form's `${DS_PROMETHEUS}` stays literal):
+    # a `datasource` variable of type prometheus starts on the default data source instead.
+    dashboard = _dashboard()
+    text = DASHBOARD.read_text(encoding="utf-8")
+    assert "__inputs" not in dashboard
+    assert "DS_PROMETHEUS" not in text
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert dashboard["templating"]["list"][0]["name"] == "datasource", "the others' queries use it"
+    for variable in variables.values():
+        if variable["type"] == "query":
+            assert _uses_the_datasource_variable(variable["datasource"]), variable["name"]
+    references = set(re.findall(r'"uid": "([^"]*)"', text)) - {dashboard["uid"], "-- Grafana --"}
+    assert references == {DATASOURCE_VARIABLE}
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> the repository path compose mounts there (relative to the compose file)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target, *_ = volume.split(":")
+        if source.startswith("."):
+            mounts[target] = (COMPOSE.parent / source).resolve()
+    return mounts
+
+
+def test_compose_provisions_grafana_with_the_dashboard_and_prometheus_with_the_rules() -> None:
+    services = _compose()["services"]
+    for name in ("prometheus", "grafana"):
+        image, _, tag = services[name]["image"].partition(":")
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: pin the image version ({image})"
+        for source in _mounts(services[name]).values():
+            assert source.exists(), f"{name} mounts {source}, which does not exist"
+    # Grafana: the provider's folder holds the dashboard file; the data source is a Prometheus
+    # that compose runs, which the dashboard's variable finds by type.
+    grafana = _mounts(services["grafana"])
+    providers = _yaml(GRAFANA_PROVISIONING / "dashboards" / "notifier.yaml")["providers"]
+    (provider,) = providers
+    dashboards = {Path(t).parent.as_posix(): s for t, s in grafana.items() if s.suffix == ".json"}
+    assert dashboards == {provider["options"]["path"]: DASHBOARD}
+    assert grafana["/etc/grafana/provisioning/dashboards"] == GRAFANA_PROVISIONING / "dashboards"
+    assert grafana["/etc/grafana/provisioning/datasources"] == GRAFANA_PROVISIONING / "datasources"
+    (datasource,) = _yaml(GRAFANA_PROVISIONING / "datasources" / "prometheus.yaml")["datasources"]
+    assert datasource["type"] == "prometheus"
+    assert datasource["isDefault"] is True
+    assert datasource["url"] == "http://prometheus:9090"
+    # Prometheus: its configuration names the rules file beside it, and scrapes the service's
+    # operations port (labelled with a namespace, which the alerts and the dashboard group by).
+    prometheus = _mounts(services["prometheus"])
+    config_path = "/etc/prometheus/prometheus.yml"
+    assert prometheus[config_path] == PROMETHEUS_CONFIG
+    config = _yaml(PROMETHEUS_CONFIG)
+    assert f"--config.file={config_path}" in services["prometheus"]["command"]
+    for rule_file in config["rule_files"]:
+        assert prometheus[str(Path(config_path).parent / rule_file)] == ALERTS
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "notifier"]
+    (static,) = job["static_configs"]
+    env = services["notifier"]["environment"]
+    assert static["targets"] == [f"notifier:{env['NOTIFIER_METRICS_PORT']}"]
+    assert job["metrics_path"] == "/metrics"
+    assert "namespace" in static["labels"]
 
 
 def test_dashboard_covers_what_sre_asked_for() -> None:
@@ -257,7 +361,7 @@ def test_runbook_links_point_at_its_own_sections() -> None:
 
 
 def _env_files() -> list[Path]:
-    return [DOCKERFILE, COMPOSE, RUNBOOK, *sorted(K8S.glob("*.yaml")), K8S / "README.md"]
+    return [DOCKERFILE, COMPOSE, RUNBOOK, *sorted(K8S.glob("*.yaml")), CONFIG_ENV, K8S / "README.md"]
 
 
 @pytest.mark.parametrize("path", _env_files(), ids=lambda p: str(p.relative_to(DEPLOY)))
@@ -326,8 +430,8 @@ def test_dockerfile_runs_the_notifier_command() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
     assert "notifier" in scripts
     assert re.search(r"^USER (?!root|0\b)", text, re.MULTILINE), "the image must not run as root"
-    assert "NOTIFIER_TEMPLATES_DIR=/app/templates" in text
-    assert "COPY templates/ /app/templates/" in text
+    # The templates are package data in the virtualenv: no copy of them, no path to them.
+    assert "/app/templates" not in text
     assert "EXPOSE 8080 8081" in text
     assert "NOTIFIER_HTTP_PORT=8080" in text
     assert "NOTIFIER_METRICS_PORT=8081" in text
@@ -368,7 +472,6 @@ def test_compose_wires_the_parts_together() -> None:
 
 def _settings_from(env: dict[str, str]) -> Settings:
     fields = {k.removeprefix("NOTIFIER_").lower(): v for k, v in env.items() if k.startswith("NOTIFIER_")}
-    fields.pop("templates_dir", None)  # a path inside the image
     return Settings(**fields)
 
 
@@ -433,11 +536,123 @@ def test_kubernetes_manifests_fit_together() -> None:
         assert "namespace" not in doc.get("metadata", {}), f"{doc['kind']} names a namespace"
 
 
-def test_kustomization_lists_existing_files_but_not_the_secret_template() -> None:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+def test_kustomization_lists_every_manifest_but_the_secret_template() -> None:
+    # The Job too, so that an overlay's `images:` and the generated ConfigMap's name reach it.
+    kustomization = _yaml(KUSTOMIZATION)
     for resource in kustomization["resources"]:
         assert (K8S / resource).is_file(), resource
-    assert "secret.example.yaml" not in kustomization["resources"]
+    manifests = {p.name for p in K8S.glob("*.yaml")} - {KUSTOMIZATION.name, "secret.example.yaml"}
+    assert set(kustomization["resources"]) == manifests
+    assert "job-migrate.yaml" in kustomization["resources"]
+    (image,) = kustomization["images"]
+    containers = [c for kind in ("Deployment", "Job") for c in _pod_spec(kind)["containers"]]
+    assert all(c["image"].split(":")[0] == image["name"] for c in containers)
+
+
+def test_the_configmap_is_generated_so_that_a_change_rolls_the_pods() -> None:
+    kustomization = _yaml(KUSTOMIZATION)
+    assert not any(
+        d["kind"] == "ConfigMap" for p in K8S.glob("*.yaml") for d in yaml.safe_load_all(p.read_text())
+    )
+    (generator,) = kustomization["configMapGenerator"]
+    assert generator["envs"] == [CONFIG_ENV.name]
+    assert not generator.get("options", {}).get("disableNameSuffixHash"), "the hash is what rolls the pods"
+    for kind in ("Deployment", "Job"):
+        (container,) = _pod_spec(kind)["containers"]
+        refs = [r["configMapRef"]["name"] for r in container["envFrom"] if "configMapRef" in r]
+        assert refs == [generator["name"]], kind
+    # kustomize takes a value verbatim: quotes would become part of it.
+    for key, value in _env_file(CONFIG_ENV).items():
+        assert not value.startswith(('"', "'")), key
+
+
+def test_no_deploy_artefact_points_at_the_templates() -> None:
+    # Templates are package data (importlib.resources): the setting's default finds them anywhere.
+    assert Settings.model_fields["templates_dir"].default_factory is not None
+    assert "NOTIFIER_TEMPLATES_DIR=" not in DOCKERFILE.read_text(encoding="utf-8")
+    environments = [_env_file(CONFIG_ENV)] + [
+        s.get("environment", {}) for s in _compose()["services"].values()
+    ]
+    for env in environments:
+        assert "NOTIFIER_TEMPLATES_DIR" not in env
+
+
+def _pod_spec(kind: str) -> dict[str, Any]:
+    spec: dict[str, Any] = _k8s_docs()[kind]["spec"]["template"]["spec"]
+    return spec
+
+
+def test_every_container_requests_and_limits_ephemeral_storage() -> None:
+    for kind in ("Deployment", "Job"):
+        spec = _pod_spec(kind)
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            resources = container["resources"]
+            for part in ("requests", "limits"):
+                assert "ephemeral-storage" in resources[part], f"{kind}/{container['name']} {part}"
+            assert _quantity(resources["requests"]["ephemeral-storage"]) <= _quantity(
+                resources["limits"]["ephemeral-storage"]
+            )
+            # The emptyDir on /tmp counts towards the limit: it must fit.
+            tmp = sum(
+                _quantity(v["emptyDir"]["sizeLimit"]) for v in spec.get("volumes", []) if "emptyDir" in v
+            )
+            assert tmp < _quantity(resources["limits"]["ephemeral-storage"]), kind
+
+
+def _quantity(value: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    number, unit = re.fullmatch(r"(\d+)([KMG]i)", value).groups()  # type: ignore[union-attr]
+    return int(number) * units[unit]
+
+
+def _peers(rule: dict[str, Any]) -> list[str]:
+    return [
+        p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in rule.get("from", [])
+    ]
+
+
+def test_the_network_policy_admits_public_paths_via_the_ingress_and_metrics_via_monitoring() -> None:
+    docs = _k8s_docs()
+    policy = docs["NetworkPolicy"]["spec"]
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    selector = policy["podSelector"]["matchLabels"].items()
+    for kind in ("Deployment", "Job"):
+        assert selector <= docs[kind]["spec"]["template"]["metadata"]["labels"].items(), kind
+    by_port = {port["port"]: _peers(rule) for rule in policy["ingress"] for port in rule["ports"]}
+    assert by_port == {"http": ["ingress-nginx"], "ops": ["monitoring"]}
+    (container,) = _pod_spec("Deployment")["containers"]
+    assert {p["name"] for p in container["ports"]} == set(by_port), "a port the policy does not name"
+    assert all(rule.get("from") for rule in policy["ingress"]), "an ingress rule open to every source"
+    egress = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert {(53, "UDP"), (53, "TCP"), (9092, "TCP"), (5432, "TCP"), (443, "TCP")} <= egress
+    assert all(rule.get("ports") for rule in policy["egress"]), "an egress rule open on every port"
+    kafka = docs["ConfigMap"]["data"]["NOTIFIER_KAFKA_BOOTSTRAP_SERVERS"]
+    assert int(kafka.rsplit(":", 1)[1]) in {port for port, _ in egress}
+
+
+def _rule_generator() -> Any:
+    spec = importlib.util.spec_from_file_location("prometheusrule", K8S / "prometheusrule.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_prometheus_rule_is_generated_from_the_rules_file() -> None:
+    generator = _rule_generator()
+    assert PROMETHEUS_RULE.read_text(encoding="utf-8") == generator.render(
+        ALERTS.read_text(encoding="utf-8")
+    ), "deploy/k8s/prometheusrule.yaml is stale: run `make prometheus-rule`"
+    rule = _k8s_docs()["PrometheusRule"]
+    assert rule["spec"]["groups"] == yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
+    assert rule["metadata"]["labels"].items() <= _k8s_docs()["ServiceMonitor"]["metadata"]["labels"].items()
+
+
+def test_the_rule_generator_notices_a_changed_rules_file() -> None:
+    generator = _rule_generator()
+    changed = ALERTS.read_text(encoding="utf-8").replace("severity: critical", "severity: info", 1)
+    assert generator.render(changed) != PROMETHEUS_RULE.read_text(encoding="utf-8")
 
 
 def test_only_the_migration_gets_the_owner_roles_url() -> None:
