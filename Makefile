@@ -56,7 +56,7 @@ mutation: install  ## mutation testing (mutmut) of the domain, the consume loop,
 	$(BIN)/mutmut results
 	$(BIN)/mutmut results --all true | $(BIN)/python -m tests.mutation_score
 
-lint: install lint-settings  ## ruff lint + format check, mypy strict, schema drift, template budgets
+lint: install lint-settings lint-alerts  ## ruff lint + format check, mypy strict, schema drift, template budgets, alert rules
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -97,6 +97,16 @@ lint-deploy: install  ## hadolint, compose-spec schema, promtool check config, k
 
 prometheus-rule: install  ## regenerate deploy/k8s/prometheusrule.yaml from deploy/prometheus/alerts.yaml
 	$(BIN)/python deploy/k8s/prometheusrule.py
+
+# promtool (from Debian's prometheus package, installed by deploy/lint/promtool.sh if missing):
+# the rules file is valid and every alert's unit tests pass (fires / stays quiet); a real scrape
+# of /metrics passes `promtool check metrics` (tests/unit/test_metrics.py, here and in `make test`).
+.PHONY: lint-alerts
+lint-alerts: install  ## promtool: check rules, test rules (every alert), check metrics on a scrape
+	@PROMTOOL=$$(deploy/lint/promtool.sh) && set -x && \
+		$$PROMTOOL check rules deploy/prometheus/alerts.yaml && \
+		$$PROMTOOL test rules deploy/prometheus/alerts.test.yaml
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_metrics.py -k promtool
 
 format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 
@@ -45,6 +46,9 @@ from service.store.postgres import PostgresStore
 from service.store.privacy import PrivacyStore
 
 log = get_logger(__name__)
+
+#: How long a scrape waits for a probe that asks PostgreSQL (the outbox backlog) before saying NaN.
+SCRAPE_PROBE_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -173,6 +177,7 @@ class Service:
             watchdog_stall_s=s.watchdog_stall_s,
             commit_stall_s=s.commit_stall_s,
         )
+        self._watch(engine, loop, store, sms=[c.name for c in sms])
         app = create_public_app(s.http_max_body_bytes)
         checks = status_checks(s, store=store, reports=reports, sms=sms, engine=engine, metrics=self.metrics)
 
@@ -212,6 +217,32 @@ class Service:
             metrics_port=self.metrics_port,
         )
         await loop.run(stop)
+
+    def _watch(
+        self, engine: DeliveryEngine, loop: ConsumeLoop, store: PostgresStore, *, sms: list[str]
+    ) -> None:
+        """Every provider's series at 0 from the start, and the gauges computed when scraped:
+        circuits, lag, readiness (the checks of /readyz), the receipt outbox."""
+        m = self.metrics
+        providers = list(engine.circuit_levels())
+        m.expect_providers(sms, [p for p in providers if p not in sms])
+        m.watch_circuits(engine.circuit_levels)
+        m.watch_lag(loop.lag)
+
+        async def readiness() -> None:
+            m.ready.set(1 if all((await self._ready()).values()) else 0)
+
+        async def outbox() -> None:
+            waiting: float
+            try:
+                waiting, oldest = await asyncio.wait_for(store.outbox_backlog(), SCRAPE_PROBE_TIMEOUT_S)
+            except (NotifierError, TimeoutError):
+                waiting, oldest = math.nan, math.nan  # unknown, not zero: the database did not answer
+            m.outbox_backlog.set(waiting)
+            m.outbox_oldest_seconds.set(oldest)
+
+        m.on_scrape(readiness)
+        m.on_scrape(outbox)
 
     async def _listen(self, app: web.Application, runners: list[web.AppRunner]) -> None:
         """The operations listener (/metrics, /healthz, /readyz), then the public one (callbacks, pages)."""

@@ -1,27 +1,146 @@
 """Prometheus metrics. One ``Metrics`` per service instance, on its own registry (tests build several).
 
-Labels carry codes and names only, never personal data.
+Labels carry codes and names only, never personal data. Every labelled series an alert or the
+SLI reads exists from start-up at 0 (``increase()`` cannot see a series' first increment): the
+labels that do not depend on configuration here, the providers' when the composition root names
+them (``expect_providers``). Gauges that describe the present are computed when scraped:
+``watch_circuits`` and ``watch_lag`` take callables, ``on_scrape`` probes that need I/O
+(readiness, the receipt outbox), which ``scrape()`` awaits before rendering.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
-_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
-_REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from service.domain.lifecycle import TRANSITIONS, State
+from service.resources import version
+
+# End to end: seconds when all is well, minutes behind a backlog or a held provider, hours at worst.
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 10800)
+# One provider call: bounded by NOTIFIER_PROVIDER_TIMEOUT_S (10 s by default, 30 s at most in practice).
+_REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
+# One batch: its sends wait for rate limits and retries up to NOTIFIER_SEND_DEADLINE_S (120 s by default),
+# a batch retried after an outage longer.
+_BATCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 120, 300)
+_BATCH_RECORDS_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
+
+#: What the pipeline may decide for a claimed notification: one decision per notification.
+DECISIONS = tuple(
+    dict.fromkeys(
+        t.target for t in TRANSITIONS if t.source is State.CLAIMED and t.target is not State.CLAIMED
+    )
+)
+#: Receipts by outcome and the channels each outcome can have.
+_RECEIPTS = {
+    State.SENT: ("sms", "email"),
+    State.DELIVERED: ("sms", "email"),
+    State.UNDELIVERED: ("sms", "email"),
+    State.FAILED: ("sms", "email", "none"),
+    State.SUPPRESSED_INVALID_RECIPIENT: ("none",),
+    State.SUPPRESSED_OPTED_OUT: ("none",),
+    State.SUPPRESSED_STALE: ("none",),
+}
+EVENT_RESULTS = ("new_milestone", "duplicate", "stale", "not_a_milestone", "dead_lettered")
+DEAD_LETTER_REASONS = ("empty_value", "malformed_json", "invalid_event", "processing_failed")
+BOUNDED_REASONS = ("oversized", "unpublishable")
+FALLBACK_RESULTS = ("sent", "failed", "held", "gave_up", "no_email", "no_fallback")
+CALLBACK_RESULTS = (
+    "delivered",
+    "undelivered",
+    "undelivered_email_sent",
+    "undelivered_email_failed",
+    "undelivered_email_held",
+    "undelivered_email_gave_up",
+    "undelivered_no_email",
+    "undelivered_no_fallback",
+    "stale",
+    "held",
+    "wrong_provider",
+    "bad_reference",
+    "forged",
+    "expired",
+)
+STATUS_CHECK_RESULTS = (
+    "delivered",
+    "undelivered",
+    "pending",
+    "not_found",
+    "error",
+    "stale",
+    "deferred",
+    "gave_up",
+)
+SHORTENED = ("name", "documents", "too_long")
+CIRCUIT_STATES = ("closed", "half_open", "open")
+
+Probe = Callable[[], Awaitable[None]]
+
+
+class _Circuits(Collector):
+    """``notifier_circuit_state``, read from the breakers when scraped (an open period that ended
+    shows as half-open at once, not at the next call)."""
+
+    def __init__(self) -> None:
+        self.levels: Callable[[], Mapping[str, int]] = dict
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "notifier_circuit_state",
+            "Circuit breaker per provider: 0 closed, 1 half-open, 2 open (as of the scrape)",
+            labels=["provider"],
+        )
+        for provider, level in sorted(self.levels().items()):
+            family.add_metric([provider], level)
+        yield family
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, build_version: str | None = None
+    ) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # The process (CPU, memory, open files) and the Python runtime (version, garbage collector).
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        self.build_info = Gauge(
+            "notifier_build_info",
+            "The running build: always 1, its version as a label",
+            ["version"],
+            registry=r,
+        )
+        self.build_info.labels(build_version or version()).set(1)
+        self._probes: list[Probe] = []
         self.events = Counter(
             "notifier_events", "Shipment events consumed, by what became of them", ["result"], registry=r
         )
         self.notifications = Counter(
             "notifier_notifications",
-            "Notification outcomes (one per receipt)",
+            "Receipts by outcome: one per recorded outcome, so one notification counts under each"
+            " outcome it reaches (sent, then delivered); the SLI is notifier_decisions",
             ["outcome", "channel"],
+            registry=r,
+        )
+        self.decisions = Counter(
+            "notifier_decisions",
+            "What became of each claimed notification, once per notification when it is recorded:"
+            " sent, failed or suppressed_* (the success-rate SLI: sent / (sent + failed))",
+            ["decision"],
             registry=r,
         )
         self.end_to_end = Histogram(
@@ -57,7 +176,8 @@ class Metrics:
         )
         self.failovers = Counter(
             "notifier_failovers",
-            "Moves from a provider to the next step of the plan",
+            "Moves from a provider to the next step of the plan (to: next_sms, email), whatever the"
+            " cause (an error, its open circuit, its rate limit)",
             ["provider", "to"],
             registry=r,
         )
@@ -67,12 +187,8 @@ class Metrics:
             ["provider"],
             registry=r,
         )
-        self.circuit_state = Gauge(
-            "notifier_circuit_state",
-            "Circuit breaker per provider: 0 closed, 1 half-open, 2 open",
-            ["provider"],
-            registry=r,
-        )
+        self._circuits = _Circuits()
+        r.register(self._circuits)
         self.circuit_transitions = Counter(
             "notifier_circuit_transitions",
             "Circuit breaker changes per provider, by the state entered (flapping shows here)",
@@ -145,26 +261,94 @@ class Metrics:
         )
         self.consumer_lag = Gauge(
             "notifier_consumer_lag",
-            "Records waiting on this instance's partitions (high watermark minus position)",
+            "Records waiting on this instance's partitions (high watermark minus position), as of the scrape",
             registry=r,
         )
         self.batch_size = Histogram(
             "notifier_batch_records",
             "Records per consumed batch",
-            buckets=(1, 10, 50, 100, 250, 500, 1000),
+            buckets=_BATCH_RECORDS_BUCKETS,
             registry=r,
         )
         self.batch_seconds = Histogram(
             "notifier_batch_seconds",
             "Time to process one consumed batch",
-            buckets=_REQUEST_BUCKETS,
+            buckets=_BATCH_BUCKETS,
             registry=r,
         )
         self.ready = Gauge(
             "notifier_ready",
-            "1 when the consumer is assigned, the database reachable and commits advancing",
+            "1 when the consumer is assigned, the database reachable and commits advancing (as /readyz"
+            " answers, checked at every scrape)",
             registry=r,
         )
+        self.outbox_backlog = Gauge(
+            "notifier_outbox_backlog",
+            "Receipts recorded and not yet published to the receipts topic (the group's shared"
+            " outbox: every instance reports the same table), as of the scrape; NaN if unknown",
+            registry=r,
+        )
+        self.outbox_oldest_seconds = Gauge(
+            "notifier_outbox_oldest_seconds",
+            "Age of the oldest receipt not yet published (0 when none waits), as of the scrape",
+            registry=r,
+        )
+        self._at_zero()
+
+    def _at_zero(self) -> None:
+        """The series whose label values do not depend on configuration, at 0 from the start."""
+        for d in DECISIONS:
+            self.decisions.labels(d)
+        for outcome, channels in _RECEIPTS.items():
+            for channel in channels:
+                self.notifications.labels(outcome, channel)
+        for result in EVENT_RESULTS:
+            self.events.labels(result)
+        for reason in DEAD_LETTER_REASONS:
+            self.dead_letters.labels(reason)
+        for reason in BOUNDED_REASONS:
+            self.dead_letters_bounded.labels(reason)
+        for result in FALLBACK_RESULTS:
+            self.email_fallbacks.labels(result)
+        for cut in SHORTENED:
+            self.sms_shortened.labels(cut)
+
+    def expect_providers(self, sms: Sequence[str], email: Sequence[str] = ()) -> None:
+        """Every provider's series at 0: its attempts, transitions, callbacks, look-ups, failovers."""
+        for provider in (*sms, *email):
+            self.attempts.labels(provider)
+            self.retries.labels(provider)
+            self.rate_limit_wait.labels(provider)
+            for to in CIRCUIT_STATES:
+                self.circuit_transitions.labels(provider, to)
+            for result in CALLBACK_RESULTS:
+                self.callbacks.labels(provider, result)
+            for found in ("found", "not_found", "unknown"):
+                self.reconciliations.labels(provider, found)
+        for provider in sms:
+            for result in STATUS_CHECK_RESULTS:
+                self.status_reconciliations.labels(provider, result)
+        for provider in sms[:-1]:
+            self.failovers.labels(provider, "next_sms")
+        if sms and email:
+            self.failovers.labels(sms[-1], "email")  # the engine's email failover names the last SMS step
+
+    def watch_circuits(self, levels: Callable[[], Mapping[str, int]]) -> None:
+        """``levels()``: provider -> circuit level (``BreakerState.level``), read at every scrape."""
+        self._circuits.levels = levels
+
+    def watch_lag(self, lag: Callable[[], float]) -> None:
+        """``lag()``: the records waiting on this instance's partitions, read at every scrape."""
+        self.consumer_lag.set_function(lag)
+
+    def on_scrape(self, probe: Probe) -> None:
+        """Awaited by ``scrape`` before each rendering (it sets its gauges; it must not raise)."""
+        self._probes.append(probe)
+
+    async def scrape(self) -> bytes:
+        """Run the probes (at once), then render: what ``/metrics`` serves."""
+        await asyncio.gather(*(probe() for probe in self._probes))
+        return self.render()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

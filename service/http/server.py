@@ -94,10 +94,11 @@ async def read_form(request: web.Request) -> dict[str, str]:
 
 
 def create_app(metrics: Metrics, ready: ReadyCheck, live: LiveCheck = _always_live) -> web.Application:
-    """The operations application: ``/metrics``, ``/healthz``, ``/readyz``."""
+    """The operations application: ``/metrics`` (``Metrics.scrape``: its probes, then the
+    exposition), ``/healthz``, ``/readyz``."""
 
     async def metrics_handler(_: web.Request) -> web.Response:
-        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=await metrics.scrape(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
         if not await live():

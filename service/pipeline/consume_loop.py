@@ -112,7 +112,6 @@ class ConsumeLoop:
             unfinished = await self._after_failure(records, exc, at)
         if unfinished is None:
             # Nothing of this batch is committed: rewind and try it again after a pause.
-            self._metrics.ready.set(0)
             self._rewind(first_offsets(batch))
             return at, self._policy.retry_pause(at)
         offsets = next_offsets(batch, unfinished)
@@ -211,9 +210,8 @@ class ConsumeLoop:
             self._commit_stalled = commits.stalled
 
     def check_fetches(self) -> bool:
-        """The fetch watchdog, once: the lag metric, and whether this member is stalled."""
-        waiting = lag({p: self._consumer.highwater(p) for p in self._consumer.assignment()}, self._positions)
-        self._metrics.consumer_lag.set(waiting)
+        """The fetch watchdog, once: whether this member is stalled."""
+        waiting = self.lag()
         now = self._clock()
         stalled = self._fetches.stalled(now, waiting)
         if stalled and not self.stalled:
@@ -221,6 +219,10 @@ class ConsumeLoop:
         self.stalled = stalled
         self._metrics.fetch_stalled.set(1 if stalled else 0)
         return stalled
+
+    def lag(self) -> int:
+        """Records waiting on this member's partitions past its positions (``notifier_consumer_lag``)."""
+        return lag({p: self._consumer.highwater(p) for p in self._consumer.assignment()}, self._positions)
 
     def commit_progress(self) -> CommitStall:
         """Per assigned partition, the records waiting past its committed offset, through the watch."""

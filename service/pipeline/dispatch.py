@@ -54,6 +54,7 @@ class Dispatcher:
                 # The database is gone: sends that begin now could not be recorded either.
                 abort.set()
                 raise
+            self._metrics.decisions.labels(o.outcome).inc()
 
         o = await self._decide(req, claim, opted_out, abort, record_send)
         transition(State.CLAIMED, decided(o.outcome, o.channel))  # an illegal outcome raises here
@@ -62,6 +63,8 @@ class Dispatcher:
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """Record outcomes that sent nothing (suppressed, failed) with their receipts."""
         await self._reports.record(outcomes)
+        for o in outcomes:  # once recorded: each claimed notification's one decision
+            self._metrics.decisions.labels(o.outcome).inc()
 
     def _seal(self, o: Outcome) -> SealedContact | None:
         """Keep the event, encrypted, while an SMS may still be reported undelivered (email fallback):

@@ -131,6 +131,11 @@ class DeliveryEngine:
     def circuit(self, provider: str) -> BreakerState:
         return self._slots[provider].breaker.state(self._clock())
 
+    def circuit_levels(self) -> dict[str, int]:
+        """Every provider's circuit now, as ``notifier_circuit_state`` levels (read when scraped)."""
+        now = self._clock()
+        return {name: slot.breaker.state(now).level for name, slot in self._slots.items()}
+
     async def deliver(self, req: DeliveryRequest) -> DeliveryResult:
         deadline = self._retry.deadline(self._clock())
         sms_allowed = req.phone is not None and req.sms is not None and not req.skip_sms

@@ -102,13 +102,11 @@ class ProviderSlot:
         metrics = ctx.metrics
 
         def changed(old: BreakerState, new: BreakerState) -> None:
-            metrics.circuit_state.labels(name).set(new.level)
             metrics.circuit_transitions.labels(name, new.value).inc()
             log.warning("circuit_changed", provider=name, old=old.value, new=new.value)
 
         self.breaker = CircuitBreaker(policy, now=now, on_transition=changed)
         self.pacing = asyncio.Lock()  # sends to one provider are admitted one at a time
-        metrics.circuit_state.labels(name).set(0)
 
     def set_share(self, fraction: float, now: float) -> None:
         self.bucket.set_rate(max(self.limits.rate_per_s * fraction, 1e-6), now)
@@ -176,8 +174,7 @@ class ProviderSlot:
         if ctx.paused():
             return Blocked(DRAINING)
         now = ctx.clock()
-        if not self.breaker.allow(now):
-            ctx.metrics.failovers.labels(self.name, "circuit_open").inc()
+        if not self.breaker.allow(now):  # the engine counts the failover that follows
             return Blocked(reasons.provider_reason(self.name, reasons.CIRCUIT_OPEN))
         async with self.pacing:
             if ctx.paused():

@@ -131,6 +131,15 @@ class ReceiptOutbox(PostgresBase):
             )
         return _in_order(rows)
 
+    async def outbox_backlog(self) -> tuple[int, float]:
+        """Receipts not yet published, and the age in seconds of the oldest (0 when none waits)."""
+        async with translated():
+            row = await self._pool.fetchrow(
+                "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest"
+                " FROM receipt_outbox WHERE published_at IS NULL"
+            )
+        return int(row["n"]), float(row["oldest"])
+
 
 def _lock_keys(notifications: Iterable[uuid.UUID]) -> list[int]:
     """The advisory lock keys of these notifications, in the one order every locker takes them."""

@@ -65,7 +65,8 @@ async def test_provider_a_down_everything_goes_via_b_its_circuit_opens_and_traff
         )
         first = await decided(s, 20)
         assert {(r["outcome"], r["provider"]) for r in first} == {("sent", "infobip")}
-        assert metric(service, "notifier_circuit_state", provider="twilio") == 2
+        # Open, or half-open once its open period (2 s here) has passed: read when scraped.
+        assert metric(service, "notifier_circuit_state", provider="twilio") in (1, 2)
         tried_a = metric(service, "notifier_provider_attempts_total", provider="twilio")
         assert tried_a <= s.breaker_min_calls + s.send_concurrency  # the circuit stopped the traffic to A
 

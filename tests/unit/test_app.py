@@ -6,13 +6,14 @@ from __future__ import annotations
 import ast
 import asyncio
 import base64
+import math
 from pathlib import Path
 
 import pytest
 
 from service.app import Service
 from service.domain.consume_policy import ConsumePolicy
-from service.domain.errors import ConfigError
+from service.domain.errors import ConfigError, StoreUnavailable
 from service.metrics import Metrics
 from service.pipeline.consume_loop import ConsumeLoop
 from service.settings import load_settings
@@ -101,3 +102,66 @@ async def test_readiness_and_liveness_follow_the_consume_loop() -> None:
     consumer.assigned.clear()
     assert (await service._ready())["kafka_assigned"] is False
     assert Service(load_settings(**NOWHERE)).assignment() == set()
+
+
+class _Engine:
+    def __init__(self) -> None:
+        self.levels = {"twilio": 2, "sendgrid": 0}
+
+    def circuit_levels(self) -> dict[str, int]:
+        return dict(self.levels)
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.up = True
+
+    async def ping(self) -> bool:
+        return self.up
+
+    async def outbox_backlog(self) -> tuple[int, float]:
+        if not self.up:
+            raise StoreUnavailable("database: ConnectionRefusedError")
+        return 3, 42.0
+
+
+async def test_a_scrape_computes_readiness_circuits_and_the_outbox_without_anyone_calling_readyz() -> None:
+    consumer, metrics = FakeConsumer([("t", 0)]), Metrics()
+    loop = ConsumeLoop(
+        consumer=consumer,
+        batches=None,  # type: ignore[arg-type]  # no batch is processed here
+        sends=None,  # type: ignore[arg-type]
+        database_up=None,  # type: ignore[arg-type]
+        metrics=metrics,
+        policy=ConsumePolicy(),
+        batch_timeout_ms=200,
+        batch_max_records=500,
+        rebalance_drain_s=20,
+        watchdog_stall_s=120,
+        commit_stall_s=300,
+        clock=FakeClock(),
+    )
+    engine, store = _Engine(), _Store()
+    service = Service(load_settings(**NOWHERE), metrics=metrics, _loop=loop, _store=store)  # type: ignore[arg-type]
+    service._watch(engine, loop, store, sms=["twilio"])  # type: ignore[arg-type]
+    get = metrics.registry.get_sample_value
+    assert get("notifier_ready") == 0  # nothing computed yet
+    await metrics.scrape()
+    assert get("notifier_ready") == 1
+    assert (get("notifier_outbox_backlog"), get("notifier_outbox_oldest_seconds")) == (3, 42)
+    assert get("notifier_circuit_state", {"provider": "twilio"}) == 2
+    assert get("notifier_consumer_lag") == 0
+    # every provider's series at 0, the status look-ups only for SMS providers
+    assert get("notifier_callbacks_total", {"provider": "sendgrid", "result": "forged"}) == 0
+    assert get("notifier_status_reconciliations_total", {"provider": "twilio", "result": "gave_up"}) == 0
+    assert get("notifier_status_reconciliations_total", {"provider": "sendgrid", "result": "gave_up"}) is None
+
+    store.up, engine.levels["twilio"] = False, 1
+    await metrics.scrape()
+    assert get("notifier_ready") == 0
+    assert math.isnan(get("notifier_outbox_backlog") or 0.0)
+    assert get("notifier_circuit_state", {"provider": "twilio"}) == 1
+    consumer.assigned.clear()
+    store.up = True
+    await metrics.scrape()
+    assert get("notifier_ready") == 0  # no partitions

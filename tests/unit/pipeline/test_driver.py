@@ -629,3 +629,32 @@ async def test_a_notification_held_after_a_send_of_unknown_fate_keeps_its_claim(
     assert h.receipts.published == []
     # Kept, not given back: read again, it is a re-claim, which looks for the earlier send first.
     assert [(row.state, row.claims) for row in h.store.rows.values()] == [("claimed", 1)]
+
+
+def _decisions(h: Harness) -> dict[str, float]:
+    get = h.metrics.registry.get_sample_value
+    return {
+        d: get("notifier_decisions_total", {"decision": d}) or 0.0
+        for d in ("sent", "failed", "suppressed_stale", "suppressed_invalid_recipient")
+    }
+
+
+async def test_each_notification_is_one_decision_however_many_receipts_it_gets(h: Harness) -> None:
+    # The SLI counts decisions: a send and its later delivery report are one, not two successes.
+    await h.feed(event("A", "READY_FOR_PICKUP"))
+    await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"), event("A", "READY_FOR_PICKUP", n=2))  # stale, duplicate
+    h.sender.errors.append(ContentRejected("sms-a", "30007"))
+    h.backup.errors.append(ContentRejected("sms-b", "EC_CONTENT"))
+    h.email.errors.append(InvalidRecipient("fake-email", "bounce"))
+    await h.feed(event("B", "ARRIVED_HK_WAREHOUSE"))
+    assert _decisions(h) == {"sent": 1, "failed": 1, "suppressed_stale": 1, "suppressed_invalid_recipient": 0}
+    assert await h.stages.reports.report("sms-a", h.sender.references[0], delivered=True) == "delivered"
+    assert _decisions(h)["sent"] == 1  # the report is a receipt, not a decision
+    receipts = h.metrics.registry.get_sample_value
+    assert receipts("notifier_notifications_total", {"outcome": "delivered", "channel": "sms"}) == 1
+    # Held (no provider up) is no decision yet.
+    h.sender.errors.extend(ProviderRejected("sms-a", "20003") for _ in range(2))
+    h.backup.errors.extend(ProviderRejected("sms-b", "401") for _ in range(2))
+    h.email.errors.extend(ProviderRejected("fake-email", "403") for _ in range(2))
+    await h.feed(event("C", "CUSTOMS_CLEARED"))
+    assert sum(_decisions(h).values()) == 3

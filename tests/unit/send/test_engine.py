@@ -239,12 +239,19 @@ async def test_a_failing_provider_opens_its_circuit_and_traffic_returns_after_re
     for _ in range(5):  # while open, A is not even tried
         assert (await rig.engine.deliver(rig.request())).provider == "b"
     assert len(rig.a.sent) == sent_at_a
+    # Each of the 9 sends moved from A to B once, whether A failed or its circuit was open.
+    assert rig.metric("notifier_failovers_total", provider="a", to="next_sms") == 9
+    rig.metrics.watch_circuits(rig.engine.circuit_levels)  # as the composition root does
     assert rig.metric("notifier_circuit_state", provider="a") == 2
+    assert rig.metric("notifier_circuit_state", provider="b") == 0
 
     rig.clock.now += 31  # the open period passes; A has recovered
+    # A scrape shows it half-open at once, before any send tries A (not open until the next call).
+    assert rig.metric("notifier_circuit_state", provider="a") == 1
     providers = [(await rig.engine.deliver(rig.request())).provider for _ in range(6)]
     assert providers == ["a"] * 6  # probes succeed, the circuit closes, traffic stays on A
     assert rig.engine.circuit("a") is BreakerState.CLOSED
+    assert rig.metric("notifier_circuit_state", provider="a") == 0
 
 
 async def test_rate_limit_paces_sends_in_segments() -> None:
