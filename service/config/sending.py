@@ -45,7 +45,7 @@ class SendingSettings(BaseModel):
     twilio_rate_per_s: float = Field(
         default=100.0,
         gt=0,
-        description="Twilio's rate limit for the whole consumer group, in SMS segments per second (each instance takes a share by its partitions).",
+        description="Twilio's rate limit for the whole consumer group, in SMS segments per second (shared through the group's schedule: NOTIFIER_RATE_LIMIT_SCOPE).",
     )
     twilio_burst: float = Field(
         default=10.0, ge=1, description="Segments Twilio may take at once above its rate."

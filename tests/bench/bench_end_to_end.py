@@ -19,6 +19,9 @@ load            1,000 events/s offered to a running service: latency from each e
 callbacks       the same with delivery callbacks flowing (Twilio status callbacks, SendGrid events)
 rate_limit      a backlog with ``NOTIFIER_TWILIO_RATE_PER_S`` set: segments per second the sandbox saw
                 (first second left out: the burst), over the limit; 1 s windows over the limit
+rate_limit_3_*  the same with 3 instances in one group and the whole backlog on partition 0 (one
+                instance's): ``group`` books one schedule in PostgreSQL, ``instance`` paces each
+                instance at its share by partitions (the comparison)
 naive / raw     ``tests.bench.naive``: one message at a time, and aiokafka reading doing nothing
 infobip_micro   ``tests.bench.bench_infobip_batching``: the Infobip client alone, one request per SMS
                 vs grouped
@@ -247,6 +250,18 @@ def _log_file(path: Path) -> IO[bytes]:
     return path.open("ab")
 
 
+async def _settled_group(runs: list[ServiceRun], quiet_s: float = 3.0) -> None:
+    """Wait until every member has been ready for ``quiet_s`` in a row (the group's rebalances done)."""
+    deadline, since = time.monotonic() + 60, time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        if time.monotonic() > deadline:
+            raise SystemExit("the consumer group did not settle in 60 s")
+        statuses = [await _status(f"{r.ops}/readyz") for r in runs]
+        if any(st != 200 for st in statuses):
+            since = time.monotonic()
+        await asyncio.sleep(0.2)
+
+
 async def _status(url: str) -> int:
     try:
         async with (
@@ -422,12 +437,14 @@ class Bench:
         self.live.append(run)
         return run
 
-    async def produce(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    async def produce(
+        self, topic: str, records: list[tuple[bytes, bytes]], *, partition: int | None = None
+    ) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5)
         await producer.start()
         try:
             for key, value in records:
-                await producer.send(topic, value=value, key=key)
+                await producer.send(topic, value=value, key=key, partition=partition)
             await producer.flush()
         finally:
             await producer.stop()
@@ -575,20 +592,49 @@ class Bench:
             **cost,
         }
 
-    async def rate_limit(self, w: Workload, sandbox: Sandbox) -> dict[str, Any]:
-        """A backlog under a Twilio limit of ``RATE`` segments a second: the rate the sandbox saw."""
-        db, topics = await self.database(), await self.new_topics("rate")
-        await self.produce(topics.input, w.records)
+    async def rate_limit(
+        self, w: Workload, sandbox: Sandbox, *, phase: str = "rate", instances: int = 1, scope: str = "group"
+    ) -> dict[str, Any]:
+        """A backlog under a Twilio limit of ``RATE`` segments a second: the rate the sandbox saw.
+
+        With several ``instances`` (one consumer group) the whole backlog is on partition 0, so one
+        instance holds it: ``scope`` ``group`` (one schedule in PostgreSQL) should still use the
+        whole limit, ``instance`` (each its share by partitions) only that instance's share."""
+        db, topics = await self.database(), await self.new_topics(phase)
         await sandbox.clear()
-        limits = {"NOTIFIER_TWILIO_RATE_PER_S": str(RATE), "NOTIFIER_TWILIO_BURST": "10"}
+        limits = {
+            "NOTIFIER_TWILIO_RATE_PER_S": str(RATE),
+            "NOTIFIER_TWILIO_BURST": "10",
+            "NOTIFIER_RATE_LIMIT_SCOPE": scope,
+        }
         async with Receipts(self.bootstrap, topics.receipts) as receipts:
             meter = CpuMeter()
-            run = await self.spawn(self.env("rate", db, topics, sandbox, **limits))
+            runs = []
+            for i in range(instances):
+                ports = (
+                    {}
+                    if i == 0
+                    else {"NOTIFIER_HTTP_PORT": str(_free_port()), "NOTIFIER_METRICS_PORT": str(_free_port())}
+                )
+                env = self.env(phase, db, topics, sandbox, **limits, **ports)
+                env["BENCH_LOG"] = str(self.out / f"{phase}.{i}.log") if instances > 1 else env["BENCH_LOG"]
+                runs.append(await self.spawn(env))
+            if instances > 1:  # every member in the group before the backlog lands on partition 0
+                await asyncio.gather(*(r.ready() for r in runs))
+                await _settled_group(runs)
+            await self.produce(topics.input, w.records, partition=0 if instances > 1 else None)
             await receipts.wait(
-                lambda: len(receipts.decisions()) >= w.pairs, 60 + 3 * RATE_S, f"{w.pairs} decisions"
+                lambda: len(receipts.decisions()) >= w.pairs, 60 + 3 * RATE_S * 4, f"{w.pairs} decisions"
             )
             used = meter.used()
-            cost = await run.stop()
+            costs = [await r.stop() for r in runs]
+        cost = {
+            "service_cpu_s": round(sum(c["service_cpu_s"] for c in costs), 2),
+            "rss_peak_mib": max(c["rss_peak_mib"] for c in costs),
+            "exit": max(c["exit"] for c in costs),
+            "instances": instances,
+            "scope": scope,
+        }
         messages = await sandbox.messages()
         sms = [m for m in messages if m["provider"] == "twilio"]
         times = [float(m["received_mono"]) for m in sms]
@@ -724,6 +770,11 @@ async def measure(bench: Bench) -> dict[str, Any]:
         _say(f"rate_limit: Twilio limited to {RATE:.0f} segments/s, a backlog of {wr.to_send} SMS")
         phases["rate_limit"] = await bench.rate_limit(wr, box)
         _say(f"  {phases['rate_limit']}")
+        for scope in ("group", "instance"):
+            name = f"rate_limit_3_{scope}"
+            _say(f"{name}: the same under 3 instances of one group, the backlog on one instance's partition")
+            phases[name] = await bench.rate_limit(wr, box, phase=f"rate3{scope[0]}", instances=3, scope=scope)
+            _say(f"  {phases[name]}")
         naive_db = await bench.database()
         naive_topics = await bench.new_topics("naive")
         _say("naive: one message at a time on the twilio phase's topic")
@@ -757,7 +808,7 @@ def _mean_rate(*replays: dict[str, Any]) -> float | None:
 def cpu_rows(phases: dict[str, Any]) -> str:
     """Where the CPU went in each phase of the service: seconds of wall time and of each process's CPU."""
     lines = [
-        f"{'phase':<10} {'wall s':>7} {'service':>8} {'postgres':>9} {'kafka':>6} {'sandbox':>8}  (CPU seconds)"
+        f"{'phase':<22} {'wall s':>7} {'service':>8} {'postgres':>9} {'kafka':>6} {'sandbox':>8}  (CPU seconds)"
     ]
     for name, p in phases.items():
         if "service_cpu_s" in p:
@@ -766,7 +817,7 @@ def cpu_rows(phases: dict[str, Any]) -> str:
                 for k in ("wall_s", "service_cpu_s", "postgres_cpu_s", "kafka_cpu_s", "sandbox_cpu_s")
             ]
             wall, svc, pg, kafka, box = ("–" if c is None else f"{c:.1f}" for c in cells)
-            lines.append(f"{name:<10} {wall:>7} {svc:>8} {pg:>9} {kafka:>6} {box:>8}")
+            lines.append(f"{name:<22} {wall:>7} {svc:>8} {pg:>9} {kafka:>6} {box:>8}")
     return "\n".join(lines)
 
 
@@ -798,6 +849,9 @@ def summarise(phases: dict[str, Any], micro: dict[str, Any] | None) -> dict[str,
         "unique_raw_ratio": _round(stats.ratio(tw["decisions_per_s"], raw_rate), 4),
         "rate_limit_utilisation": phases["rate_limit"].get("utilisation"),
         "rate_limit_windows_over": phases["rate_limit"].get("windows_over_limit"),
+        "rate_limit_utilisation_3_instances": phases["rate_limit_3_group"].get("utilisation"),
+        "rate_limit_windows_over_3_instances": phases["rate_limit_3_group"].get("windows_over_limit"),
+        "rate_limit_utilisation_3_instances_by_share": phases["rate_limit_3_instance"].get("utilisation"),
         "infobip_micro": micro,
     }
 
@@ -857,6 +911,17 @@ def rows(s: dict[str, Any], phases: dict[str, Any]) -> list[tuple[str, Any, str]
             "rate_limit_windows_over",
             s["rate_limit_windows_over"],
             f"1 s windows over the limit (busiest {rl.get('busiest_1s_window')})",
+        ),
+        (
+            "rate_limit_utilisation_3_instances",
+            s["rate_limit_utilisation_3_instances"],
+            f"3 instances, backlog on one's partition: one schedule in PostgreSQL "
+            f"(each by its share: {s['rate_limit_utilisation_3_instances_by_share']})",
+        ),
+        (
+            "rate_limit_windows_over_3_instances",
+            s["rate_limit_windows_over_3_instances"],
+            f"1 s windows over the limit (busiest {phases['rate_limit_3_group'].get('busiest_1s_window')})",
         ),
         (
             "infobip_micro_throughput_x",
