@@ -7,7 +7,8 @@ slot's end (GCRA, the generic cell rate algorithm, kept in one row). Slots never
 group's sends are paced at ``rate`` as one sender would be, whichever instance holds the backlog;
 an idle instance books nothing and wastes nothing.
 
-Inside its slots an instance sends at the rate: a send of ``cost`` segments goes out at the slot's
+Inside its slots an instance sends at the rate (and caps its own sends in any window, see
+``_window_clear``): a send of ``cost`` segments goes out at the slot's
 start plus what was used of it, and takes ``cost / rate`` seconds of it. Time a slot spent unused
 (no send was waiting) is lost, never sent late: a late send would fall into another instance's
 slot. So for any window of length ``T`` the group sends at most ``rate * T + c``, where ``c`` is
@@ -43,16 +44,21 @@ class GroupPacer:
     says how much); ``booked`` adds what the schedule gave.
     """
 
-    __slots__ = ("_chunk_s", "_rate", "_slots")
+    __slots__ = ("_chunk_s", "_rate", "_recent", "_recent_total", "_slots", "_window_s")
 
-    def __init__(self, rate_per_s: float, *, chunk_s: float = 0.1) -> None:
+    def __init__(self, rate_per_s: float, *, chunk_s: float = 0.1, window_s: float = 1.0) -> None:
         if not (rate_per_s > 0 and math.isfinite(rate_per_s)):
             raise ValueError("rate_per_s must be a positive number")
         if not (chunk_s > 0 and math.isfinite(chunk_s)):
             raise ValueError("chunk_s must be a positive number")
+        if not (window_s >= 1.0 and math.isfinite(window_s)):
+            raise ValueError("window_s must be a positive number of at least 1 s")
         self._rate = rate_per_s
         self._chunk_s = chunk_s
+        self._window_s = window_s
         self._slots: deque[Slot] = deque()
+        self._recent: deque[tuple[float, float]] = deque()  # this instance's sends in the last window
+        self._recent_total = 0.0
 
     @property
     def rate(self) -> float:
@@ -86,12 +92,35 @@ class GroupPacer:
             # What of the slot lies in the past is lost: nothing may go out in it now.
             used = max(slot.used, (now - slot.start) * self._rate)
             if used + cost <= slot.amount + 1e-9:
-                slot.used = used + cost
-                return max(0.0, slot.start + used / self._rate - now)
+                at = self._window_clear(max(now, slot.start + used / self._rate), cost)
+                slot.used = (at - slot.start) * self._rate + cost
+                self._recent.append((at, cost))
+                self._recent_total += cost
+                return at - now
             if len(self._slots) == 1:
                 return None  # kept: a slot booked next may continue it, and the send span the two
             self._slots.popleft()  # too little left in it for this send: the rest is lost
         return None
+
+    def _window_clear(self, at: float, cost: float) -> float:
+        """The earliest time from ``at`` when this send keeps every window of ``window_s`` of this
+        instance's sends within ``rate * window_s`` segments.
+
+        Pacing at the rate alone lets a window hold ``rate * T`` plus one whole send (a 6-segment SMS
+        at the window's end); this cap takes that out. With ``window_s = 1 / headroom`` and the rate
+        at ``limit * headroom``, the cap is the provider's own limit over any window up to
+        ``window_s - 1`` seconds longer than its second: jitter between our clock and its arrivals.
+        """
+        cap = self._rate * self._window_s
+        while self._recent and self._recent[0][0] <= at - self._window_s:
+            self._recent_total -= self._recent.popleft()[1]
+        total = self._recent_total + cost
+        for t, c in self._recent:
+            if total <= cap + 1e-9:
+                break
+            total -= c
+            at = max(at, t + self._window_s)  # once t has left the window
+        return at
 
     def booked_until(self) -> float:
         """The end of the last slot booked (``-inf``: none)."""

@@ -52,6 +52,7 @@ Check = Callable[[datetime], Awaitable[SendAccepted | None]]  # the send made si
 class ProviderLimits:
     rate_per_s: float
     burst: float
+    window_s: float = 1.0  # the group schedule caps each instance's sends over this window (1 / headroom)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ class ProviderSlot:
         # or while the schedule cannot be reached.
         self.bucket = TokenBucket(limits.rate_per_s, limits.burst, now=now)
         self._schedule = schedule
-        self.group = GroupPacer(limits.rate_per_s) if schedule is not None else None
+        self.group = GroupPacer(limits.rate_per_s, window_s=limits.window_s) if schedule is not None else None
         self._schedule_down = False
         metrics = ctx.metrics
 

@@ -67,10 +67,11 @@ def email_client(s: Settings, session: aiohttp.ClientSession) -> EmailSender | N
 def provider_limits(s: Settings) -> dict[str, ProviderLimits]:
     """Each provider's group-wide limit, less the headroom: the sends' budget, and the status
     look-ups' (a share of it)."""
+    h, window = s.rate_headroom, 1 / s.rate_headroom  # rate * window: the provider's own limit
     return {
-        "twilio": ProviderLimits(s.twilio_rate_per_s * s.rate_headroom, s.twilio_burst),
-        "infobip": ProviderLimits(s.infobip_rate_per_s * s.rate_headroom, s.infobip_burst),
-        "sendgrid": ProviderLimits(s.sendgrid_rate_per_s * s.rate_headroom, s.sendgrid_burst),
+        "twilio": ProviderLimits(s.twilio_rate_per_s * h, s.twilio_burst, window),
+        "infobip": ProviderLimits(s.infobip_rate_per_s * h, s.infobip_burst, window),
+        "sendgrid": ProviderLimits(s.sendgrid_rate_per_s * h, s.sendgrid_burst, window),
     }
 
 
