@@ -11,6 +11,8 @@ them (``expect_providers``). Gauges that describe the present are computed when 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import (
@@ -30,6 +32,9 @@ from service.domain.lifecycle import TRANSITIONS, State
 from service.resources import version
 
 # End to end: seconds when all is well, minutes behind a backlog or a held provider, hours at worst.
+#: Scrapes closer together than this share one run of the probes (see ``Metrics.scrape``).
+PROBE_EVERY_S = 1.0
+
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 10800)
 # One provider call: bounded by NOTIFIER_PROVIDER_TIMEOUT_S (10 s by default, 30 s at most in practice).
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
@@ -126,6 +131,8 @@ class Metrics:
         )
         self.build_info.labels(build_version or version()).set(1)
         self._probes: list[Probe] = []
+        self._probed_at = -math.inf  # monotonic time the probes last ran
+        self._probe_lock = asyncio.Lock()
         self.events = Counter(
             "notifier_events", "Shipment events consumed, by what became of them", ["result"], registry=r
         )
@@ -345,9 +352,18 @@ class Metrics:
         """Awaited by ``scrape`` before each rendering (it sets its gauges; it must not raise)."""
         self._probes.append(probe)
 
-    async def scrape(self) -> bytes:
-        """Run the probes (at once), then render: what ``/metrics`` serves."""
-        await asyncio.gather(*(probe() for probe in self._probes))
+    async def scrape(self, *, now: Callable[[], float] = time.monotonic) -> bytes:
+        """Run the probes (at once), then render: what ``/metrics`` serves.
+
+        The probes ask PostgreSQL: they run at most once every ``PROBE_EVERY_S`` however often
+        ``/metrics`` is asked (several Prometheus replicas, a benchmark polling a counter), and a
+        scrape that comes while they run waits for that run, so scraping never competes with the
+        pipeline for the database pool.
+        """
+        async with self._probe_lock:
+            if now() - self._probed_at >= PROBE_EVERY_S:
+                await asyncio.gather(*(probe() for probe in self._probes))
+                self._probed_at = now()
         return self.render()
 
     def render(self) -> bytes:

@@ -146,7 +146,8 @@ async def test_a_scrape_computes_readiness_circuits_and_the_outbox_without_anyon
     service._watch(engine, loop, store, sms=["twilio"])  # type: ignore[arg-type]
     get = metrics.registry.get_sample_value
     assert get("notifier_ready") == 0  # nothing computed yet
-    await metrics.scrape()
+    clock = FakeClock()
+    await metrics.scrape(now=clock)
     assert get("notifier_ready") == 1
     assert (get("notifier_outbox_backlog"), get("notifier_outbox_oldest_seconds")) == (3, 42)
     assert get("notifier_circuit_state", {"provider": "twilio"}) == 2
@@ -157,11 +158,16 @@ async def test_a_scrape_computes_readiness_circuits_and_the_outbox_without_anyon
     assert get("notifier_status_reconciliations_total", {"provider": "sendgrid", "result": "gave_up"}) is None
 
     store.up, engine.levels["twilio"] = False, 1
-    await metrics.scrape()
+    await metrics.scrape(now=clock)
+    assert get("notifier_ready") == 1  # within a second of the last probes: their values stand
+    assert get("notifier_circuit_state", {"provider": "twilio"}) == 1  # a collector: always fresh
+    clock.now += 1.0
+    await metrics.scrape(now=clock)
     assert get("notifier_ready") == 0
     assert math.isnan(get("notifier_outbox_backlog") or 0.0)
     assert get("notifier_circuit_state", {"provider": "twilio"}) == 1
     consumer.assigned.clear()
     store.up = True
-    await metrics.scrape()
+    clock.now += 1.0
+    await metrics.scrape(now=clock)
     assert get("notifier_ready") == 0  # no partitions
