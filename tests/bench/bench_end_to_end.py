@@ -336,7 +336,12 @@ class Bench:
         self.live: list[ServiceRun] = []  # every service process started, stopped at the end if need be
         self.topics: list[str] = []
         self.base_env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("NOTIFIER_", "BENCH_"))},
+            # Not PYTHONDONTWRITEBYTECODE: a service in production starts from compiled bytecode.
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("NOTIFIER_", "BENCH_")) and k != "PYTHONDONTWRITEBYTECODE"
+            },
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "NOTIFIER_HTTP_PORT": str(self.http_port),
             "NOTIFIER_METRICS_PORT": str(self.metrics_port),
