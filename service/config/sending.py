@@ -14,7 +14,7 @@ class SendingSettings(BaseModel):
     """Sending: the plan is SMS provider A (Twilio), then B (Infobip), then email (SendGrid)."""
 
     send_concurrency: int = Field(
-        default=32,
+        default=128,
         ge=1,
         le=1000,
         description="Notifications being sent at once: also the most a crash can leave sent but unrecorded.",

@@ -29,7 +29,7 @@ def test_every_setting_is_in_the_reference_once_with_a_meaning() -> None:
 @pytest.mark.parametrize(
     ("variable", "row"),
     [
-        ("NOTIFIER_SEND_CONCURRENCY", "| integer (≥ 1, ≤ 1000) | `32` |"),
+        ("NOTIFIER_SEND_CONCURRENCY", "| integer (≥ 1, ≤ 1000) | `128` |"),
         (
             "NOTIFIER_SMS_PROVIDERS",
             "| comma-separated list (one of `twilio`, `infobip`) | `twilio,infobip` |",
