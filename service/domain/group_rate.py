@@ -122,6 +122,14 @@ class GroupPacer:
             at = max(at, t + self._window_s)  # once t has left the window
         return at
 
+    def sent(self, now: float) -> None:
+        """The last send taken actually went out at ``now`` (a busy event loop wakes late): the cap
+        counts it from then, so the sends after it keep their distance from when it really left."""
+        if self._recent:
+            t, cost = self._recent[-1]
+            if now > t:
+                self._recent[-1] = (now, cost)
+
     def booked_until(self) -> float:
         """The end of the last slot booked (``-inf``: none)."""
         if not self._slots:

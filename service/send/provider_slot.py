@@ -193,6 +193,8 @@ class ProviderSlot:
                 await ctx.sleep(wait)
             if local:
                 self.bucket.sent(ctx.clock())
+            elif self.group is not None:
+                self.group.sent(ctx.clock())
         return None
 
     async def _group_wait(self, cost: float, deadline: float) -> float | Literal[False] | None:

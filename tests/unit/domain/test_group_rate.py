@@ -105,3 +105,13 @@ def test_over_any_window_a_pacer_fed_back_to_back_never_exceeds_the_rate() -> No
         in_window = sum(c for at, c in sent if t <= at < t + 1.0)
         assert in_window <= rate  # the cap: pacing alone would allow the rate plus one whole send
     assert sum(c for _, c in sent) / now > 0.96 * rate  # and little is lost
+
+
+def test_a_send_that_went_out_late_is_counted_from_when_it_left() -> None:
+    p = GroupPacer(10.0, window_s=1.0)  # at most 10 segments in any second of our sends
+    p.booked(0.0, 100.0, at=0.0)
+    assert [p.take(5, now=0.0) for _ in range(2)] == pytest.approx([0.0, 0.5])
+    p.sent(0.9)  # the second woke 0.4 s late
+    assert p.take(5, now=0.9) == pytest.approx(0.1)  # at 1.0, a second after the first
+    p.sent(1.0)
+    assert p.take(5, now=1.0) == pytest.approx(0.9)  # at 1.9, a second after the late one (not 1.5)
