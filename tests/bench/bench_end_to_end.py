@@ -30,7 +30,8 @@ infobip_micro   ``tests.bench.bench_infobip_batching``: the Infobip client alone
 Sizes: ``BENCH_ORDERS`` (2000: ~5,800 events), ``BENCH_LOAD_S`` (8 s at 1,000 events/s),
 ``BENCH_RATE`` (100 segments/s) for ``BENCH_RATE_S`` (15 s), ``BENCH_MICRO_SENDS`` (3000, 0: skip);
 ``BENCH_OUT`` (``.local/bench``) gets the JSON and each process's log; ``BENCH_KEEP=1`` keeps the
-databases and topics. The last line printed is the JSON file's path.
+databases and topics; ``BENCH_PHASES=twilio,replay`` measures only those phases (and the ones they
+read from), printing their CPU table but not the summary. The last line printed is the JSON file's path.
 """
 
 from __future__ import annotations
@@ -72,6 +73,21 @@ OFFERED = 1000.0  # events per second in the load phases
 RATE = float(os.environ.get("BENCH_RATE", "100"))
 RATE_S = float(os.environ.get("BENCH_RATE_S", "15"))
 MICRO_SENDS = int(os.environ.get("BENCH_MICRO_SENDS", "3000"))
+#: BENCH_PHASES=twilio,replay: only these phases (and those they read from: replay and naive/raw
+#: read the twilio phase's topic, replay_2 the infobip phase's); the table then shows their CPU only.
+PHASES = {p.strip() for p in os.environ.get("BENCH_PHASES", "").split(",") if p.strip()}
+_NEEDS = {"replay": "twilio", "naive": "twilio", "raw": "twilio", "replay_2": "infobip"}
+ALL_PHASES = (
+    "twilio", "replay", "infobip", "replay_2", "load", "rate_limit", "rate_limit_3_group",
+    "rate_limit_3_instance", "naive", "raw", "callbacks",
+)  # fmt: skip
+
+
+def wanted(phase: str) -> bool:
+    """Whether this run measures ``phase`` (every phase when BENCH_PHASES is not set)."""
+    return not PHASES or phase in PHASES or any(_NEEDS.get(p) == phase for p in PHASES)
+
+
 KEEP = os.environ.get("BENCH_KEEP") == "1"
 #: BENCH_PROFILE=1: py-spy (when installed: ``.venv/bin/pip install py-spy``) samples every service process.
 PY_SPY = (
@@ -755,42 +771,54 @@ async def measure(bench: Bench) -> dict[str, Any]:
         f"{w.resends} TMS re-sends, {w.invalid} invalid; load phases {wl.events} events at {OFFERED:.0f}/s"
     )
     async with _sandbox(bench, "sandbox") as box:
-        _say("twilio: the workload as a backlog, one HTTP request per SMS")
-        phases["twilio"], db, topics = await bench.backlog("twilio", w, box)
-        _say(f"  {phases['twilio']}")
-        _say("replay: a fresh consumer group on the all-decided topic")
-        phases["replay"] = await bench.replay(db, topics, w, box)
-        _say(f"  {phases['replay']}")
-        _say("infobip: the workload again, Infobip first (multi-message requests)")
-        phases["infobip"], db2, topics2 = await bench.backlog(
-            "infobip", w, box, NOTIFIER_SMS_PROVIDERS="infobip,twilio"
-        )
-        _say(f"  {phases['infobip']}")
-        _say("replay_2: a fresh consumer group on the infobip phase's topic (a second sample)")
-        phases["replay_2"] = await bench.replay(db2, topics2, w, box)
-        _say(f"  {phases['replay_2']}")
-        _say(f"load: {OFFERED:.0f} events/s offered for {wl.events / OFFERED:.0f}s, no callbacks")
-        phases["load"] = await bench.load("load", wl, box)
-        _say(f"  {phases['load']}")
-        _say(f"rate_limit: Twilio limited to {RATE:.0f} segments/s, a backlog of {wr.to_send} SMS")
-        phases["rate_limit"] = await bench.rate_limit(wr, box)
-        _say(f"  {phases['rate_limit']}")
+        if wanted("twilio"):
+            _say("twilio: the workload as a backlog, one HTTP request per SMS")
+            phases["twilio"], db, topics = await bench.backlog("twilio", w, box)
+            _say(f"  {phases['twilio']}")
+        if wanted("replay"):
+            _say("replay: a fresh consumer group on the all-decided topic")
+            phases["replay"] = await bench.replay(db, topics, w, box)
+            _say(f"  {phases['replay']}")
+        if wanted("infobip"):
+            _say("infobip: the workload again, Infobip first (multi-message requests)")
+            phases["infobip"], db2, topics2 = await bench.backlog(
+                "infobip", w, box, NOTIFIER_SMS_PROVIDERS="infobip,twilio"
+            )
+            _say(f"  {phases['infobip']}")
+        if wanted("replay_2"):
+            _say("replay_2: a fresh consumer group on the infobip phase's topic (a second sample)")
+            phases["replay_2"] = await bench.replay(db2, topics2, w, box)
+            _say(f"  {phases['replay_2']}")
+        if wanted("load"):
+            _say(f"load: {OFFERED:.0f} events/s offered for {wl.events / OFFERED:.0f}s, no callbacks")
+            phases["load"] = await bench.load("load", wl, box)
+            _say(f"  {phases['load']}")
+        if wanted("rate_limit"):
+            _say(f"rate_limit: Twilio limited to {RATE:.0f} segments/s, a backlog of {wr.to_send} SMS")
+            phases["rate_limit"] = await bench.rate_limit(wr, box)
+            _say(f"  {phases['rate_limit']}")
         for scope in ("group", "instance"):
             name = f"rate_limit_3_{scope}"
+            if not wanted(name):
+                continue
             _say(f"{name}: the same under 3 instances of one group, the backlog on one instance's partition")
             phases[name] = await bench.rate_limit(wr, box, phase=f"rate3{scope[0]}", instances=3, scope=scope)
             _say(f"  {phases[name]}")
-        naive_db = await bench.database()
-        naive_topics = await bench.new_topics("naive")
-        _say("naive: one message at a time on the twilio phase's topic")
-        phases["naive"] = await bench.yardstick(
-            "naive", "--topic", topics.input, "--database", naive_db, "--sandbox", box.url,
-            "--receipts-topic", naive_topics.receipts, "--seconds", "20",
-        )  # fmt: skip
-        _say(f"  {phases['naive']}")
-        _say("raw: aiokafka reading the same topic, doing nothing")
-        phases["raw"] = await bench.yardstick("raw", "--topic", topics.input, "--seconds", "3")
-        _say(f"  {phases['raw']}")
+        if wanted("naive"):
+            naive_db = await bench.database()
+            naive_topics = await bench.new_topics("naive")
+            _say("naive: one message at a time on the twilio phase's topic")
+            phases["naive"] = await bench.yardstick(
+                "naive", "--topic", topics.input, "--database", naive_db, "--sandbox", box.url,
+                "--receipts-topic", naive_topics.receipts, "--seconds", "20",
+            )  # fmt: skip
+            _say(f"  {phases['naive']}")
+        if wanted("raw"):
+            _say("raw: aiokafka reading the same topic, doing nothing")
+            phases["raw"] = await bench.yardstick("raw", "--topic", topics.input, "--seconds", "3")
+            _say(f"  {phases['raw']}")
+    if not wanted("callbacks"):
+        return phases
     events_url = f"http://127.0.0.1:{bench.http_port}/callbacks/sendgrid/events"
     async with _sandbox(bench, "sandbox-callbacks", events_url) as box:
         _say("callbacks: the load again, with delivery callbacks")
@@ -953,13 +981,19 @@ def main() -> None:
         finally:
             await bench.cleanup()
 
+    unknown = PHASES - set(ALL_PHASES) - {"infobip_micro"}
+    if unknown:
+        raise SystemExit(
+            f"BENCH_PHASES: no phase {', '.join(sorted(unknown))}; phases: {', '.join(ALL_PHASES)}"
+        )
     phases = asyncio.run(run())
     micro = None
-    if MICRO_SENDS > 0:
+    if MICRO_SENDS > 0 and (not PHASES or "infobip_micro" in PHASES):
         _say(f"infobip_micro: the Infobip client alone, {MICRO_SENDS} sends a round")
         micro = bench_infobip_batching.measure(sends=MICRO_SENDS)
         _say(f"  {micro}")
-    summary = summarise(phases, micro)
+    complete = all(p in phases for p in ALL_PHASES)
+    summary = summarise(phases, micro) if complete else {"infobip_micro": micro}  # a partial run: phases only
     result = {
         **summary,
         "phases": phases,
@@ -977,8 +1011,9 @@ def main() -> None:
     path = out / "bench.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print()
-    print(stats.table(rows(summary, phases)))
-    print()
+    if complete:
+        print(stats.table(rows(summary, phases)))
+        print()
     print(cpu_rows(phases))
     print(
         f"runtime {result['runtime_s']:.0f}s; load average at the end {os.getloadavg()[0]:.1f}; logs in {out}"
