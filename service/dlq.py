@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
@@ -100,15 +101,19 @@ def summary(letters: list[Letter]) -> str:
     return "\n".join([head, *lines])
 
 
-def matching(
-    letters: list[Letter],
-    *,
-    reason: str | None = None,
-    partition: int | None = None,
-    from_offset: int | None = None,
-    to_offset: int | None = None,
-) -> list[Letter]:
+class Filters(TypedDict, total=False):
+    """What ``dlq list`` and ``dlq replay`` filter on; a filter not given passes every letter."""
+
+    reason: str | None
+    partition: int | None
+    from_offset: int | None
+    to_offset: int | None
+
+
+def matching(letters: list[Letter], **f: Unpack[Filters]) -> list[Letter]:
     """The letters (repeats included) that pass every filter given: what ``list`` counts."""
+    reason, partition = f.get("reason"), f.get("partition")
+    from_offset, to_offset = f.get("from_offset"), f.get("to_offset")
     return [
         x
         for x in letters
@@ -119,19 +124,9 @@ def matching(
     ]
 
 
-def select(
-    letters: list[Letter],
-    *,
-    reason: str | None = None,
-    partition: int | None = None,
-    from_offset: int | None = None,
-    to_offset: int | None = None,
-) -> list[Letter]:
+def select(letters: list[Letter], **f: Unpack[Filters]) -> list[Letter]:
     """The letters to replay: matching the filters, with a source and a value, one per source record."""
-    chosen = matching(
-        letters, reason=reason, partition=partition, from_offset=from_offset, to_offset=to_offset
-    )
-    return distinct([x for x in chosen if x.replayable])
+    return distinct([x for x in matching(letters, **f) if x.replayable])
 
 
 def omitted(letters: list[Letter]) -> int:

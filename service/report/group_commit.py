@@ -42,7 +42,7 @@ class GroupCommit(Generic[T]):
         self._max = max_outcomes
         self._waiting: list[Pending[T]] = []
         self._writer: asyncio.Task[None] | None = None
-        self.groups = 0  # how many writes, for tests and the benchmark's notes
+        self.groups = 0  # how many writes so far
 
     async def record(self, outcomes: Sequence[Outcome], contacts: Sequence[SealedContact] = ()) -> T:
         req: Pending[T] = Pending(outcomes, contacts)

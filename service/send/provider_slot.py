@@ -25,11 +25,11 @@ and rejections of our account, not invalid numbers, opt-outs or rate limits.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 from service.domain import reasons
 from service.domain.backoff import RetryPolicy
@@ -180,28 +180,24 @@ class ProviderSlot:
         async with self.pacing:
             if ctx.paused():
                 return Blocked(DRAINING)
-            wait = await self._group_wait(cost, deadline)
-            local = wait is False
+            booked = await self._group_wait(cost, deadline)
             now = ctx.clock()
-            if wait is False:
-                wait = self.bucket.reserve(cost, now)
-            if wait is None or now + wait > deadline:
+            wait = self.bucket.reserve(cost, now) if booked is None else booked
+            if now + wait > deadline:
                 self.breaker.record_success(now)  # give back the probe slot: not the provider's fault
                 return Blocked(reasons.provider_reason(self.name, reasons.RATE_LIMIT_DEADLINE))
             if wait > 0:
                 ctx.metrics.rate_limit_wait.labels(self.name).inc(wait)
                 await ctx.sleep(wait)
-            if local:
-                self.bucket.sent(ctx.clock())
-            elif self.group is not None:
-                self.group.sent(ctx.clock())
+            pacer = self.group if booked is not None and self.group is not None else self.bucket
+            pacer.sent(ctx.clock())  # a late wake-up earns no credit
         return None
 
-    async def _group_wait(self, cost: float, deadline: float) -> float | Literal[False] | None:
-        """Seconds until this send's turn in the group's schedule, booking slots as needed; None:
-        not before the deadline; False: no group schedule (or it cannot be reached): pace alone."""
+    async def _group_wait(self, cost: float, deadline: float) -> float | None:
+        """Seconds until this send's turn in the group's schedule, booking slots as needed (``inf``:
+        not before the deadline); None: no group schedule, or it cannot be reached: pace alone."""
         if self.group is None or self._schedule is None:
-            return False
+            return None
         ctx = self._ctx
         while True:
             now = ctx.clock()
@@ -212,19 +208,19 @@ class ProviderSlot:
             amount = self.group.booking(cost)
             horizon = deadline - now - amount / self.group.rate
             if horizon < 0:
-                return None
+                return math.inf
             try:
                 booking = await self._schedule.book(self.name, amount, self.group.rate, horizon)
             except StoreUnavailable:
                 if not self._schedule_down:
                     log.warning("rate_schedule_unavailable", provider=self.name, fallback="partition_share")
                 self._schedule_down = True
-                return False
+                return None
             if self._schedule_down:
                 log.info("rate_schedule_back", provider=self.name)
                 self._schedule_down = False
             if booking is None:
-                return None  # the group has booked this provider past the deadline
+                return math.inf  # the group has booked this provider past the deadline
             self.group.booked(ctx.clock() + booking.start_in_s, amount, at=booking.start_at)
 
     def _judge(self, exc: ProviderError, reason: str) -> Blocked | None:

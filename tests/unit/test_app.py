@@ -78,9 +78,9 @@ def test_a_bad_key_stops_start_up_before_anything_connects_or_opens(
     assert service._loop is None
 
 
-async def test_readiness_and_liveness_follow_the_consume_loop() -> None:
-    consumer, clock, metrics = FakeConsumer([("t", 0)]), FakeClock(), Metrics()
-    loop = ConsumeLoop(
+def idle_loop(consumer: FakeConsumer, metrics: Metrics, clock: FakeClock) -> ConsumeLoop:
+    """A consume loop that is watched, never run: what readiness, liveness and scrapes look at."""
+    return ConsumeLoop(
         consumer=consumer,
         batches=None,  # type: ignore[arg-type]  # no batch is processed here
         sends=None,  # type: ignore[arg-type]
@@ -94,6 +94,11 @@ async def test_readiness_and_liveness_follow_the_consume_loop() -> None:
         commit_stall_s=300,
         clock=clock,
     )
+
+
+async def test_readiness_and_liveness_follow_the_consume_loop() -> None:
+    consumer, clock, metrics = FakeConsumer([("t", 0)]), FakeClock(), Metrics()
+    loop = idle_loop(consumer, metrics, clock)
     service = Service(load_settings(**NOWHERE), metrics=metrics, _loop=loop)
     assert await service._ready() == {"kafka_assigned": True, "database": False, "commits_advancing": True}
     assert await service._live()
@@ -127,20 +132,7 @@ class _Store:
 
 async def test_a_scrape_computes_readiness_circuits_and_the_outbox_without_anyone_calling_readyz() -> None:
     consumer, metrics = FakeConsumer([("t", 0)]), Metrics()
-    loop = ConsumeLoop(
-        consumer=consumer,
-        batches=None,  # type: ignore[arg-type]  # no batch is processed here
-        sends=None,  # type: ignore[arg-type]
-        database_up=None,  # type: ignore[arg-type]
-        metrics=metrics,
-        policy=ConsumePolicy(),
-        batch_timeout_ms=200,
-        batch_max_records=500,
-        rebalance_drain_s=20,
-        watchdog_stall_s=120,
-        commit_stall_s=300,
-        clock=FakeClock(),
-    )
+    loop = idle_loop(consumer, metrics, FakeClock())
     engine, store = _Engine(), _Store()
     service = Service(load_settings(**NOWHERE), metrics=metrics, _loop=loop, _store=store)  # type: ignore[arg-type]
     service._watch(engine, loop, store, sms=["twilio"])  # type: ignore[arg-type]
