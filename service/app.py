@@ -174,6 +174,7 @@ class Service:
             batch_timeout_ms=s.batch_timeout_ms,
             batch_max_records=s.batch_max_records,
             rebalance_drain_s=s.rebalance_drain_s,
+            batches_in_flight=s.batches_in_flight,
             watchdog_stall_s=s.watchdog_stall_s,
             commit_stall_s=s.commit_stall_s,
         )

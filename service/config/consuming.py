@@ -45,6 +45,14 @@ class KafkaSettings(BaseModel):
     batch_timeout_ms: int = Field(
         default=200, ge=1, le=60_000, description="Longest wait for a batch to fill before it is processed."
     )
+    batches_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=4,
+        description="Batches processed at once: the next is read and begun while earlier ones send. "
+        "Records of one key (order id) never run in two batches at once, and offsets are committed "
+        "only up to the first unfinished batch. 1 processes one batch at a time.",
+    )
     poison_attempts: int = Field(
         default=5,
         ge=2,
@@ -56,7 +64,7 @@ class KafkaSettings(BaseModel):
         default=20.0,
         gt=0,
         le=25,
-        description="On a rebalance, how long to wait for the batch in flight (no new sends start) "
+        description="On a rebalance, how long to wait for the batches in flight (no new sends start) "
         "before letting the partitions go; under the consumer's 30 s rebalance timeout.",
     )
 

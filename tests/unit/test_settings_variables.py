@@ -21,6 +21,7 @@ FIELDS = [
     "consumer_group",
     "batch_max_records",
     "batch_timeout_ms",
+    "batches_in_flight",
     "poison_attempts",
     "rebalance_drain_s",
     "outbox_relay_interval_s",

@@ -45,18 +45,23 @@ class ScriptedBatches:
     stop: asyncio.Event | None = None
     stop_after: int | None = None
     gate: asyncio.Event | None = None  # when set, each batch waits for it
+    gates: dict[int, asyncio.Event] = field(default_factory=dict)  # the n-th call waits for its own
     started: asyncio.Event = field(default_factory=asyncio.Event)
     batches: list[list[tuple[Partition, int]]] = field(default_factory=list)
     searches: list[tuple[list[tuple[Partition, int]], int]] = field(default_factory=list)
 
     async def process_batch(self, records: Sequence[InboundRecord]) -> dict[Partition, int]:
         self.batches.append(_offsets(records))
+        call = len(self.batches) - 1
+        answer = self.answers.pop(0) if self.answers else {}  # in the order the calls began
         self.started.set()
         if self.stop is not None and self.stop_after is not None and len(self.batches) >= self.stop_after:
             self.stop.set()
         if self.gate is not None:
             await self.gate.wait()
-        return _answer(self.answers.pop(0) if self.answers else {})
+        if call in self.gates:
+            await self.gates[call].wait()
+        return _answer(answer)
 
     async def process_one_by_one(
         self, records: Sequence[InboundRecord], *, attempts: int
@@ -122,9 +127,10 @@ def _rig(
     records: dict[Partition, int] | None = None,
     poison_attempts: int = 3,
     database_up: bool = True,
+    consumer: FakeConsumer | None = None,
     **options: Any,
 ) -> Rig:
-    consumer = FakeConsumer(partitions)
+    consumer = consumer if consumer is not None else FakeConsumer(partitions)
     for partition, n in (records if records is not None else {A: 3, B: 1}).items():
         for i in range(n):
             consumer.append(partition, f"{partition}-{i}".encode())
@@ -492,3 +498,153 @@ async def test_partitions_with_nothing_waiting_are_not_stalled_however_long_they
     rig.clock.now += 10_000
     assert rig.loop.commit_progress() == CommitStall(0, 0)
     assert rig.gauge("notifier_commit_stalled_partitions") == 0
+
+
+# Batches in flight at once (NOTIFIER_BATCHES_IN_FLIGHT).
+
+
+class YieldingConsumer(FakeConsumer):
+    """A fetch that lets other tasks run before it answers, as a real one does."""
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> Any:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return await super().getmany(timeout_ms=timeout_ms, max_records=max_records)
+
+
+def _keyed(rig: Rig, partition: Partition, *keys: str) -> None:
+    for k in keys:
+        rig.consumer.append(partition, k.encode(), k.encode())
+
+
+async def _until(condition: Any) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("never happened")
+
+
+def _flying(*answers: Answer, **options: Any) -> Rig:
+    """Two batches in flight, two records a batch, the records added by the test with keys."""
+    rig = _rig(*answers, records={}, batches_in_flight=2, batch_max_records=2, **options)
+    rig.consumer.when_idle = rig.stop.set
+    return rig
+
+
+async def test_the_next_batch_begins_while_one_is_in_flight_and_commits_only_after_it() -> None:
+    rig = _flying()
+    _keyed(rig, A, "k1", "k2", "k3", "k4")
+    rig.batches.gates[0] = asyncio.Event()
+    running = asyncio.create_task(rig.loop.run(rig.stop))
+    await _until(lambda: len(rig.batches.batches) == 2)  # the second began, the first still sends
+    await asyncio.sleep(0.01)
+    assert rig.consumer.commits == []  # the second finished, but the first did not: nothing committed
+    rig.batches.gates[0].set()
+    await asyncio.wait_for(running, 5)
+    assert rig.batches.batches == [[(A, 0), (A, 1)], [(A, 2), (A, 3)]]
+    assert rig.consumer.commits == [{A: 4}]
+    assert rig.consumer.seeks == []
+
+
+async def test_records_of_a_key_in_an_earlier_batch_in_flight_wait_for_it_and_the_others_do_not() -> None:
+    rig = _flying()
+    _keyed(rig, A, "k1", "k2", "k1", "k3")  # the order's next event (k1) is in the second batch
+    rig.batches.gates[0] = asyncio.Event()
+    running = asyncio.create_task(rig.loop.run(rig.stop))
+    await _until(lambda: len(rig.batches.batches) == 2)
+    await asyncio.sleep(0.01)
+    assert rig.batches.batches == [[(A, 0), (A, 1)], [(A, 3)]]  # k1's second event waits
+    rig.batches.gates[0].set()
+    await asyncio.wait_for(running, 5)
+    assert rig.batches.batches[2] == [(A, 2)]  # after the first batch finished
+    assert rig.consumer.committed == {A: 4}
+
+
+async def test_only_a_batch_of_the_same_partition_and_key_waits() -> None:
+    rig = _flying()
+    _keyed(rig, A, "k1", "k2")
+    _keyed(rig, B, "k1", "k9")  # another partition: another order, whatever its key says
+    rig.batches.gates[0] = asyncio.Event()
+    running = asyncio.create_task(rig.loop.run(rig.stop))
+    await _until(lambda: len(rig.batches.batches) == 2)
+    assert rig.batches.batches[1] == [(B, 0), (B, 1)]
+    rig.batches.gates[0].set()
+    await asyncio.wait_for(running, 5)
+    assert rig.consumer.committed == {A: 2, B: 2}
+
+
+async def test_a_held_batch_lets_the_later_finish_and_commits_up_to_its_held_record() -> None:
+    rig = _flying({A: 1})  # the first batch holds its second record (k2)
+    _keyed(rig, A, "k1", "k2", "k3", "k4")
+    rig.batches.gates[0] = asyncio.Event()
+    running = asyncio.create_task(rig.loop.run(rig.stop))
+    await _until(lambda: len(rig.batches.batches) == 2)
+    rig.batches.gates[0].set()
+    await asyncio.wait_for(running, 5)
+    assert rig.consumer.commits[0] == {A: 1}  # not past the held record, whatever came after it
+    assert rig.consumer.seeks == [(A, 1)]  # the later batch is read again with it
+    assert rig.waits == [1]  # the hold back-off
+    # After the hold, one batch at a time (the third ends before the fourth is read), then all done.
+    assert rig.batches.batches[2:] == [[(A, 1), (A, 2)], [(A, 3)]]
+    assert rig.consumer.committed == {A: 4}
+
+
+async def test_a_failed_batch_lets_the_later_one_finish_and_everything_after_it_is_read_again() -> None:
+    rig = _flying(StoreUnavailable("down"))
+    _keyed(rig, A, "k1", "k2", "k1", "k3")
+    rig.batches.gates[0] = asyncio.Event()
+    running = asyncio.create_task(rig.loop.run(rig.stop))
+    await _until(lambda: len(rig.batches.batches) == 2)
+    rig.batches.gates[0].set()
+    await asyncio.wait_for(running, 5)
+    # k1's second event never ran before its first was decided; k3 ran and is read again.
+    assert rig.batches.batches == [
+        [(A, 0), (A, 1)],
+        [(A, 3)],
+        [(A, 0), (A, 1)],  # the retry, alone: nothing else is in flight until it went through
+        [(A, 2), (A, 3)],
+    ]
+    assert rig.consumer.seeks == [(A, 0)]
+    assert rig.waits == [0.5]
+    assert rig.consumer.commits == [{A: 2}, {A: 4}]
+
+
+async def test_a_batch_read_after_an_earlier_one_failed_is_not_begun_but_read_again() -> None:
+    rig = _rig(
+        StoreUnavailable("down"),
+        records={},
+        batches_in_flight=2,
+        batch_max_records=2,
+        consumer=YieldingConsumer((A, B)),
+    )
+    rig.consumer.when_idle = rig.stop.set
+    _keyed(rig, A, "k1", "k2")
+    _keyed(rig, B, "k5", "k6")
+    await asyncio.wait_for(rig.loop.run(rig.stop), 5)
+    assert rig.batches.batches == [[(A, 0), (A, 1)], [(A, 0), (A, 1)], [(B, 0), (B, 1)]]
+    assert rig.consumer.seeks == [(A, 0), (B, 0)]  # B's first batch was read, then given back
+    assert rig.consumer.committed == {A: 2, B: 2}
+
+
+async def test_a_rebalance_drains_every_batch_in_flight_and_commits_them() -> None:
+    rig = _flying()
+    _keyed(rig, A, "k1", "k2", "k3", "k4")
+    rig.batches.gates = {0: asyncio.Event(), 1: asyncio.Event()}
+    running = asyncio.create_task(rig.loop.run(rig.stop))
+    await _until(lambda: len(rig.batches.batches) == 2)
+    revoking = asyncio.create_task(rig.consumer.revoke())
+    await asyncio.sleep(0.01)
+    rig.batches.gates[0].set()
+    await asyncio.sleep(0.01)
+    assert not revoking.done()  # the second batch still sends
+    rig.batches.gates[1].set()
+    await asyncio.wait_for(revoking, 5)
+    assert rig.consumer.committed == {A: 4}  # both, while still assigned
+    assert rig.sends.resumes == 1
+    await asyncio.wait_for(running, 5)
+
+
+async def test_batches_in_flight_must_be_at_least_one() -> None:
+    with pytest.raises(ValueError, match="batches_in_flight"):
+        _rig(batches_in_flight=0)
