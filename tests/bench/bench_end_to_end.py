@@ -31,7 +31,9 @@ Sizes: ``BENCH_ORDERS`` (2000: ~5,800 events), ``BENCH_LOAD_S`` (8 s at 1,000 ev
 ``BENCH_RATE`` (100 segments/s) for ``BENCH_RATE_S`` (15 s), ``BENCH_MICRO_SENDS`` (3000, 0: skip);
 ``BENCH_OUT`` (``.local/bench``) gets the JSON and each process's log; ``BENCH_KEEP=1`` keeps the
 databases and topics; ``BENCH_PHASES=twilio,replay`` measures only those phases (and the ones they
-read from), printing their CPU table but not the summary. The last line printed is the JSON file's path.
+read from), printing their CPU table but not the summary; ``BENCH_SET_<NAME>=v`` sets
+``NOTIFIER_<NAME>=v`` for every service process (an A/B of one setting). The last line printed is
+the JSON file's path.
 """
 
 from __future__ import annotations
@@ -370,6 +372,12 @@ class Bench:
                 f"NOTIFIER_{p}_{k}": UNLIMITED
                 for p in ("TWILIO", "INFOBIP", "SENDGRID")
                 for k in ("RATE_PER_S", "BURST")
+            },
+            # BENCH_SET_BATCHES_IN_FLIGHT=1: NOTIFIER_BATCHES_IN_FLIGHT=1 for every service (an A/B).
+            **{
+                f"NOTIFIER_{k[10:]}": v
+                for k, v in os.environ.items()
+                if k.startswith("BENCH_SET_") and k[10:]
             },
         }
 

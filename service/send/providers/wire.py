@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -22,6 +23,7 @@ from service.domain.errors import ProviderUnavailable
 #: A provider's error word we are willing to copy into our own error code: upper-case ASCII only,
 #: so nothing a provider echoes (a number, an address) can reach an exception message.
 SAFE_WORD: Final = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+FORM: Final = "application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +51,21 @@ async def request(
     data: Mapping[str, str] | None = None,
     json_body: Any = None,
 ) -> Reply:
-    """Send one request; a timeout or network failure raises ``ProviderUnavailable``."""
+    """Send one request; a timeout or network failure raises ``ProviderUnavailable``. A form is
+    encoded here, once, to bytes (aiohttp's ``FormData`` costs several times more per request)."""
+    sent_headers = dict(headers)
+    body: bytes | None = None
+    if data is not None:
+        body = urlencode(data).encode()
+        sent_headers.setdefault("Content-Type", FORM)
     try:
         async with session.request(
             method,
             url,
             params=params,
-            data=data,
+            data=body,
             json=json_body,
-            headers=dict(headers),
+            headers=sent_headers,
             timeout=client_timeout,
             allow_redirects=False,
         ) as resp:

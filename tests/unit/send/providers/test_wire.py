@@ -81,3 +81,32 @@ def test_reply_repr_shows_no_payload() -> None:
     assert "852" not in repr(reply)
     assert as_dict(reply.payload) == {"to": "+85291234567"}
     assert as_dict([1]) == {}
+
+
+async def test_a_form_is_sent_url_encoded_and_reads_back_as_sent() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    seen: dict[str, Any] = {}
+
+    async def echo(req: web.Request) -> web.Response:
+        seen["type"] = req.content_type
+        seen["form"] = dict(await req.post())
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/m", echo)
+    form = {"To": "+85291234567", "Body": "你好 a&b=c+d %20 ✓", "From": "Brand"}
+    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+        reply = await request(
+            session,
+            "POST",
+            str(server.make_url("/m")),
+            provider="twilio",
+            client_timeout=aiohttp.ClientTimeout(total=5),
+            headers={"Authorization": "Basic x"},
+            data=form,
+        )
+    assert reply.status == 200
+    assert reply.payload == {"ok": True}
+    assert seen == {"type": "application/x-www-form-urlencoded", "form": form}
