@@ -151,7 +151,8 @@ class ConsumeLoop:
 
     def _begin(self, batch: Batch) -> None:
         records = [r for rs in batch.values() for r in rs]
-        earlier = [f for f in self._flights if not f.task.done()]
+        # Busy: keys of a batch still running, or in trouble (its unfinished records come first).
+        earlier = [f for f in self._flights if not f.task.done() or f.troubled()]
         busy = frozenset().union(*(f.keys for f in earlier))
         task = asyncio.create_task(self._fly(records, earlier, busy))
         self._flights.append(Flight(batch, frozenset(map(_key, records)), task))

@@ -525,9 +525,16 @@ async def _until(condition: Any) -> None:
     raise AssertionError("never happened")
 
 
-def _flying(*answers: Answer, **options: Any) -> Rig:
+def _flying(*answers: Answer, batches_in_flight: int = 2, **options: Any) -> Rig:
     """Two batches in flight, two records a batch, the records added by the test with keys."""
-    rig = _rig(*answers, records={}, batches_in_flight=2, batch_max_records=2, **options)
+    rig = _rig(
+        *answers,
+        records={},
+        batches_in_flight=batches_in_flight,
+        batch_max_records=2,
+        consumer=YieldingConsumer((A, B)),
+        **options,
+    )
     rig.consumer.when_idle = rig.stop.set
     return rig
 
@@ -648,3 +655,18 @@ async def test_a_rebalance_drains_every_batch_in_flight_and_commits_them() -> No
 async def test_batches_in_flight_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="batches_in_flight"):
         _rig(batches_in_flight=0)
+
+
+async def test_a_key_held_in_an_earlier_finished_batch_is_busy_until_that_batch_is_handled() -> None:
+    rig = _flying(*[{}, {A: 2}], batches_in_flight=3)  # the second batch holds k3
+    _keyed(rig, A, "k1", "k2", "k3", "k4", "k3", "k5")
+    rig.batches.gates[0] = asyncio.Event()
+    running = asyncio.create_task(rig.loop.run(rig.stop))
+    await _until(lambda: len(rig.batches.batches) == 3)
+    await asyncio.sleep(0.01)
+    assert rig.batches.batches[2] == [(A, 5)]  # k5 at once; k3's next event not before k3's held one
+    rig.batches.gates[0].set()
+    await asyncio.wait_for(running, 5)
+    assert (A, 4) not in [r for b in rig.batches.batches[:4] for r in b]
+    assert rig.consumer.seeks == [(A, 2)]
+    assert rig.consumer.committed == {A: 6}
