@@ -252,7 +252,7 @@ class Service:
             create_app(self.metrics, self._ready, self._live), s.metrics_host, s.metrics_port
         )
         runners.append(ops)
-        public, self.http_port = await start_http(app, s.http_host, s.http_port)
+        public, self.http_port = await start_http(app, s.http_host, s.http_port, reuse_port=s.http_reuse_port)
         runners.append(public)
 
     @staticmethod

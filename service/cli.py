@@ -411,6 +411,12 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 async def _run(settings: Settings) -> int:
+    if settings.workers > 1:
+        import os  # noqa: PLC0415
+
+        from service.workers import supervise  # noqa: PLC0415
+
+        return await supervise(settings, os.environ, _stop_on_signals())
     from service.app import Service  # noqa: PLC0415
 
     await Service(settings).run(_stop_on_signals())

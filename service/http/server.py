@@ -118,12 +118,15 @@ def create_app(metrics: Metrics, ready: ReadyCheck, live: LiveCheck = _always_li
     return app
 
 
-async def start_http(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve ``app``; returns the runner (to clean up) and the bound port (useful with port 0)."""
+async def start_http(
+    app: web.Application, host: str, port: int, *, reuse_port: bool = False
+) -> tuple[web.AppRunner, int]:
+    """Serve ``app``; returns the runner (to clean up) and the bound port (useful with port 0).
+    ``reuse_port``: share the port with other processes (the workers of ``service.workers``)."""
     runner = web.AppRunner(app, access_log_class=AccessLog)  # never a header: see service.logs
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
     except BaseException:  # the port is taken, say: close what setup opened
         await runner.cleanup()
         raise

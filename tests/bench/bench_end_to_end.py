@@ -120,6 +120,20 @@ def _cpu_s(pid: int | str, *, reaped: bool = False) -> float:
     return ticks / CLOCK_TICK
 
 
+def _process_tree(pid: int) -> list[int]:
+    """The process and its descendants (a workers' supervisor and its workers)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            with open(f"/proc/{p}/task/{p}/children", encoding="ascii") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return out
+
+
 def _cpu_by_name(*names: str) -> dict[str, float]:
     """CPU seconds so far of every process named ``names`` (PostgreSQL's backends, Kafka's JVM), by pid,
     with their children that ended (a backend that closed is counted in its postmaster)."""
@@ -274,7 +288,7 @@ async def _settled_group(runs: list[ServiceRun], quiet_s: float = 3.0) -> None:
     while time.monotonic() - since < quiet_s:
         if time.monotonic() > deadline:
             raise SystemExit("the consumer group did not settle in 60 s")
-        statuses = [await _status(f"{r.ops}/readyz") for r in runs]
+        statuses = [await _status(f"{ops}/readyz") for r in runs for ops in r.all_ops]
         if any(st != 200 for st in statuses):
             since = time.monotonic()
         await asyncio.sleep(0.2)
@@ -318,18 +332,27 @@ class ServiceRun:
     def ops(self) -> str:
         return f"http://127.0.0.1:{self.env['NOTIFIER_METRICS_PORT']}"
 
+    @property
+    def all_ops(self) -> list[str]:
+        """Every operations listener: one, or one per worker (``NOTIFIER_WORKERS``: ports upwards)."""
+        base = int(self.env["NOTIFIER_METRICS_PORT"])
+        return [f"http://127.0.0.1:{base + i}" for i in range(int(self.env.get("NOTIFIER_WORKERS", "1")))]
+
     async def ready(self, timeout_s: float = 60) -> float:
         """Wait for /readyz (partitions assigned, database up); the seconds since the spawn."""
         deadline = time.monotonic() + timeout_s
-        while await _status(f"{self.ops}/readyz") != 200:
+        while any([await _status(f"{ops}/readyz") != 200 for ops in self.all_ops]):
             if time.monotonic() > deadline or self.proc.returncode is not None:
                 raise SystemExit(f"the service did not become ready: see {self.env['BENCH_LOG']}")
             await asyncio.sleep(0.1)
         return time.time() - self.spawned
 
     async def stop(self) -> dict[str, Any]:
-        """SIGTERM it; its CPU seconds and peak RSS (read just before it exits)."""
-        cpu, rss = _cpu_s(self.proc.pid), peak_rss_mib(self.proc.pid)
+        """SIGTERM it; its CPU seconds and peak RSS (read just before it exits; with workers, the
+        CPU of the supervisor and its workers, and the largest RSS of them)."""
+        tree = _process_tree(self.proc.pid)
+        cpu = sum(_cpu_s(pid) for pid in tree)
+        rss = max((peak_rss_mib(pid) or 0 for pid in tree), default=0)
         self.proc.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(self.proc.wait(), 60)
         out: dict[str, Any] = {
@@ -552,7 +575,8 @@ class Bench:
         deadline = time.monotonic() + 120
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
-                total = await _events_total(http, run.ops)
+                counts = [await _events_total(http, ops) for ops in run.all_ops]
+                total = None if None in counts else sum(c or 0 for c in counts)
                 now = time.monotonic()
                 if total:
                     samples.append((now, total))

@@ -217,3 +217,64 @@ async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> N
     for where, text in texts.items():
         for pii in SAMPLE_PII:
             assert pii not in text, f"personal data in the {where}: {pii!r}"
+
+
+async def test_two_workers_share_the_group_the_public_port_and_stop_together(env: dict[str, str]) -> None:
+    """NOTIFIER_WORKERS=2: one supervisor, two service processes in one consumer group. Every event
+    is decided once, the callbacks on the one public port reach the worker that sent, each worker
+    has its own metrics port, and SIGTERM stops both cleanly."""
+    sandbox_port = env["NOTIFIER_TWILIO_BASE_URL"].rsplit(":", 1)[1]
+    base = _free_port()
+    while base + 1 == int(env["NOTIFIER_HTTP_PORT"]) or base == int(env["NOTIFIER_HTTP_PORT"]):
+        base = _free_port()
+    env = {**env, "NOTIFIER_WORKERS": "2", "NOTIFIER_METRICS_PORT": str(base), "NOTIFIER_LOG_LEVEL": "INFO"}
+    events_url = f"{env['NOTIFIER_CALLBACK_BASE_URL']}/callbacks/sendgrid/events"
+    sandbox = await _spawn(env, "sandbox", "--port", sandbox_port, "--sendgrid-events-url", events_url)
+    key = json.loads(await _eventually(f"http://127.0.0.1:{sandbox_port}/sandbox/sendgrid/public-key"))
+    service = await _spawn({**env, "NOTIFIER_SENDGRID_WEBHOOK_PUBLIC_KEY": key["public_key"]}, "run")
+    ops = [f"http://127.0.0.1:{base + i}" for i in range(2)]
+    try:
+        for url in ops:
+            await _eventually(f"{url}/readyz")
+        feed = await _spawn(env, "feed", str(SAMPLES))
+        _, err = await asyncio.wait_for(feed.communicate(), 60)
+        assert feed.returncode == 0, err.decode()
+        receipts = [
+            json.loads(v)
+            for v in await _read(env["KAFKA_BOOTSTRAP_SERVERS"], env["NOTIFIER_RECEIPTS_TOPIC"], 17)
+        ]
+        decided = 0.0
+        for _ in range(100):  # both workers' decisions, from their own metrics
+            texts = [(await _get(f"{url}/metrics"))[1] for url in ops]
+            decided = sum(_sample(t, "notifier_decisions_total") for t in texts)
+            if decided >= 9:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        service.send_signal(signal.SIGTERM)
+        sandbox.send_signal(signal.SIGTERM)
+        _, service_log = await asyncio.wait_for(service.communicate(), 45)
+        await asyncio.wait_for(sandbox.communicate(), 30)
+
+    log = service_log.decode()
+    assert service.returncode == 0, log[-2000:]
+    assert log.count('"event": "service_stopped"') == 2
+    assert '"event": "workers_stopped"' in log
+    outcomes = [(r["order_id"], r["milestone"]) for r in receipts if r["outcome"] != "delivered"]
+    assert len(outcomes) == 9
+    assert len(set(outcomes)) == 9  # each decided once
+    delivered = [r for r in receipts if r["outcome"] == "delivered"]
+    assert len(delivered) == 8  # every provider callback reached the worker that sent
+    assert decided == 9
+    assert all(texts), "each worker serves its own metrics"
+    for pii in SAMPLE_PII:
+        assert pii not in log, f"personal data in the log: {pii!r}"
+
+
+def _sample(metrics: str, name: str) -> float:
+    """The sum of a metric's samples in a scrape."""
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith(name) and not line.startswith(name + "_") and " " in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
