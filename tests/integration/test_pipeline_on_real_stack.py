@@ -176,3 +176,37 @@ async def test_state_is_durable_in_postgres_and_holds_no_personal_data(
     assert unpublished == 0
     for pii in ("6123 4567", "61234567", "Test Customer", "customer@example.com"):
         assert pii not in dump
+
+
+async def test_batches_in_flight_keep_each_orders_events_in_order(
+    settings: Settings, sandbox: tuple[SandboxState, str]
+) -> None:
+    """Two small batches in flight at once, a slow provider, and the orders' events spread so that
+    each batch shares orders with the one before it: every milestone is sent (none taken for stale
+    by a later one overtaking it), each order's SMS in milestone order, every offset committed."""
+    from service.sandbox.faults import Fault
+
+    state, _ = sandbox
+    state.set_fault("twilio", Fault(latency_ms=30))
+    tuned = settings.model_copy(update={"batches_in_flight": 2, "batch_max_records": 4})
+    orders = [f"IT-{i:04d}" for i in range(6)]
+    messages = [event(o, s) for s in MILESTONE_STATUSES for o in orders]  # milestone by milestone
+    async with running(Service(tuned)):
+        await produce(tuned.kafka_bootstrap_servers, tuned.input_topics[0], messages)
+        decided = await read_decisions(tuned.kafka_bootstrap_servers, tuned.receipts_topic, len(messages))
+        await wait_until(
+            lambda: group_caught_up(
+                tuned.kafka_bootstrap_servers, tuned.consumer_group, tuned.input_topics[0]
+            ),
+            what="the consumer group to commit every offset",
+        )
+    assert sorted(d["outcome"] for d in decided) == ["sent"] * len(messages)
+    by_order: dict[str, list[str]] = collections.defaultdict(list)
+    for m in state.messages:
+        by_order[_order_of(m.body)].append(m.body)
+    assert sorted(by_order) == orders
+    for order in orders:
+        sent = [
+            d["milestone"] for d in sorted(decided, key=lambda d: d["decided_at"]) if d["order_id"] == order
+        ]
+        assert sent == [s.lower() for s in MILESTONE_STATUSES]
