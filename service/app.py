@@ -160,6 +160,7 @@ class Service:
             links=links,
             allow_foreign_mobiles=s.allow_foreign_mobiles,
             outbox_lease_s=s.outbox_lease_s,
+            pickups=store,
             fallback_retry_s=s.email_fallback_retry_s,
             fallback_attempts=s.email_fallback_attempts,
         )
@@ -226,6 +227,7 @@ class Service:
         m = self.metrics
         providers = list(engine.circuit_levels())
         m.expect_providers(sms, [p for p in providers if p not in sms])
+        m.expect_pickup_places(self.settings.dwell_places)
         m.watch_circuits(engine.circuit_levels)
         m.watch_lag(loop.lag)
 

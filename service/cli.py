@@ -177,6 +177,10 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_privacy_commands(sub)
 
+    from service.dwell_cli import add_report_commands  # noqa: PLC0415  # keep --help's imports light
+
+    add_report_commands(sub)
+
     dq = sub.add_parser("dlq", help="dead letters: count them by reason, or replay them after a fix")
     dq_sub = dq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     dl = dq_sub.add_parser("list", help="count the dead letters (those matching the filters) by reason")
@@ -368,6 +372,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
             from service.privacy_cli import run_privacy_command  # noqa: PLC0415
 
             return await run_privacy_command(settings, args)
+        case "report":
+            from service.dwell_cli import run_report  # noqa: PLC0415
+
+            return await run_report(settings, args)
         case "demo":
             from service.demo import run_demo  # noqa: PLC0415
 
