@@ -40,6 +40,7 @@ class PickupSettings(BaseModel):
     )
     survey_base_url: str | None = Field(
         default=None,
+        max_length=200,
         description="The satisfaction survey's address (https), to which the signed link's token is "
         "added (`?t=`); None: no survey link.",
     )

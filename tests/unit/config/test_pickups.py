@@ -35,6 +35,7 @@ def test_places_are_a_comma_separated_list_spelt_one_way() -> None:
         ({"pickup_reminder_max": 6}, "less than or equal to 5"),
         ({"pickup_reminder_after_days": 30, "pickup_reminder_max": 3}, "is 90 days"),
         ({"survey_base_url": "ftp://survey.example"}, "must be an http"),
+        ({"survey_base_url": "https://s.example/" + "s" * 190, "survey_link_key": KEY}, "at most 200"),
         ({"survey_base_url": "https://survey.example/s#x", "survey_link_key": KEY}, "no #fragment"),
         ({"survey_base_url": "https://survey.example/s"}, "NOTIFIER_SURVEY_LINK_KEY is required"),
         ({"survey_link_key": "not base64!"}, "not base64"),
