@@ -120,4 +120,13 @@ class PickupSettings(BaseModel):
             )
         if self.survey_base_url is not None and self.survey_link_key is None:
             raise ValueError("NOTIFIER_SURVEY_LINK_KEY is required with NOTIFIER_SURVEY_BASE_URL")
+        if self.survey_link_key is not None:
+            key = self.survey_link_key.get_secret_value()
+            for other in ("link_signing_key", "blind_index_key"):
+                value = getattr(self, other, None)  # the whole Settings has them
+                if isinstance(value, SecretStr) and value.get_secret_value() == key:
+                    raise ValueError(
+                        f"NOTIFIER_SURVEY_LINK_KEY is NOTIFIER_{other.upper()}: give the survey links a key of "
+                        "their own (a survey tool holding it must not be able to sign anything else)"
+                    )
         return self

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 
+from service.app import reminder_policy, survey_signer
 from service.config.pickups import PickupSettings
 from service.domain.errors import ConfigError
 from service.settings import load_settings
@@ -61,3 +64,23 @@ def test_a_survey_link_needs_its_key_and_gets_it() -> None:
     s = load_settings(survey_base_url="https://survey.example.com.hk/hk?src=sms", survey_link_key=KEY)
     assert s.survey_link_key is not None
     assert KEY not in repr(s)
+
+
+@pytest.mark.parametrize("other", ["link_signing_key", "blind_index_key"])
+def test_the_survey_key_is_a_key_of_its_own(other: str) -> None:
+    with pytest.raises(ConfigError, match=f"NOTIFIER_SURVEY_LINK_KEY is NOTIFIER_{other.upper()}"):
+        load_settings(survey_base_url="https://survey.example.com.hk/hk", survey_link_key=KEY, **{other: KEY})
+
+
+def test_the_settings_build_the_survey_signer_and_the_reminder_policy() -> None:
+    assert survey_signer(load_settings()) is None
+    s = load_settings(
+        survey_base_url="https://survey.example.com.hk/hk", survey_link_key=KEY, survey_link_ttl_days=7
+    )
+    signer = survey_signer(s)
+    assert signer is not None
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    token = signer.url(uuid.uuid4(), "en", now).rsplit("t=", 1)[1]
+    assert signer.verify(token, now).expires_at == datetime(2026, 12, 2, tzinfo=UTC)
+    policy = reminder_policy(load_settings(pickup_reminder_after_days=4, pickup_reminder_max=3))
+    assert (policy.after_days, policy.max_reminders) == (4, 3)
