@@ -281,7 +281,7 @@ class FakePickups:
             row = self.rows[order]
             ready, picked = row["ready_at"], row["picked_up_at"]
             if order not in before and isinstance(ready, datetime) and isinstance(picked, datetime):
-                completed.append(Dwell(str(row["place"] or ""), dwell_seconds(ready, picked)))
+                completed.append(Dwell(order, str(row["place"] or ""), dwell_seconds(ready, picked), picked))
         return completed
 
     async def picked_up(self, order_ids: Sequence[str]) -> set[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.domain.dwell import pickup_times
+from service.domain.dwell import Dwell, pickup_times
 from service.domain.model import InboundRecord, ShipmentUpdate
 from service.domain.ports import PickupStore
 from service.metrics import Metrics
@@ -18,9 +18,12 @@ class PickupTimes:
         self._store = store
         self._metrics = metrics
 
-    async def record(self, parsed: Sequence[tuple[InboundRecord, ShipmentUpdate]]) -> None:
+    async def record(self, parsed: Sequence[tuple[InboundRecord, ShipmentUpdate]]) -> list[Dwell]:
+        """Record the batch's dwell ends; returns the dwells completed now (each once: a survey's cue)."""
         times = pickup_times(u for _, u in parsed)
         if not times:
-            return
-        for dwell in await self._store.record_pickup_times(times):
+            return []
+        completed = await self._store.record_pickup_times(times)
+        for dwell in completed:
             self._metrics.observe_dwell(dwell.place, dwell.seconds)
+        return completed

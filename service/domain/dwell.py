@@ -62,10 +62,13 @@ class PickupTime:
 
 @dataclass(frozen=True, slots=True)
 class Dwell:
-    """A dwell completed now: where the bike waited and for how long."""
+    """A dwell completed now: where the bike waited, for how long, and when it was collected (the
+    satisfaction survey is due some time after that)."""
 
+    order_id: str
     place: str
     seconds: float
+    picked_up_at: datetime
 
 
 def normalise_place(place: str) -> str:

@@ -37,7 +37,7 @@ WITH batch AS (
         updated_at = now()
     RETURNING d.order_id, d.place, d.ready_at, d.picked_up_at
 )
-SELECT place, ready_at, picked_up_at FROM written
+SELECT order_id, place, ready_at, picked_up_at FROM written
 WHERE ready_at IS NOT NULL AND picked_up_at IS NOT NULL
     AND order_id NOT IN (SELECT order_id FROM earlier)
 """
@@ -90,7 +90,15 @@ class DwellTimes(PostgresBase):
         )
         async with translated():
             rows = await self._pool.fetch(_RECORD, *args)
-        return [Dwell(r["place"] or "", dwell_seconds(r["ready_at"], r["picked_up_at"])) for r in rows]
+        return [
+            Dwell(
+                r["order_id"],
+                r["place"] or "",
+                dwell_seconds(r["ready_at"], r["picked_up_at"]),
+                r["picked_up_at"],
+            )
+            for r in rows
+        ]
 
     async def picked_up(self, order_ids: Sequence[str]) -> set[str]:
         if not order_ids:

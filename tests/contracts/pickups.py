@@ -36,13 +36,13 @@ class PickupStoreContract:
         assert await subject.record_pickup_times([ready("A", T0), picked("B", T0 + 5 * H)]) == []
         done = await subject.record_pickup_times([picked("A", T0 + 30 * H), ready("B", T0, "Mong Kok")])
         assert sorted(done, key=lambda d: d.place) == [
-            Dwell("Kwun Tong", 30 * 3600),
-            Dwell("Mong Kok", 5 * 3600),
+            Dwell("A", "Kwun Tong", 30 * 3600, T0 + 30 * H),
+            Dwell("B", "Mong Kok", 5 * 3600, T0 + 5 * H),
         ]
 
     async def test_both_ends_in_one_batch_complete_it_at_once(self, subject: PickupStore) -> None:
         assert await subject.record_pickup_times([ready("A", T0), picked("A", T0 + 2 * H)]) == [
-            Dwell("Kwun Tong", 7200)
+            Dwell("A", "Kwun Tong", 7200, T0 + 2 * H)
         ]
 
     async def test_a_dwell_is_returned_once_however_often_its_events_are_recorded(
@@ -61,11 +61,11 @@ class PickupStoreContract:
         )
         await subject.record_pickup_times([ready("A", T0, "Mong Kok")])  # a re-send dated earlier
         done = await subject.record_pickup_times([picked("A", T0 + 10 * H), picked("A", T0 + 4 * H)])
-        assert done == [Dwell("Sha Tin", 4 * 3600)]
+        assert done == [Dwell("A", "Sha Tin", 4 * 3600, T0 + 4 * H)]
 
     async def test_a_pickup_dated_before_its_ready_time_dwells_zero(self, subject: PickupStore) -> None:
         assert await subject.record_pickup_times([picked("A", T0), ready("A", T0 + H)]) == [
-            Dwell("Kwun Tong", 0)
+            Dwell("A", "Kwun Tong", 0, T0)
         ]
 
     async def test_picked_up_names_only_the_collected_bikes(self, subject: PickupStore) -> None:

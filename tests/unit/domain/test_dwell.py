@@ -16,13 +16,13 @@ from service.domain.dwell import (
     pickup_times,
     place_label,
 )
-from service.domain.model import Pickup
+from service.domain.model import Pickup, ShipmentUpdate
 from tests.builders import update
 
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 
 
-def _ready(order: str, place: str) -> object:
+def _ready(order: str, place: str) -> ShipmentUpdate:
     pickup = Pickup(place, "G/F, 88 Hoi Yuen Road", T0, T0 + timedelta(hours=4), ("HKID",))
     return dataclasses.replace(update(order, "READY_FOR_PICKUP"), pickup=pickup, occurred_at=T0)
 
@@ -35,7 +35,7 @@ def test_ready_and_collection_events_mark_the_ends_and_nothing_else_does() -> No
         update("B", "IN_TRANSIT"),
         picked,
     ]
-    assert pickup_times(batch) == [  # type: ignore[arg-type]
+    assert pickup_times(batch) == [
         PickupTime("A", End.READY, T0, "Kwun Tong Service Centre"),
         PickupTime("A", End.PICKED_UP, T0 + timedelta(days=2)),
     ]
