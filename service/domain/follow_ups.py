@@ -32,7 +32,7 @@ class FollowUp(StrEnum):
         return Milestone.READY_FOR_PICKUP
 
 
-#: The variables each kind's templates need beyond a milestone's context.
+#: The variables each kind's templates are given beyond a milestone's context (all must be given).
 CONTEXT: Final[Mapping[FollowUp, tuple[str, ...]]] = MappingProxyType(
     {
         FollowUp.PICKUP_REMINDER: ("reminder_number", "days_waiting"),
