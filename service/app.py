@@ -22,7 +22,9 @@ from service.domain.links import LinkSigner
 from service.domain.model import Partition
 from service.domain.ports import EmailSender, SmsSender
 from service.domain.references import MessageReferences
+from service.domain.reminders import ReminderPolicy
 from service.domain.status_check import StatusCheckPolicy
+from service.domain.survey import SurveySigner
 from service.http.callbacks import add_callback_routes
 from service.http.pages import add_page_routes
 from service.http.security_headers import add_stylesheet_route
@@ -160,6 +162,7 @@ class Service:
             links=links,
             allow_foreign_mobiles=s.allow_foreign_mobiles,
             outbox_lease_s=s.outbox_lease_s,
+            pickups=store,
             fallback_retry_s=s.email_fallback_retry_s,
             fallback_attempts=s.email_fallback_attempts,
         )
@@ -227,6 +230,7 @@ class Service:
         m = self.metrics
         providers = list(engine.circuit_levels())
         m.expect_providers(sms, [p for p in providers if p not in sms])
+        m.expect_pickup_places(self.settings.dwell_places)
         m.watch_circuits(engine.circuit_levels)
         m.watch_lag(loop.lag)
 
@@ -449,3 +453,16 @@ def link_signer(s: Settings) -> LinkSigner | None:
         return LinkSigner(key, s.public_base_url, s.link_ttl_days)
     except (binascii.Error, ValueError):
         raise ConfigError("NOTIFIER_LINK_SIGNING_KEY must be base64 of at least 32 bytes") from None
+
+
+# Issue 15, pickups: what the follow-ups of a pickup notice need, for the schedule that sends them.
+def survey_signer(s: Settings) -> SurveySigner | None:
+    """The survey links' signer; None when no survey is configured (the settings checked the key)."""
+    if s.survey_base_url is None or s.survey_link_key is None:
+        return None
+    key = base64.b64decode(s.survey_link_key.get_secret_value(), validate=True)
+    return SurveySigner(key, s.survey_base_url, s.survey_link_ttl_days)
+
+
+def reminder_policy(s: Settings) -> ReminderPolicy:
+    return ReminderPolicy(s.pickup_reminder_after_days, s.pickup_reminder_max)

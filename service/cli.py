@@ -169,6 +169,12 @@ def _parser() -> argparse.ArgumentParser:
     rd = tp_sub.add_parser("render", help="print one rendered message with its encoding and segments")
     rd.add_argument("--milestone", required=True, choices=[m.value for m in Milestone], help="which message")
     rd.add_argument("--locale", required=True, choices=["zh-HK", "en"], help="the customer's language")
+    rd.add_argument(
+        "--follow-up",
+        choices=["pickup_reminder", "survey"],
+        default=None,
+        help="the message that follows the milestone's instead (with --milestone ready_for_pickup)",
+    )
     rd.add_argument("--channel", choices=["sms", "email"], default="sms", help="default: sms")
     rd.add_argument("--worst-case", action="store_true", help="use the longest sample data")
     rd.add_argument(
@@ -176,6 +182,10 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     _add_privacy_commands(sub)
+
+    from service.dwell_cli import add_report_commands  # noqa: PLC0415  # keep --help's imports light
+
+    add_report_commands(sub)
 
     dq = sub.add_parser("dlq", help="dead letters: count them by reason, or replay them after a fix")
     dq_sub = dq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
@@ -368,6 +378,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
             from service.privacy_cli import run_privacy_command  # noqa: PLC0415
 
             return await run_privacy_command(settings, args)
+        case "report":
+            from service.dwell_cli import run_report  # noqa: PLC0415
+
+            return await run_report(settings, args)
         case "demo":
             from service.demo import run_demo  # noqa: PLC0415
 
@@ -447,8 +461,15 @@ def _templates(settings: Settings, args: argparse.Namespace) -> int:
     import os  # noqa: PLC0415
 
     from service.compose.render import Renderer  # noqa: PLC0415
+    from service.domain.follow_ups import FollowUp  # noqa: PLC0415
     from service.domain.links import LinkSigner  # noqa: PLC0415
-    from service.templates_check import check_templates, format_results, sample_update  # noqa: PLC0415
+    from service.templates_check import (  # noqa: PLC0415
+        check_templates,
+        follow_up_extra,
+        format_results,
+        sample_update,
+        survey_url_like,
+    )
 
     # Links as long as they will be in production (or a typical public URL when none is set).
     links = LinkSigner(os.urandom(32), settings.public_base_url or "https://notify.example.com.hk")
@@ -461,20 +482,28 @@ def _templates(settings: Settings, args: argparse.Namespace) -> int:
         links=links,
         max_sms_segments=settings.sms_max_segments,
     )
+    survey_url = survey_url_like(settings.survey_base_url)  # as long as the configured survey's
     if args.templates_command == "check":
-        results = check_templates(renderer, settings.templates_dir)
+        results = check_templates(renderer, settings.templates_dir, survey_url=survey_url)
         print(format_results(results))
         return 0 if all(r.ok for r in results) else EXIT_FAILURE
     milestone, update = (
         Milestone(args.milestone),
         sample_update(worst_case=args.worst_case, script=args.names),
     )
+    follow_up = FollowUp(args.follow_up) if args.follow_up else None
+    if follow_up is not None and milestone is not follow_up.milestone:
+        raise CommandRefused(f"--follow-up {follow_up} follows --milestone {follow_up.milestone}")
+    template = follow_up.value if follow_up else None
+    extra = (
+        follow_up_extra(follow_up, survey_url=survey_url, worst_case=args.worst_case) if follow_up else None
+    )
     if args.channel == "sms":
-        msg = renderer.render_sms(milestone, update, args.locale)
+        msg = renderer.render_sms(milestone, update, args.locale, template=template, extra=extra)
         print(msg.body)
         print(f"\n-- {msg.encoding}, {msg.segments} segment(s), {len(msg.body)} characters")
     else:
-        mail = renderer.render_email(milestone, update, args.locale)
+        mail = renderer.render_email(milestone, update, args.locale, template=template, extra=extra)
         print(f"Subject: {mail.subject}\n\n{mail.text}\n\n-- HTML --\n{mail.html}")
     return 0
 

@@ -159,7 +159,12 @@ class ShipmentEventV1(_Strict):
     event_id: Identifier
     order_id: Identifier
     waybill: Identifier
-    status: Identifier = Field(description="The TMS status code, e.g. ARRIVED_HK_WAREHOUSE.")
+    status: Identifier = Field(
+        description="The TMS status code, e.g. ARRIVED_HK_WAREHOUSE. Notified: ARRIVED_HK_WAREHOUSE, "
+        "CUSTOMS_CLEARED, READY_FOR_PICKUP (which needs `pickup`); PICKED_UP (the customer collected "
+        "the bike) notifies no one but ends the pickup's dwell time and reminders; any other status "
+        "is recorded and notifies no one."
+    )
     occurred_at: DateTime = Field(
         description="RFC 3339 with an offset, years 2000-2099, and at most a day ahead of the "
         "notifier's clock (the last rule is checked by the service, not by this schema)."

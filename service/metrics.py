@@ -28,6 +28,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from service.domain.dwell import DWELL_BUCKETS, OTHER_PLACE, place_label
 from service.domain.lifecycle import TRANSITIONS, State
 from service.resources import version
 
@@ -300,7 +301,27 @@ class Metrics:
             "Age of the oldest receipt not yet published (0 when none waits), as of the scrape",
             registry=r,
         )
+        # Pickups: how long bikes wait to be collected, by place (a bounded set: see expect_pickup_places)
+        self.pickup_dwell = Histogram(
+            "notifier_pickup_dwell_seconds",
+            "From ready_for_pickup to picked up (the TMS's times), once per order when both are known;"
+            f" place: a listed pickup place (NOTIFIER_DWELL_PLACES), else {OTHER_PLACE}",
+            ["place"],
+            buckets=DWELL_BUCKETS,
+            registry=r,
+        )
+        self._dwell_places: frozenset[str] = frozenset()
+        self.pickup_dwell.labels(OTHER_PLACE)
         self._at_zero()
+
+    def expect_pickup_places(self, places: Sequence[str]) -> None:
+        """The places that get their own dwell series (each at 0 now); every other is ``other``."""
+        self._dwell_places = frozenset(places)
+        for place in self._dwell_places:
+            self.pickup_dwell.labels(place)
+
+    def observe_dwell(self, place: str | None, seconds: float) -> None:
+        self.pickup_dwell.labels(place_label(place, self._dwell_places)).observe(seconds)
 
     def _at_zero(self) -> None:
         """The series whose label values do not depend on configuration, at 0 from the start."""

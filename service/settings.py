@@ -24,6 +24,7 @@ from service.config.content import ContentSettings
 from service.config.database import DatabaseSettings
 from service.config.operations import OperationsSettings
 from service.config.personal_data import PersonalDataSettings
+from service.config.pickups import PickupSettings
 from service.config.public_pages import PublicPageSettings
 from service.config.sending import SendingSettings
 from service.domain.errors import ConfigError
@@ -52,6 +53,7 @@ def mask_url_passwords(value: object) -> object:
 # pydantic collects the fields along the bases from the last one: the groups are listed last first so
 # that the fields, and with them every error message, repr and dump, come Kafka first as they always did.
 class Settings(
+    PickupSettings,
     OperationsSettings,
     ContentSettings,
     PublicPageSettings,
@@ -84,7 +86,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_url=False, include_input=False):
-            lines.append(f"  {env_names(err['loc'])}: {err['msg']}")
+            where = env_names(err["loc"])  # none for a rule across settings: its message names them
+            lines.append(f"  {where}: {err['msg']}" if where else f"  {err['msg']}")
         raise ConfigError(
             "invalid configuration; fix these environment variables:\n" + "\n".join(lines)
         ) from None

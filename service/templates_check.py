@@ -13,22 +13,48 @@ beyond the realistic worst case, not a way to meet a budget.
 
 from __future__ import annotations
 
+import os
 import tomllib
+import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final, Literal
 
 from service.compose.render import LOCALES, Renderer
 from service.domain.errors import RenderError
+from service.domain.follow_ups import CONTEXT, FollowUp
 from service.domain.milestones import Milestone
 from service.domain.model import Pickup, Recipient, ShipmentUpdate
+from service.domain.reminders import MAX_REMINDERS, MAX_SPAN_DAYS
+from service.domain.survey import SurveySigner
 
 _HK = timezone(timedelta(hours=8))
 
 Script = Literal["latin", "cjk"]
 #: The worst cases the check renders every template with: names and places in either script.
 SCRIPTS: Final[tuple[Script, ...]] = ("latin", "cjk")
+#: A survey link on a typical address, when NOTIFIER_SURVEY_BASE_URL sets none (a 30-character token).
+TYPICAL_SURVEY_URL: Final = "https://survey.example.com.hk/specialized-hk?t=" + "A" * 30
+
+
+def survey_url_like(base_url: str | None) -> str:
+    """A survey link as long as the configured survey's (``NOTIFIER_SURVEY_BASE_URL``), else a typical one."""
+    if base_url is None:
+        return TYPICAL_SURVEY_URL
+    return SurveySigner(os.urandom(32), base_url).url(uuid.uuid4(), "zh-HK", datetime.now(UTC))
+
+
+def follow_up_extra(
+    kind: FollowUp, *, survey_url: str = TYPICAL_SURVEY_URL, worst_case: bool = True
+) -> dict[str, object]:
+    """What a follow-up's templates add: at worst the last reminder after the most days."""
+    values: dict[str, object] = {
+        "reminder_number": MAX_REMINDERS if worst_case else 1,
+        "days_waiting": MAX_SPAN_DAYS if worst_case else 3,
+        "survey_url": survey_url,
+    }
+    return {name: values[name] for name in CONTEXT[kind]}
 
 
 def sample_update(*, worst_case: bool, script: Script = "latin") -> ShipmentUpdate:
@@ -83,13 +109,18 @@ def budgets(templates_dir: Path) -> dict[str, int]:
     return {str(k): int(v) for k, v in data.items()}
 
 
-def check_templates(renderer: Renderer, templates_dir: Path) -> list[CheckResult]:
+def check_templates(
+    renderer: Renderer, templates_dir: Path, *, survey_url: str = TYPICAL_SURVEY_URL
+) -> list[CheckResult]:
     limits = budgets(templates_dir)
     cap = renderer.max_sms_segments
     results = []
-    for milestone in Milestone:
+    # Every milestone's message, then every message that follows one (its kind names the template).
+    kinds: list[tuple[Milestone, str | None, dict[str, object]]] = [(m, None, {}) for m in Milestone]
+    kinds += [(k.milestone, k.value, follow_up_extra(k, survey_url=survey_url)) for k in FollowUp]
+    for milestone, template, extra in kinds:
         for locale in LOCALES:
-            key = f"{milestone.value}.{locale}"
+            key = f"{template or milestone.value}.{locale}"
             budget = limits.get(key, limits.get("default", 3))
             for script in SCRIPTS:
                 label, worst = f"{key} [{script}]", sample_update(worst_case=True, script=script)
@@ -98,8 +129,10 @@ def check_templates(renderer: Renderer, templates_dir: Path) -> list[CheckResult
                     results.append(CheckResult(label, None, budget, None, error))
                     continue
                 try:
-                    msg = renderer.render_sms(milestone, worst, locale, shorten=False)
-                    renderer.render_email(milestone, worst, locale)
+                    msg = renderer.render_sms(
+                        milestone, worst, locale, shorten=False, template=template, extra=extra
+                    )
+                    renderer.render_email(milestone, worst, locale, template=template, extra=extra)
                 except RenderError as exc:
                     results.append(CheckResult(label, None, budget, None, str(exc)))
                     continue

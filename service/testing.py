@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from service.domain.dwell import Dwell, End, PickupTime, dwell_seconds
 from service.domain.errors import CommitRefused, ConsumerError, ProviderError, ProviderUnavailable
 from service.domain.model import InboundRecord, Partition
 from service.domain.outcome import OutboxRow
@@ -253,3 +254,35 @@ class FakeConsumer:
         for p in partitions:
             self.assigned.add(p)
             self.positions[p] = self.committed.get(p, 0)
+
+
+@dataclass
+class FakePickups:
+    """The ``PickupStore`` port in memory: each order's ends, as ``service.store.dwell_times`` keeps them
+    (the earliest time of each end, the first ready event's place); ``rows`` is open to assert on."""
+
+    rows: dict[str, dict[str, object]] = field(default_factory=dict)
+    fail_next: Exception | None = None
+
+    async def record_pickup_times(self, times: Sequence[PickupTime]) -> list[Dwell]:
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+        completed: list[Dwell] = []
+        before = {o for o, r in self.rows.items() if r["ready_at"] and r["picked_up_at"]}
+        for t in times:
+            row = self.rows.setdefault(t.order_id, {"place": None, "ready_at": None, "picked_up_at": None})
+            key = "ready_at" if t.end is End.READY else "picked_up_at"
+            at = row[key]
+            row[key] = t.at if not isinstance(at, datetime) else min(at, t.at)
+            if t.end is End.READY and row["place"] is None:
+                row["place"] = t.place
+        for order in dict.fromkeys(t.order_id for t in times):
+            row = self.rows[order]
+            ready, picked = row["ready_at"], row["picked_up_at"]
+            if order not in before and isinstance(ready, datetime) and isinstance(picked, datetime):
+                completed.append(Dwell(order, str(row["place"] or ""), dwell_seconds(ready, picked), picked))
+        return completed
+
+    async def picked_up(self, order_ids: Sequence[str]) -> set[str]:
+        return {o for o in order_ids if o in self.rows and self.rows[o]["picked_up_at"] is not None}

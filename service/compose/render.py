@@ -265,6 +265,8 @@ class Renderer:
         *,
         at: datetime | None = None,
         shorten: bool = True,
+        template: str | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> RenderedMessage:
         """Render the SMS for a milestone in a supported locale (see ``choose_locale``).
 
@@ -272,9 +274,11 @@ class Renderer:
         as of its first claim, so the text is the same as an earlier attempt's and can be found.
         Over the segment cap the message is shortened (see the module's doc) or ``SmsTooLong`` is
         raised; ``shorten=False`` gives the full message whatever its length (the budget check).
+        ``template`` and ``extra``: a message that follows the milestone's (``domain.follow_ups``),
+        its template's name and the variables it adds to the milestone's context.
         """
-        name = f"sms/{milestone.value}.{locale}.txt.j2"
-        context = self._context(update, locale, name, milestone, at, sms=True)
+        name = f"sms/{template or milestone.value}.{locale}.txt.j2"
+        context = {**self._context(update, locale, name, milestone, at, sms=True), **(extra or {})}
         for shortened, variant in self._variants(context, locale):
             body = self._render(name, variant)
             count = count_segments(body)
@@ -301,18 +305,29 @@ class Renderer:
                 yield (*cut, "documents"), {**context, "pickup": dataclasses.replace(pickup, documents=fewer)}
 
     def render_email(
-        self, milestone: Milestone, update: ShipmentUpdate, locale: str, *, at: datetime | None = None
+        self,
+        milestone: Milestone,
+        update: ShipmentUpdate,
+        locale: str,
+        *,
+        at: datetime | None = None,
+        template: str | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> EmailMessage:
         """The email fallback: a subject, the SMS text as plain text, and the same text as escaped HTML.
 
         The text is the full message: every value, never shortened (email has no segments).
+        ``template`` and ``extra`` as for ``render_sms``.
         """
-        subject_name = f"email/{milestone.value}.{locale}.subject.j2"
+        kind, added = template or milestone.value, extra or {}
+        subject_name = f"email/{kind}.{locale}.subject.j2"
         subject = " ".join(
-            self._render(subject_name, self._context(update, locale, subject_name, milestone, at)).split()
+            self._render(
+                subject_name, {**self._context(update, locale, subject_name, milestone, at), **added}
+            ).split()
         )
-        sms_name = f"sms/{milestone.value}.{locale}.txt.j2"
-        text = self._render(sms_name, self._context(update, locale, sms_name, milestone, at))
+        sms_name = f"sms/{kind}.{locale}.txt.j2"
+        text = self._render(sms_name, {**self._context(update, locale, sms_name, milestone, at), **added})
         try:
             layout = self._html_env.get_template("email/layout.html.j2")  # cached by jinja2
         except jinja2.TemplateNotFound:

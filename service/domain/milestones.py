@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Final
 
 
 class Milestone(enum.StrEnum):
@@ -35,3 +36,15 @@ DEFAULT_STATUS_MAP: Mapping[str, Milestone] = MappingProxyType(
 def milestone_for(status: str, status_map: Mapping[str, Milestone] = DEFAULT_STATUS_MAP) -> Milestone | None:
     """The milestone a TMS status stands for, or None when it notifies no one."""
     return status_map.get(status.strip().upper())
+
+
+# Collection: the TMS status that the customer took the bike. It maps to no milestone, so, like every
+# status outside the map, it is recorded (``shipment_events``), counted ``not_a_milestone`` and
+# notifies no one (no notification, no receipt); it ends the pickup's dwell time
+# (``service.domain.dwell``) and its reminders (``service.domain.reminders``).
+PICKED_UP_STATUS: Final = "PICKED_UP"
+
+
+def is_collection(status: str) -> bool:
+    """Whether a TMS status says the customer collected the bike."""
+    return status.strip().upper() == PICKED_UP_STATUS

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from service.domain.dwell import Dwell, PickupTime
 from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, Partition, ShipmentUpdate
@@ -253,4 +254,18 @@ class Consumer(Protocol):
     def highwater(self, partition: Partition) -> int | None:
         """The partition's end offset as the last fetch saw it; None before any fetch (the adapter's
         fetches run ahead of ``getmany``), ``ConsumerError`` when it is not assigned."""
+        ...
+
+
+class PickupStore(Protocol):
+    """Both ends of each order's dwell time (``service.domain.dwell``; ``service.store.dwell_times``).
+    Raises ``StoreUnavailable`` when it cannot answer."""
+
+    async def record_pickup_times(self, times: Sequence[PickupTime]) -> list[Dwell]:
+        """Record ready and pickup times (each end keeps its earliest); returns the dwells these
+        completed, each once however often its events are recorded."""
+        ...
+
+    async def picked_up(self, order_ids: Sequence[str]) -> set[str]:
+        """Which of these orders' bikes were collected (no pickup reminder after that)."""
         ...

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 from service.compose.consent import Consent
 from service.dedup.claims import Dedup
+from service.dedup.pickup_times import PickupTimes
 from service.domain.lifecycle import DRAINING, HELD_NOTIFICATION, State
 from service.domain.model import InboundRecord
 from service.domain.outcome import Outcome
@@ -51,7 +52,9 @@ class BatchDriver:
         dead_letters: DeadLetters,
         store: NotificationStore,
         metrics: Metrics,
+        pickups: PickupTimes | None = None,  # dwell times; None: not recorded
     ) -> None:
+        self._pickups = pickups
         self._intake = intake
         self._dedup = dedup
         self._consent = consent
@@ -67,6 +70,8 @@ class BatchDriver:
 
         parsed = await self._intake.read(records)
         claims = await self._dedup.claim(parsed)
+        if self._pickups is not None:
+            await self._pickups.record(parsed)
         blocked = await self._consent.opted_out_of(claims.work)
         abort = asyncio.Event()  # set when a send could not be recorded: start no more sends
         settled = await asyncio.gather(

@@ -17,8 +17,9 @@ from service.compose.consent import Consent
 from service.compose.message import Composer
 from service.compose.render import Renderer
 from service.dedup.claims import Dedup
+from service.dedup.pickup_times import PickupTimes
 from service.domain.links import LinkSigner
-from service.domain.ports import DeadLetterSink, NotificationStore, ReceiptSink
+from service.domain.ports import DeadLetterSink, NotificationStore, PickupStore, ReceiptSink
 from service.intake.dead_letters import DeadLetters
 from service.intake.parse import Intake
 from service.metrics import Metrics
@@ -63,6 +64,7 @@ def build_stages(  # the composition of the stages: every dependency is named
     fallback_attempts: int = 12,
     clock: Callable[[], datetime] = _now,
     rng: random.Random | None = None,
+    pickups: PickupStore | None = None,  # dwell times recorded there; None: not recorded
 ) -> Stages:
     subjects = RecipientSubjects(blind_index, allow_foreign_mobiles=allow_foreign_mobiles)
     consent = Consent(store, subjects)
@@ -98,5 +100,6 @@ def build_stages(  # the composition of the stages: every dependency is named
         dead_letters=letters,
         store=store,
         metrics=metrics,
+        pickups=None if pickups is None else PickupTimes(pickups, metrics),
     )
     return Stages(driver, reports, recorded, sender)

@@ -5,7 +5,7 @@ Library errors are translated at this edge (``database.translated``): callers se
 concern, each in its own module over the shared pool (``database.py``): events and claims
 (``claims.py``), delivery reports and the jobs' leases (``deliveries.py``), the receipt outbox
 (``receipt_outbox.py``), contacts and consent (``contacts.py``), the group's provider rate
-schedule (``rate_schedule.py``).
+schedule (``rate_schedule.py``), the dwell times of pickups (``dwell_times.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import asyncpg
 from service.store.base import DATABASE_ERRORS, translated
 from service.store.contacts import ContactsAndConsent
 from service.store.deliveries import Deliveries
+from service.store.dwell_times import DwellTimes
 from service.store.events_and_claims import EventsAndClaims
 from service.store.migrate import migrate
 from service.store.rate_schedule import RateSchedules
@@ -23,7 +24,9 @@ from service.store.receipt_outbox import ReceiptOutbox
 __all__ = ["DATABASE_ERRORS", "PostgresStore", "translated"]
 
 
-class PostgresStore(EventsAndClaims, Deliveries, ReceiptOutbox, ContactsAndConsent, RateSchedules):
+class PostgresStore(
+    EventsAndClaims, Deliveries, ReceiptOutbox, ContactsAndConsent, RateSchedules, DwellTimes
+):
     """The ``NotificationStore`` port (``service.domain.ports``) on one asyncpg pool."""
 
     @classmethod

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "deploy/samples/events.jsonl"
+_DWELLS = 'notifier_pickup_dwell_seconds_count{place="other"} 2.0'
 # Personal data in the sample feed: none of it may reach a log line.
 SAMPLE_PII = [
     "9123 4567",
@@ -142,7 +143,7 @@ async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> N
         feed = await _spawn(env, "feed", str(SAMPLES))
         out, err = await asyncio.wait_for(feed.communicate(), 60)
         assert feed.returncode == 0, err.decode()
-        assert b"published 13 events" in out
+        assert b"published 15 events" in out
 
         receipts = [
             json.loads(v)
@@ -155,7 +156,7 @@ async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> N
         # moment after its last receipt is on the topic: wait for the count (or give up, and fail below).
         for _ in range(50):
             _, metrics = await _get(f"http://127.0.0.1:{env['NOTIFIER_METRICS_PORT']}/metrics")
-            if "notifier_end_to_end_seconds_count 9.0" in metrics:
+            if "notifier_end_to_end_seconds_count 9.0" in metrics and _DWELLS in metrics:
                 break
             await asyncio.sleep(0.1)
         # The public listener serves callbacks and pages only: metrics and health stay off the ingress.
@@ -197,6 +198,7 @@ async def test_sample_feed_through_the_running_service(env: dict[str, str]) -> N
     assert 'notifier_notifications_total{channel="email",outcome="sent"} 1.0' in metrics
     assert 'notifier_dead_letters_total{reason="malformed_json"} 1.0' in metrics
     assert "notifier_end_to_end_seconds_count 9.0" in metrics
+    assert _DWELLS in metrics  # the two bikes collected (PICKED_UP), which notified no one
     assert [status for status, _ in public] == [404] * len(_OPS_PATHS)
 
     assert service.returncode == 0, service_log.decode()[-2000:]

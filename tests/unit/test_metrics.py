@@ -174,3 +174,14 @@ async def test_promtool_finds_nothing_wrong_with_a_scrape_of_metrics() -> None:
     checked = check_metrics(body)
     assert (checked.returncode, checked.stdout + checked.stderr) == (0, "")
     assert b"notifier_decisions_total" in body
+
+
+def test_dwell_time_is_labelled_by_listed_places_only_and_each_is_exported_at_zero() -> None:
+    metrics = _started()
+    metrics.expect_pickup_places(["Kwun Tong", "Sha Tin"])
+    dwell = {s[1]["place"]: s[2] for s in _samples(metrics) if s[0] == "notifier_pickup_dwell_seconds_count"}
+    assert dwell == {"Kwun Tong": 0.0, "Sha Tin": 0.0, "other": 0.0}
+    for place in ("Kwun Tong", "Mong Kok", "旺角", "Tsuen Wan"):
+        metrics.observe_dwell(place, 3600.0)
+    dwell = {s[1]["place"]: s[2] for s in _samples(metrics) if s[0] == "notifier_pickup_dwell_seconds_count"}
+    assert dwell == {"Kwun Tong": 1.0, "Sha Tin": 0.0, "other": 3.0}

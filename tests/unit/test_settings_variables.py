@@ -107,6 +107,15 @@ FIELDS = [
     "log_level",
     "log_format",
     "event_loop",
+    # issue 15: pickups (service/config/pickups.py)
+    "dwell_places",
+    "pickup_reminder_after_days",
+    "pickup_reminder_max",
+    "survey_base_url",
+    "survey_link_key",
+    "survey_link_ttl_days",
+    "survey_delay_hours",
+    "survey_channel",
 ]
 
 #: The fields also read from a variable without the prefix, and that variable.

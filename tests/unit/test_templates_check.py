@@ -5,8 +5,16 @@ from pathlib import Path
 
 from service.cli import main
 from service.compose.render import Renderer
+from service.domain.follow_ups import FollowUp
 from service.domain.segments import is_gsm7
-from service.templates_check import CheckResult, check_templates, sample_update
+from service.templates_check import (
+    TYPICAL_SURVEY_URL,
+    CheckResult,
+    check_templates,
+    follow_up_extra,
+    sample_update,
+    survey_url_like,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,7 +31,7 @@ def renderer(templates: Path, **kwargs: object) -> Renderer:
 
 def test_every_shipped_template_renders_within_its_budget() -> None:
     results = check_templates(renderer(REPO / "templates"), REPO / "templates")
-    assert len(results) == 12  # 3 milestones x 2 locales x names in 2 scripts
+    assert len(results) == 20  # (3 milestones + 2 follow-ups) x 2 locales x names in 2 scripts
     assert [r.template for r in results if not r.ok] == []
 
 
@@ -127,3 +135,75 @@ def test_the_chinese_sample_is_chinese() -> None:
     assert not is_gsm7(cjk.recipient.name)
     assert cjk.pickup is not None
     assert not is_gsm7(cjk.pickup.address)
+
+
+def test_the_follow_ups_are_checked_in_both_locales_with_their_worst_case() -> None:
+    results = {r.template: r for r in check_templates(renderer(REPO / "templates"), REPO / "templates")}
+    for kind in ("pickup_reminder", "survey"):
+        for locale in ("zh-HK", "en"):
+            for script in ("latin", "cjk"):
+                assert results[f"{kind}.{locale} [{script}]"].ok
+    assert follow_up_extra(FollowUp.PICKUP_REMINDER) == {"reminder_number": 5, "days_waiting": 60}
+    assert follow_up_extra(FollowUp.SURVEY) == {"survey_url": TYPICAL_SURVEY_URL}
+
+
+def test_a_survey_link_on_a_long_address_can_break_the_survey_budget() -> None:
+    long_base = "https://feedback.example.com.hk/" + "s" * 130 + "?campaign=pickup-2026"  # 184
+    assert len(survey_url_like(long_base)) == len(long_base) + len("&t=") + 30
+    results = {
+        r.template: r
+        for r in check_templates(
+            renderer(REPO / "templates"), REPO / "templates", survey_url=survey_url_like(long_base)
+        )
+    }
+    assert not results["survey.en [latin]"].ok
+    assert results["pickup_reminder.en [latin]"].ok
+
+
+def test_a_reminder_template_missing_its_variable_fails_the_check(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    (tmp_path / "templates" / "sms" / "pickup_reminder.en.txt.j2").write_text(
+        "Waiting {{ days_waitin }} days", encoding="utf-8"
+    )
+    results = {
+        r.template: r for r in check_templates(renderer(tmp_path / "templates"), tmp_path / "templates")
+    }
+    error = results["pickup_reminder.en [latin]"].error
+    assert error is not None
+    assert "days_waitin" in error
+
+
+def test_cli_renders_a_follow_up_of_its_milestone_only(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert (
+        main(
+            [
+                "templates",
+                "render",
+                "--milestone",
+                "ready_for_pickup",
+                "--follow-up",
+                "survey",
+                "--locale",
+                "zh-HK",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "請為我們的服務評分：https://survey.example.com.hk/" in out
+    assert (
+        main(
+            [
+                "templates",
+                "render",
+                "--milestone",
+                "customs_cleared",
+                "--follow-up",
+                "survey",
+                "--locale",
+                "en",
+            ]
+        )
+        == 2
+    )
+    assert "follows --milestone ready_for_pickup" in capsys.readouterr().err

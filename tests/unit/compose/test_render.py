@@ -11,7 +11,7 @@ from service.compose.render import Renderer, window_en, window_zh_hk
 from service.domain.errors import ConfigError, RenderError, SmsTooLong
 from service.domain.links import LinkSigner
 from service.domain.milestones import Milestone
-from service.domain.model import Pickup, Recipient, ShipmentUpdate
+from service.domain.model import Pickup, Recipient, ShipmentUpdate, notification_id
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 REPO = Path(__file__).resolve().parents[3]
@@ -499,3 +499,61 @@ def test_still_too_long_raises_sms_too_long_without_customer_data() -> None:
 def test_the_segment_cap_must_be_positive() -> None:
     with pytest.raises(ConfigError):
         Renderer(TEMPLATES, brand="S", contact_phone=PHONE, contact_email=EMAIL, max_sms_segments=0)
+
+
+def _follow_up_renderer() -> tuple[Renderer, LinkSigner]:
+    links = LinkSigner(b"k" * 32, "https://n.example.hk")
+    clock = lambda: datetime(2026, 11, 25, tzinfo=UTC)  # noqa: E731
+    return Renderer(
+        TEMPLATES, brand="Specialized", contact_phone=PHONE, contact_email=EMAIL, links=links, clock=clock
+    ), links
+
+
+@pytest.mark.parametrize("locale", ["zh-HK", "en"])
+def test_a_pickup_reminder_names_the_place_and_the_days_and_links_the_pickup_notice(locale: str) -> None:
+    r, links = _follow_up_renderer()
+    update = SAMPLES[locale]
+    msg = r.render_sms(
+        Milestone.READY_FOR_PICKUP,
+        update,
+        locale,
+        template="pickup_reminder",
+        extra={"reminder_number": 1, "days_waiting": 3},
+    )
+    assert update.pickup is not None
+    assert update.pickup.place in msg.body
+    assert update.pickup.address in msg.body
+    assert ("已可取車3日" if locale == "zh-HK" else "ready to collect for 3 days") in msg.body
+    status = links.status_url(
+        notification_id(update.order_id, Milestone.READY_FOR_PICKUP), datetime(2026, 11, 25, tzinfo=UTC)
+    )
+    assert status in msg.body
+    assert "HKID" not in msg.body
+    assert "身份證" not in msg.body
+    mail = r.render_email(
+        Milestone.READY_FOR_PICKUP,
+        update,
+        locale,
+        template="pickup_reminder",
+        extra={"reminder_number": 1, "days_waiting": 3},
+    )
+    assert update.order_id in mail.subject
+    assert mail.text == msg.body
+
+
+def test_a_follow_up_without_its_variables_does_not_render() -> None:
+    r, _ = _follow_up_renderer()
+    with pytest.raises(RenderError, match="'survey_url'"):
+        r.render_sms(Milestone.READY_FOR_PICKUP, SAMPLES["en"], "en", template="survey")
+
+
+@pytest.mark.parametrize("locale", ["zh-HK", "en"])
+def test_a_survey_message_carries_its_link_and_no_name(locale: str) -> None:
+    r, _ = _follow_up_renderer()
+    url = "https://survey.example.com.hk/hk?t=" + "A" * 30
+    msg = r.render_sms(
+        Milestone.READY_FOR_PICKUP, SAMPLES[locale], locale, template="survey", extra={"survey_url": url}
+    )
+    assert url in msg.body
+    assert SAMPLES[locale].recipient.name not in msg.body
+    assert msg.segments <= 3

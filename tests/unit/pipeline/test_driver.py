@@ -35,6 +35,7 @@ from service.testing import (
     FakeClock,
     FakeDeadLetterSink,
     FakeEmailSender,
+    FakePickups,
     FakeReceiptSink,
     FakeSmsSender,
     FakeStore,
@@ -77,6 +78,7 @@ class Harness:
             contact_email="hk@example.com",
         )
         self.keyring = Keyring({"k1": os.urandom(32)}, "k1")
+        self.pickups = FakePickups()
         self.stages = build_stages(
             store=self.store,
             engine=self.pipeline_engine,
@@ -88,6 +90,7 @@ class Harness:
             keyring=self.keyring,
             allow_foreign_mobiles=foreign,
             send_concurrency=send_concurrency,
+            pickups=self.pickups,
         )
         self.driver = self.stages.driver
         self.offset = 0
@@ -141,6 +144,31 @@ async def test_other_statuses_are_recorded_and_notify_no_one(h: Harness) -> None
     assert h.sender.sent == []
     assert h.receipts.published == []
     assert "A-IN_TRANSIT-1" in h.store.events
+
+
+async def test_a_pickup_notifies_no_one_and_ends_the_dwell_it_observes_once(h: Harness) -> None:
+    await h.feed(event("A", "READY_FOR_PICKUP", occurred_at="2026-11-22T10:00:00+08:00"))
+    await h.feed(
+        event("A", "PICKED_UP", occurred_at="2026-11-23T16:00:00+08:00"),
+        event("A", "PICKED_UP", n=2, occurred_at="2026-11-23T18:00:00+08:00"),  # a TMS re-send
+    )
+    await h.feed(event("A", "PICKED_UP", occurred_at="2026-11-23T16:00:00+08:00"))  # read again
+    assert len(h.sender.sent) == 1
+    assert h.outcomes() == [("ready_for_pickup", "sent")]
+    assert {"A-PICKED_UP-1", "A-PICKED_UP-2"} <= set(h.store.events)
+    assert h.store.events["A-PICKED_UP-1"][2] is None  # recorded with no milestone
+    get = h.metrics.registry.get_sample_value
+    assert get("notifier_pickup_dwell_seconds_count", {"place": "other"}) == 1.0
+    assert get("notifier_pickup_dwell_seconds_sum", {"place": "other"}) == 30 * 3600
+    assert get("notifier_events_total", {"result": "not_a_milestone"}) == 3.0
+
+
+async def test_a_batch_whose_dwell_cannot_be_recorded_fails_so_it_is_read_again(h: Harness) -> None:
+    h.pickups.fail_next = StoreUnavailable("database: down")
+    with pytest.raises(StoreUnavailable):
+        await h.feed(event("A", "PICKED_UP"))
+    await h.feed(event("A", "PICKED_UP"))
+    assert h.pickups.rows["A"]["picked_up_at"] is not None
 
 
 async def test_invalid_phone_is_never_sent_and_the_receipt_says_why(h: Harness) -> None:
