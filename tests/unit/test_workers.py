@@ -107,8 +107,8 @@ async def test_a_worker_that_exits_on_its_own_stops_the_others_and_the_superviso
     code = await asyncio.wait_for(
         supervise(s, env, asyncio.Event(), command=[sys.executable, "-c", WORKER, str(tmp_path)]), 10
     )
-    assert code == 3
-    assert sorted(_files(tmp_path)) == ["9100", "9101"]
+    assert code == 3  # the crashed worker's code, whatever the SIGTERM did to the other
+    assert "9101" in _files(tmp_path)
 
 
 async def test_a_worker_that_exits_0_unasked_is_still_a_failure(tmp_path: Path) -> None:
