@@ -7,9 +7,26 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from service.domain.consent_snapshot import ConsentRecord
 from service.domain.milestones import Milestone
 from service.domain.outcome import LinkedNotification, SealedContact, TimelineEntry
 from service.store.base import PostgresBase, translated
+
+# Each subject's record: its opt-out (the current state, ``opt_outs``), else its latest explicit
+# opt-in (``consent_events``). Index probes only: the primary key of opt_outs, and
+# consent_events (subject, created_at) for a subject without an opt-out.
+_CONSENT_RECORDS = """
+SELECT s.subject, o.subject IS NOT NULL AS opted_out,
+       coalesce(o.source, e.source) AS source, coalesce(o.created_at, e.created_at) AS set_at
+FROM unnest($1::bytea[]) AS s(subject)
+LEFT JOIN opt_outs o ON o.subject = s.subject
+LEFT JOIN LATERAL (
+    SELECT c.source, c.created_at FROM consent_events c
+    WHERE c.subject = s.subject AND c.action = 'opt_in' AND o.subject IS NULL
+    ORDER BY c.created_at DESC, c.id DESC LIMIT 1
+) AS e ON true
+WHERE o.subject IS NOT NULL OR e.source IS NOT NULL
+"""
 
 
 class ContactsAndConsent(PostgresBase):
@@ -33,12 +50,28 @@ class ContactsAndConsent(PostgresBase):
             )
         return {bytes(r["subject"]) for r in rows}
 
-    async def set_consent(self, subjects: Sequence[bytes], *, opted_out: bool, source: str) -> int:
-        """Record an opt-out (or an explicit opt-in) for each subject, with its history; returns changes."""
+    async def consent_records(self, subjects: Sequence[bytes]) -> dict[bytes, ConsentRecord]:
+        """Each subject's opt-out, else its latest opt-in, with source and time: one query for all."""
+        if not subjects:
+            return {}
+        async with translated():
+            rows = await self._pool.fetch(_CONSENT_RECORDS, list(dict.fromkeys(subjects)))
+        return {
+            bytes(r["subject"]): ConsentRecord(bool(r["opted_out"]), r["source"], r["set_at"]) for r in rows
+        }
+
+    async def set_consent(
+        self, subjects: Sequence[bytes], *, opted_out: bool, source: str, order_id: str | None = None
+    ) -> int:
+        """Record an opt-out (or an explicit opt-in) for each subject, with its history; returns changes.
+
+        The history's trigger (migration 0018) writes the audit row, naming ``order_id`` when given."""
         if not subjects:
             return 0
         action = "opt_out" if opted_out else "opt_in"
         async with translated(), self._pool.acquire() as conn, conn.transaction():
+            if order_id is not None:  # read by the audit trigger, for this transaction only
+                await conn.execute("SELECT set_config('notifier.consent_order', $1, true)", order_id)
             if opted_out:
                 changed = await conn.fetch(
                     "INSERT INTO opt_outs (subject, source) SELECT unnest($1::bytea[]), $2"

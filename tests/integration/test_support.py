@@ -224,6 +224,7 @@ async def test_agent_cannot_erase_or_opt_out_but_admin_can(desk: Desk) -> None:
     assert actions == [
         ("agent-amy", "denied"),
         ("agent-amy", "denied"),
+        ("admin-bob", "consent_opt_out"),  # the consent record's own row (its trigger), then the action's
         ("admin-bob", "opt_out"),
         ("admin-bob", "erase"),
         ("admin-bob", "lookup"),
