@@ -2,7 +2,7 @@
 the look-up the decision made anyway (one bulk query per batch), never a second one.
 
 A recipient (phone and email, each by its blind index) has, per subject, at most one record that
-matters: a current opt-out (``opt_outs``), or else the latest explicit opt-in (``consent_events``).
+matters: a current opt-out (``opt_outs``), or else its latest explicit opt-in (``opt_ins``).
 The snapshot of a notification is the opt-out if either subject has one (the earliest: opted out
 since then), else the latest opt-in, else ``no_record`` (transactional messages go). Pure: no I/O.
 

@@ -12,25 +12,17 @@ from service.domain.milestones import Milestone
 from service.domain.outcome import LinkedNotification, SealedContact, TimelineEntry
 from service.store.base import PostgresBase, translated
 
-# Each subject's record: its opt-out (the current state, ``opt_outs``), else its latest explicit
-# opt-in (``consent_events``). Index probes only: the primary key of opt_outs, and
-# consent_events (subject, created_at) for a subject without an opt-out.
+# Each subject's record: its opt-out, else its latest opt-in (a subject is in at most one of the
+# two tables; migration 0018). Two primary keys probed; opt_ins is small.
 _CONSENT_RECORDS = """
-SELECT s.subject, o.subject IS NOT NULL AS opted_out,
-       coalesce(o.source, e.source) AS source, coalesce(o.created_at, e.created_at) AS set_at
-FROM unnest($1::bytea[]) AS s(subject)
-LEFT JOIN opt_outs o ON o.subject = s.subject
-LEFT JOIN LATERAL (
-    SELECT c.source, c.created_at FROM consent_events c
-    WHERE c.subject = s.subject AND c.action = 'opt_in' AND o.subject IS NULL
-    ORDER BY c.created_at DESC, c.id DESC LIMIT 1
-) AS e ON true
-WHERE o.subject IS NOT NULL OR e.source IS NOT NULL
+SELECT subject, true AS opted_out, source, created_at AS set_at FROM opt_outs WHERE subject = ANY($1::bytea[])
+UNION ALL
+SELECT subject, false, source, created_at FROM opt_ins WHERE subject = ANY($1::bytea[])
 """
 
 
 class ContactsAndConsent(PostgresBase):
-    """``notification_contacts``, ``opt_outs`` and ``consent_events``; links and timelines."""
+    """``notification_contacts``, ``opt_outs``, ``opt_ins`` and ``consent_events``; links and timelines."""
 
     async def contact(self, notification: uuid.UUID) -> SealedContact | None:
         async with translated():
@@ -79,9 +71,19 @@ class ContactsAndConsent(PostgresBase):
                     list(subjects),
                     source,
                 )
+                await conn.execute(
+                    "DELETE FROM opt_ins WHERE subject = ANY($1::bytea[])",
+                    [bytes(r["subject"]) for r in changed],
+                )
             else:
                 changed = await conn.fetch(
                     "DELETE FROM opt_outs WHERE subject = ANY($1::bytea[]) RETURNING subject", list(subjects)
+                )
+                await conn.execute(  # the latest opt-in, for the consent look-up
+                    "INSERT INTO opt_ins (subject, source) SELECT unnest($1::bytea[]), $2"
+                    " ON CONFLICT (subject) DO UPDATE SET source = EXCLUDED.source, created_at = EXCLUDED.created_at",
+                    [bytes(r["subject"]) for r in changed],
+                    source,
                 )
             await conn.execute(
                 "INSERT INTO consent_events (subject, action, source) SELECT s, $2, $3 FROM unnest($1::bytea[]) s",

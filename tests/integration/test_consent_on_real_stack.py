@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 import pytest_asyncio
 
@@ -32,6 +33,7 @@ from service.privacy.crypto import Keyring
 from service.send.engine import DeliveryEngine
 from service.send.providers.twilio_reports import parse_inbound_message
 from service.settings import Settings
+from service.store.migrate import migrate, migration_files
 from service.store.postgres import PostgresStore
 from service.testing import FakeClock, FakeEmailSender, FakeSmsSender
 from tests.builders import event
@@ -210,3 +212,46 @@ async def test_a_providers_opt_out_is_audited_against_the_order_it_refused(stack
     assert [tuple(r) for r in audit] == [("provider:twilio", "provider", "consent_opt_out", "SO-P")]
     found = await stack.store.consent_records([stack.blind.phone("+85291234563")])
     assert [(r.opted_out, r.source) for r in found.values()] == [(True, "provider:twilio")]
+
+
+async def test_migration_0018_keeps_the_latest_opt_in_of_each_subject_that_opted_back_in(
+    database_url: str,
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz DEFAULT now())"
+        )
+        for name, sql in migration_files():
+            if name < "0018":
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+        history = [  # (subject, action, source, minutes after 00:00) as the history held them
+            (b"back", "opt_out", "unsubscribe_link", 1),
+            (b"back", "opt_in", "sms_reply:twilio", 2),
+            (b"back", "opt_out", "operator:amy", 3),
+            (b"back", "opt_in", "operator:bob", 4),
+            (b"out", "opt_out", "sms_reply:twilio", 1),
+            (b"out", "opt_in", "sms_reply:twilio", 2),
+            (b"out", "opt_out", "provider:twilio", 3),
+        ]
+        for subject, action, source, minute in history:
+            await conn.execute(
+                "INSERT INTO consent_events (subject, action, source, created_at)"
+                " VALUES ($1, $2, $3, '2026-11-01T00:00:00Z'::timestamptz + make_interval(mins => $4))",
+                subject,
+                action,
+                source,
+                minute,
+            )
+        await conn.execute("INSERT INTO opt_outs (subject, source) VALUES ('out', 'provider:twilio')")
+        assert "0018_consent_snapshot.sql" in await migrate(conn)
+        rows = await conn.fetch("SELECT subject, source, created_at FROM opt_ins")
+        assert [(bytes(r["subject"]), r["source"], r["created_at"].minute) for r in rows] == [
+            (b"back", "operator:bob", 4)
+        ]
+        assert (
+            await conn.fetchval("SELECT count(*) FROM audit_log") == 0
+        )  # history before it is not re-audited
+    finally:
+        await conn.close()

@@ -10,6 +10,20 @@ ALTER TABLE notifications
     ADD COLUMN consent_source text CHECK (length(consent_source) <= 100),
     ADD COLUMN consent_set_at timestamptz;
 
+-- The opt-ins beside the opt-outs: a subject that opted back in (START, an operator's --opt-in)
+-- after an opt-out, with the source and time of its latest opt-in; kept by set_consent with
+-- opt_outs (a subject is in at most one of them). The batch's one consent look-up then probes two
+-- primary keys (opt_ins is small: opting back in is rare) instead of the history.
+CREATE TABLE opt_ins (
+    subject    bytea       PRIMARY KEY,
+    source     text        NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO opt_ins (subject, source, created_at)
+SELECT DISTINCT ON (e.subject) e.subject, e.source, e.created_at FROM consent_events e
+WHERE e.action = 'opt_in' AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.subject = e.subject)
+ORDER BY e.subject, e.created_at DESC, e.id DESC;
+
 -- Every change of consent (a row of consent_events, whatever wrote it) writes an audit row in the
 -- same transaction: who changed it (from the record's source: the customer by the unsubscribe
 -- link or an SMS reply, a provider, an operator or staff member by name), what (consent_opt_out /

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from service.contracts import ReceiptV1
 from service.domain.lifecycle import State
 from service.http import support_timeline as t
 from service.http.support_labels import CHANNELS, Label
 from service.store.staff import SupportRow
+
+REPO = Path(__file__).resolve().parents[3]
 
 T0 = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
 NID = uuid.uuid4()
@@ -155,3 +158,24 @@ def test_an_earlier_decision_keeps_its_own_consent_and_a_report_shows_none() -> 
 def test_a_row_decided_before_the_snapshot_existed_shows_no_consent() -> None:
     assert t.consent_of(row(State.SENT)) is None
     assert [d.en for d in t.steps(row(State.SENT), [receipt(State.SENT, 1)])[1].details] == ["SMS", "Twilio"]
+
+
+def test_the_page_shows_each_decisions_consent_in_its_step() -> None:
+    from service.http.staff_pages import StaffPages
+    from service.http.support_desk import timeline
+    from service.store.staff import Staff
+
+    r = row(State.SUPPRESSED_OPTED_OUT, channel="none", consent_state="opted_out",
+            consent_source="sms_reply:twilio", consent_set_at=OUT_AT)  # fmt: skip
+    decided = receipt(State.SUPPRESSED_OPTED_OUT, 1, channel="none", provider=None, reason="opted_out",
+                      consent_state="opted_out", consent_source="sms_reply:twilio", consent_set_at=OUT_AT)  # fmt: skip
+    pages = StaffPages(
+        REPO / "templates", {"brand": "B", "contact_phone": "+852 3001 2345", "contact_email": "x@y"}
+    )
+    html = pages.page(
+        "cs_search", staff=Staff("agent-amy", "cs_agent"), q="SO-1", rows=timeline([r], {NID: [decided]}),
+        order_id="SO-1", waybill="SF1", masked_phone="—", masked_email="—",
+    ).text  # fmt: skip
+    assert html is not None
+    assert "同意紀錄：已取消通知（客戶回覆短訊（Twilio），2026-11-19 10:30）" in html
+    assert "Consent: opted out (the customer, by SMS reply (Twilio), 2026-11-19 10:30)" in html
