@@ -102,7 +102,8 @@ def _add_privacy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "--by",
         required=True,
         type=_operator,
-        help="who records it (operator name or ticket, at most 64 characters), kept in the history and audited",
+        help="who records it (operator name or ticket, at most 64 characters), kept in the history"
+        " and the audit log",
     )
 
     st = sub.add_parser("staff", help="customer-service access tokens")

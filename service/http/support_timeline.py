@@ -1,7 +1,8 @@
 """One notification's story for staff, step by step with times, from what the store keeps: the claim
 (the decision to notify), every receipt in the order written (sent, delivered / not delivered, the
-email fallback, failed, suppressed; a decision's with the consent it applied), and what is scheduled next (an owed email fallback, a status
-look-up at the provider). Pure: rows and receipts in, labelled steps out.
+email fallback, failed, suppressed; a decision's with the consent it applied), and what is
+scheduled next (an owed email fallback, a status look-up at the provider). Pure: rows and receipts
+in, labelled steps out.
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ class ContactsAndConsent(PostgresBase):
                 )
                 await conn.execute(  # the latest opt-in, for the consent look-up
                     "INSERT INTO opt_ins (subject, source) SELECT unnest($1::bytea[]), $2"
-                    " ON CONFLICT (subject) DO UPDATE SET source = EXCLUDED.source, created_at = EXCLUDED.created_at",
+                    " ON CONFLICT (subject) DO UPDATE"
+                    " SET source = EXCLUDED.source, created_at = EXCLUDED.created_at",
                     [bytes(r["subject"]) for r in changed],
                     source,
                 )
