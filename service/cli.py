@@ -45,6 +45,19 @@ def _purge_days(text: str) -> int:
     return days
 
 
+#: ``optout --by``: who recorded it, kept in the consent history, the decisions' consent snapshot and
+#: the audit log (as its actor): bounded like a staff name.
+OPERATOR_MAX = 64
+
+
+def _operator(text: str) -> str:
+    if not (0 < len(text) <= OPERATOR_MAX and text == text.strip() and text.isprintable()):
+        raise argparse.ArgumentTypeError(
+            f"1 to {OPERATOR_MAX} printable characters with no spaces at its ends (a name or a ticket)"
+        )
+    return text
+
+
 def _personal_option(group: argparse._MutuallyExclusiveGroup, flag: str, what: str) -> None:
     group.add_argument(
         flag,
@@ -86,7 +99,11 @@ def _add_privacy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "--opt-in", action="store_true", help="the customer explicitly asked to receive messages again"
     )
     oo.add_argument(
-        "--by", required=True, help="who records it (operator name or ticket), kept in the history"
+        "--by",
+        required=True,
+        type=_operator,
+        help="who records it (operator name or ticket, at most 64 characters), kept in the history"
+        " and the audit log",
     )
 
     st = sub.add_parser("staff", help="customer-service access tokens")

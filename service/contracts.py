@@ -34,6 +34,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from service.domain.consent_snapshot import SOURCE_KIND_MAX as CONSENT_SOURCE_MAX
+from service.domain.consent_snapshot import SOURCE_KIND_PATTERN as CONSENT_SOURCE_PATTERN
 from service.domain.errors import EventRejected
 from service.domain.lifecycle import State
 from service.domain.model import Pickup, Recipient, ShipmentUpdate
@@ -301,6 +303,25 @@ class ReceiptV1(BaseModel):
     reason: str | None = Field(default=None, description="A machine code for failures and suppressions.")
     occurred_at: datetime = Field(description="When the TMS says the milestone happened.")
     decided_at: datetime = Field(description="When the notifier reached this outcome.")
+    # The consent the decision applied (a decision's receipt: sent, failed, suppressed; not a
+    # delivery report's). Codes and a time only: no name, no phone or email.
+    consent_state: Literal["opted_out", "opted_in", "no_record"] | None = Field(
+        default=None,
+        description="The recipient's consent when the notifier decided: opted_out (nothing is sent),"
+        " opted_in (opted back in after an opt-out), no_record (never opted out). Null on a delivery"
+        " report's receipt and on receipts of older versions.",
+    )
+    consent_source: str | None = Field(
+        default=None,
+        max_length=CONSENT_SOURCE_MAX,
+        pattern=CONSENT_SOURCE_PATTERN,
+        description="Where that consent record came from: unsubscribe_link, sms_reply:<provider>,"
+        " provider:<provider>, operator (staff or an operator; who is in the audit log, never here)."
+        " Null with no_record.",
+    )
+    consent_set_at: datetime | None = Field(
+        default=None, description="When that consent record was set. Null with no_record."
+    )
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from service.domain.consent_snapshot import ConsentRecord
 from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate
@@ -67,6 +68,8 @@ class _FakeTables:
     opt_outs: dict[bytes, str] = field(default_factory=dict)
     held: dict[tuple[str, bool], HeldReport] = field(default_factory=dict)
     consent_events: list[tuple[bytes, str, str]] = field(default_factory=list)
+    consent_set_at: dict[bytes, datetime] = field(default_factory=dict)  # each subject's last change
+    consent_orders: list[str | None] = field(default_factory=list)  # the order each change was made from
     fail_next: Exception | None = None
     down: bool = False  # ping answers False
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -354,7 +357,25 @@ class FakeContacts(_FakeTables):
         self._maybe_fail()
         return {s for s in subjects if s in self.opt_outs}
 
-    async def set_consent(self, subjects: Sequence[bytes], *, opted_out: bool, source: str) -> int:
+    async def consent_records(self, subjects: Sequence[bytes]) -> dict[bytes, ConsentRecord]:
+        self._maybe_fail()
+        found: dict[bytes, ConsentRecord] = {}
+        for s in dict.fromkeys(subjects):
+            if s in self.opt_outs:
+                found[s] = ConsentRecord(True, self.opt_outs[s], self.consent_set_at[s])
+                continue
+            ins = [
+                source
+                for subject, action, source in self.consent_events
+                if subject == s and action == "opt_in"
+            ]
+            if ins:
+                found[s] = ConsentRecord(False, ins[-1], self.consent_set_at[s])
+        return found
+
+    async def set_consent(
+        self, subjects: Sequence[bytes], *, opted_out: bool, source: str, order_id: str | None = None
+    ) -> int:
         # each subject once, as a statement over the set of them changes each row once
         changed = [s for s in dict.fromkeys(subjects) if (s in self.opt_outs) != opted_out]
         for s in changed:
@@ -363,6 +384,9 @@ class FakeContacts(_FakeTables):
             else:
                 del self.opt_outs[s]
             self.consent_events.append((s, "opt_out" if opted_out else "opt_in", source))
+            self.consent_set_at[s] = self.now
+        if changed:
+            self.consent_orders.append(order_id)
         return len(changed)
 
     async def contact(self, notification: uuid.UUID) -> SealedContact | None:

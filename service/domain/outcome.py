@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from service.domain.consent_snapshot import ConsentSnapshot
 from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import ShipmentUpdate
@@ -33,6 +34,7 @@ class Outcome:
     earlier_unchecked: bool = (
         False  # re-claimed: an SMS provider could not say whether it holds an earlier send
     )
+    consent: ConsentSnapshot | None = None  # the consent the decision read (None: not a decision)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from service.domain.consent_snapshot import ConsentRecord
 from service.domain.dwell import Dwell, PickupTime
 from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
@@ -117,7 +118,15 @@ class NotificationStore(Protocol):
         """Which of these blind indexes (phone or email) have opted out."""
         ...
 
-    async def set_consent(self, subjects: Sequence[bytes], *, opted_out: bool, source: str) -> int: ...
+    async def consent_records(self, subjects: Sequence[bytes]) -> dict[bytes, ConsentRecord]:
+        """Each of these blind indexes' record: its opt-out, else its latest opt-in (none: no record)."""
+        ...
+
+    async def set_consent(
+        self, subjects: Sequence[bytes], *, opted_out: bool, source: str, order_id: str | None = None
+    ) -> int:
+        """Record the change with its history; ``order_id``: the order it was made from, for the audit log."""
+        ...
 
     async def hold_report(self, reference: str, provider: str, delivered: bool, code: str | None) -> None: ...
 

@@ -101,8 +101,9 @@ def add_page_routes(
             unsubscribe_path=f"/u/{request.match_info['token']}",
         )
 
-    async def subjects_of(request: web.Request) -> tuple[bytes, ...] | web.Response:
-        """The blind indexes an unsubscribe by this link records, or the error page to show."""
+    async def subjects_of(request: web.Request) -> tuple[tuple[bytes, ...], str | None] | web.Response:
+        """The blind indexes an unsubscribe by this link records and its order (None once erased:
+        an erased order is not linked to them again), or the error page to show."""
         try:
             link_id = signer.verify(request.match_info["token"], clock())
         except LinkInvalid as exc:
@@ -115,20 +116,23 @@ def add_page_routes(
         if not subjects:
             log.warning("unsubscribe_unrecordable", has_notification=found is not None)
             return error("unrecordable")
-        return subjects
+        return subjects, found.order_id if found is not None else None
 
     async def unsubscribe_form(request: web.Request) -> web.Response:
-        subjects = await subjects_of(request)
-        if isinstance(subjects, web.Response):
-            return subjects
+        linked = await subjects_of(request)
+        if isinstance(linked, web.Response):
+            return linked
         return page("unsubscribe", done=False, action=f"/u/{request.match_info['token']}")
 
     async def unsubscribe(request: web.Request) -> web.Response:
-        subjects = await subjects_of(request)
-        if isinstance(subjects, web.Response):
-            return subjects
+        linked = await subjects_of(request)
+        if isinstance(linked, web.Response):
+            return linked
+        subjects, order_id = linked
         # A database error raises here: the page then fails (5xx), it never claims an opt-out.
-        changed = await store.set_consent(subjects, opted_out=True, source="unsubscribe_link")
+        changed = await store.set_consent(
+            subjects, opted_out=True, source="unsubscribe_link", order_id=order_id
+        )
         log.info("opted_out", source="unsubscribe_link", changed=changed)
         return page("unsubscribe", done=True, action="")
 

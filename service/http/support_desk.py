@@ -23,7 +23,7 @@ from service.domain.milestones import Milestone
 from service.domain.model import ShipmentUpdate
 from service.domain.phone import mask_phone, normalize_hk_mobile
 from service.http.support_labels import milestone_label, provider_name, reason_label, state_label
-from service.http.support_timeline import steps
+from service.http.support_timeline import consent_of, steps
 from service.privacy.crypto import Keyring
 from service.store.postgres import PostgresStore
 from service.store.privacy import PrivacyStore
@@ -69,6 +69,16 @@ def timeline(
             "occurred_at": r.occurred_at.isoformat(),
             "updated_at": r.updated_at.isoformat(),
             "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
+            "consent": (
+                {
+                    "state": r.consent_state,
+                    "source": r.consent_source,
+                    "set_at": r.consent_set_at.isoformat() if r.consent_set_at else None,
+                    "label": label._asdict(),
+                }
+                if (label := consent_of(r))
+                else None
+            ),
             "time": hk_time(r.updated_at),
             "label": {
                 "milestone": milestone_label(r.milestone)._asdict(),
@@ -139,7 +149,12 @@ class SupportDesk:
     async def opt_out(self, staff: Staff, order: str, remote: str) -> int:
         rows = await self.staff_store.lookup(order)
         subjects = sorted({s for r in rows for s in (r.phone_subject, r.email_subject) if s is not None})
-        changed = await self.store.set_consent(subjects, opted_out=True, source=f"operator:{staff.name}")
+        changed = await self.store.set_consent(
+            subjects,
+            opted_out=True,
+            source=f"operator:{staff.name}",
+            order_id=rows[0].order_id if rows else None,
+        )
         await self.staff_store.audit(
             staff.credential, "opt_out", order_id=order, remote=remote, detail=f"{changed} changed"
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final, NamedTuple
 
 from service.domain import reasons
+from service.domain.consent_snapshot import ConsentState
 from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 
@@ -72,6 +73,39 @@ PROVIDER_CODE: Final = Label("{p} 代碼 {code}", "{p} code {code}")
 
 PROVIDERS: Final = {"twilio": "Twilio", "infobip": "Infobip", "sendgrid": "SendGrid"}
 CHANNELS: Final = {"sms": Label("短訊", "SMS"), "email": Label("電郵", "Email"), "none": Label("—", "—")}
+
+# --- consent: the snapshot each decision applied (``service.domain.consent_snapshot``) ---
+CONSENT_STATES: Final = {
+    ConsentState.OPTED_OUT: Label("同意紀錄：已取消通知", "Consent: opted out"),
+    ConsentState.OPTED_IN: Label("同意紀錄：已重新接收通知", "Consent: opted back in"),
+    ConsentState.NO_RECORD: Label("同意紀錄：從未取消通知", "Consent: never opted out"),
+}
+#: Who set the record, by the source's kind; ``{p}`` a provider, ``{who}`` a staff member or operator.
+CONSENT_SOURCES: Final = {
+    "unsubscribe_link": Label("客戶經取消通知連結", "the customer, by the unsubscribe link"),
+    "sms_reply": Label("客戶回覆短訊（{p}）", "the customer, by SMS reply ({p})"),
+    "provider": Label("{p} 報告客戶已取消", "{p} reported the number opted out"),
+    "operator": Label("職員 {who}", "staff {who}"),
+}
+
+
+def consent_label(state: str, source: str | None, at: str | None) -> Label:
+    """``Consent: opted out (the customer, by SMS reply (Twilio), 2026-12-01 10:00)``; an unknown
+    state or source (an older version's) is shown as it is."""
+    try:
+        head = CONSENT_STATES[ConsentState(state)]
+    except ValueError:
+        head = Label(state, state)
+    if source is None:
+        return head
+    kind, _, rest = source.partition(":")
+    if (by := CONSENT_SOURCES.get(kind)) is None:
+        zh = en = source
+    else:
+        p = provider_name(rest or None)
+        zh, en = by.zh.format(p=p, who=rest).strip(), by.en.format(p=p, who=rest).strip()
+    when = f"，{at}" if at else ""
+    return Label(f"{head.zh}（{zh}{when}）", f"{head.en} ({en}{', ' + at if at else ''})")
 
 
 def reason_label(reason: str) -> Label:

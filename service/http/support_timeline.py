@@ -1,19 +1,30 @@
 """One notification's story for staff, step by step with times, from what the store keeps: the claim
 (the decision to notify), every receipt in the order written (sent, delivered / not delivered, the
-email fallback, failed, suppressed), and what is scheduled next (an owed email fallback, a status
-look-up at the provider). Pure: rows and receipts in, labelled steps out.
+email fallback, failed, suppressed; a decision's with the consent it applied), and what is
+scheduled next (an owed email fallback, a status look-up at the provider). Pure: rows and receipts
+in, labelled steps out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from service.contracts import ReceiptV1
+from service.domain.consent_snapshot import source_kind
 from service.domain.lifecycle import State
-from service.http.support_labels import CHANNELS, Label, provider_name, reason_label, state_label
+from service.http.support_labels import (
+    CHANNELS,
+    Label,
+    consent_label,
+    provider_name,
+    reason_label,
+    state_label,
+)
 from service.store.staff import SupportRow
 
 DECIDED: Final = Label("決定發送通知", "Decided to notify")
@@ -55,12 +66,42 @@ def _receipt_step(r: ReceiptV1, after_undelivered_sms: bool) -> Step:
     return Step(r.decided_at, state_label(r.outcome), why)  # suppressed: the state says what
 
 
+_HK: Final = ZoneInfo("Asia/Hong_Kong")
+
+
+def consent_of(row: SupportRow) -> Label | None:
+    """The consent the notification's latest decision applied, as the store keeps it (with an
+    operator's name); None before it was decided (or before migration 0018)."""
+    if row.consent_state is None:
+        return None
+    at = f"{row.consent_set_at.astimezone(_HK):%Y-%m-%d %H:%M}" if row.consent_set_at else None
+    return consent_label(row.consent_state, row.consent_source, at)
+
+
+def _consent_detail(row: SupportRow, r: ReceiptV1) -> tuple[Label, ...]:
+    """The consent a decision's receipt says it applied; the row's own words (an operator's name,
+    which a receipt never carries) when they are the same record."""
+    if r.consent_state is None:
+        return ()
+    if (
+        row.consent_state == r.consent_state
+        and row.consent_set_at == r.consent_set_at
+        and (row.consent_source is None) == (r.consent_source is None)
+        and (row.consent_source is None or source_kind(row.consent_source) == r.consent_source)
+    ):
+        return (label,) if (label := consent_of(row)) else ()
+    at = f"{r.consent_set_at.astimezone(_HK):%Y-%m-%d %H:%M}" if r.consent_set_at else None
+    return (consent_label(r.consent_state, r.consent_source, at),)
+
+
 def steps(row: SupportRow, receipts: Sequence[ReceiptV1]) -> list[Step]:
-    """The notification's steps: decided, each receipt, then what is scheduled."""
+    """The notification's steps: decided, each receipt (a decision's with its consent), then what is
+    scheduled."""
     found = [Step(row.created_at, DECIDED)] if row.created_at else []
     undelivered_sms = False
     for r in receipts:
-        found.append(_receipt_step(r, undelivered_sms))
+        step = _receipt_step(r, undelivered_sms)
+        found.append(dataclasses.replace(step, details=(*step.details, *_consent_detail(row, r))))
         undelivered_sms = undelivered_sms or (r.outcome == State.UNDELIVERED and r.channel == "sms")
     if row.state == State.UNDELIVERED and row.fallback_due_at:
         found.append(Step(row.fallback_due_at, FALLBACK_SCHEDULED, upcoming=True))

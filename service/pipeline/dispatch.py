@@ -11,6 +11,7 @@ from datetime import datetime
 
 from service.contracts import canonical_event
 from service.domain import reasons
+from service.domain.consent_snapshot import ConsentSnapshot
 from service.domain.errors import NotifierError
 from service.domain.lifecycle import Event, State, decided, transition
 from service.domain.outcome import Claimed, ClaimRequest, Outcome, SealedContact
@@ -40,7 +41,7 @@ class Dispatcher:
         self._keyring = keyring
 
     async def settle(
-        self, req: ClaimRequest, claim: Claimed, *, opted_out: bool, abort: asyncio.Event
+        self, req: ClaimRequest, claim: Claimed, *, consent: ConsentSnapshot, abort: asyncio.Event
     ) -> Outcome:
         """Decide one notification; a send is recorded (and its receipt published) before this returns,
         and before its send slot is released. If it cannot be, ``abort`` is set, so the batch starts
@@ -56,7 +57,7 @@ class Dispatcher:
                 raise
             self._metrics.decisions.labels(o.outcome).inc()
 
-        o = await self._decide(req, claim, opted_out, abort, record_send)
+        o = await self._decide(req, claim, consent, abort, record_send)
         transition(State.CLAIMED, decided(o.outcome, o.channel))  # an illegal outcome raises here
         return o
 
@@ -79,7 +80,7 @@ class Dispatcher:
         self,
         req: ClaimRequest,
         claim: Claimed,
-        opted_out: bool,
+        consent: ConsentSnapshot,
         abort: asyncio.Event,
         record: Callable[[Outcome], Awaitable[None]],
     ) -> Outcome:
@@ -92,13 +93,14 @@ class Dispatcher:
                 "none",
                 self._clock(),
                 reason=reasons.STALE,
+                consent=consent,
             )
         if claim.claims <= 1:
             return await self._sender.deliver(
                 req.notification_id,
                 req.update,
                 req.milestone,
-                opted_out=opted_out,
+                consent=consent,
                 abort=abort,
                 record=record,
             )
@@ -111,7 +113,7 @@ class Dispatcher:
             req.notification_id,
             req.update,
             req.milestone,
-            opted_out=opted_out,
+            consent=consent,
             reconcile_since=claim.first_claimed_at or self._clock(),
             abort=abort,
             record=record,

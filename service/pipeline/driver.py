@@ -72,12 +72,12 @@ class BatchDriver:
         claims = await self._dedup.claim(parsed)
         if self._pickups is not None:
             await self._pickups.record(parsed)
-        blocked = await self._consent.opted_out_of(claims.work)
+        consent = await self._consent.snapshots(claims.work)  # one look-up: each decision's snapshot
         abort = asyncio.Event()  # set when a send could not be recorded: start no more sends
         settled = await asyncio.gather(
             *(
                 self._dispatcher.settle(
-                    r, claims.granted[r.notification_id], opted_out=r.notification_id in blocked, abort=abort
+                    r, claims.granted[r.notification_id], consent=consent[r.notification_id], abort=abort
                 )
                 for r in claims.work
             ),

@@ -37,6 +37,9 @@ def receipt_row(o: Outcome) -> OutboxRow:
         reason=o.reason,
         occurred_at=o.update.occurred_at,
         decided_at=o.decided_at,
+        consent_state=o.consent.state.value if o.consent else None,
+        consent_source=o.consent.source_kind if o.consent else None,  # the kind: never a name
+        consent_set_at=o.consent.set_at if o.consent else None,
     )
     return OutboxRow(rid, o.notification_id, o.update.order_id, receipt.to_bytes())
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from service.compose.consent import Consent
 from service.compose.message import Composer, Message
 from service.domain import reasons
+from service.domain.consent_snapshot import ConsentSnapshot
 from service.domain.errors import RenderError, StoreUnavailable
 from service.domain.lifecycle import HELD_NOTIFICATION, State
 from service.domain.milestones import Milestone
@@ -60,12 +61,13 @@ class Sender:
         milestone: Milestone,
         *,
         email_only: bool = False,
-        opted_out: bool | None = None,
+        consent: ConsentSnapshot | None = None,
         reconcile_since: datetime | None = None,
         abort: asyncio.Event | None = None,
         record: Callable[[Outcome], Awaitable[None]] | None = None,
     ) -> Outcome:
-        """``opted_out``: the recipient's consent if the caller looked it up (in bulk); None: look it up.
+        """``consent``: the recipient's consent if the caller looked it up (in bulk); None: look it up.
+        The outcome keeps it: the consent this decision applied.
         ``abort``: once set (a send could not be recorded), no more sends are started.
         ``record``: makes a send durable; run before the send's slot is released, so the sends
         that a crash could leave unrecorded are at most the slots (``send_concurrency``)."""
@@ -78,12 +80,12 @@ class Sender:
                 outcome=kind,
                 channel=channel,
                 decided_at=self._clock(),
+                consent=applied,
                 **kw,  # type: ignore[arg-type]
             )
 
-        if opted_out is None:
-            opted_out = await self._consent.opted_out(update)
-        if opted_out:
+        applied = consent if consent is not None else await self._consent.of(update)
+        if applied.opted_out:
             return outcome(State.SUPPRESSED_OPTED_OUT, reason=reasons.OPTED_OUT)
         locale = self._composer.locale(update.recipient.locale)
         try:
@@ -116,7 +118,7 @@ class Sender:
             if result.outcome == State.SENT and record is not None:
                 await record(done)  # a failure propagates: the send is not durable
         if result.outcome == State.SUPPRESSED_OPTED_OUT and msg.e164:
-            await self._consent.provider_opt_out(msg.e164, result.provider)
+            await self._consent.provider_opt_out(msg.e164, result.provider, order_id=update.order_id)
         return done
 
     def _outcome(

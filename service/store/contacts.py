@@ -7,13 +7,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from service.domain.consent_snapshot import ConsentRecord
 from service.domain.milestones import Milestone
 from service.domain.outcome import LinkedNotification, SealedContact, TimelineEntry
 from service.store.base import PostgresBase, translated
 
+# Each subject's record: its opt-out, else its latest opt-in (a subject is in at most one of the
+# two tables; migration 0018). Two primary keys probed; opt_ins is small.
+_CONSENT_RECORDS = """
+SELECT subject, true AS opted_out, source, created_at AS set_at FROM opt_outs WHERE subject = ANY($1::bytea[])
+UNION ALL
+SELECT subject, false, source, created_at FROM opt_ins WHERE subject = ANY($1::bytea[])
+"""
+
 
 class ContactsAndConsent(PostgresBase):
-    """``notification_contacts``, ``opt_outs`` and ``consent_events``; links and timelines."""
+    """``notification_contacts``, ``opt_outs``, ``opt_ins`` and ``consent_events``; links and timelines."""
 
     async def contact(self, notification: uuid.UUID) -> SealedContact | None:
         async with translated():
@@ -33,12 +42,28 @@ class ContactsAndConsent(PostgresBase):
             )
         return {bytes(r["subject"]) for r in rows}
 
-    async def set_consent(self, subjects: Sequence[bytes], *, opted_out: bool, source: str) -> int:
-        """Record an opt-out (or an explicit opt-in) for each subject, with its history; returns changes."""
+    async def consent_records(self, subjects: Sequence[bytes]) -> dict[bytes, ConsentRecord]:
+        """Each subject's opt-out, else its latest opt-in, with source and time: one query for all."""
+        if not subjects:
+            return {}
+        async with translated():
+            rows = await self._pool.fetch(_CONSENT_RECORDS, list(dict.fromkeys(subjects)))
+        return {
+            bytes(r["subject"]): ConsentRecord(bool(r["opted_out"]), r["source"], r["set_at"]) for r in rows
+        }
+
+    async def set_consent(
+        self, subjects: Sequence[bytes], *, opted_out: bool, source: str, order_id: str | None = None
+    ) -> int:
+        """Record an opt-out (or an explicit opt-in) for each subject, with its history; returns changes.
+
+        The history's trigger (migration 0018) writes the audit row, naming ``order_id`` when given."""
         if not subjects:
             return 0
         action = "opt_out" if opted_out else "opt_in"
         async with translated(), self._pool.acquire() as conn, conn.transaction():
+            if order_id is not None:  # read by the audit trigger, for this transaction only
+                await conn.execute("SELECT set_config('notifier.consent_order', $1, true)", order_id)
             if opted_out:
                 changed = await conn.fetch(
                     "INSERT INTO opt_outs (subject, source) SELECT unnest($1::bytea[]), $2"
@@ -46,9 +71,20 @@ class ContactsAndConsent(PostgresBase):
                     list(subjects),
                     source,
                 )
+                await conn.execute(
+                    "DELETE FROM opt_ins WHERE subject = ANY($1::bytea[])",
+                    [bytes(r["subject"]) for r in changed],
+                )
             else:
                 changed = await conn.fetch(
                     "DELETE FROM opt_outs WHERE subject = ANY($1::bytea[]) RETURNING subject", list(subjects)
+                )
+                await conn.execute(  # the latest opt-in, for the consent look-up
+                    "INSERT INTO opt_ins (subject, source) SELECT unnest($1::bytea[]), $2"
+                    " ON CONFLICT (subject) DO UPDATE"
+                    " SET source = EXCLUDED.source, created_at = EXCLUDED.created_at",
+                    [bytes(r["subject"]) for r in changed],
+                    source,
                 )
             await conn.execute(
                 "INSERT INTO consent_events (subject, action, source) SELECT s, $2, $3 FROM unnest($1::bytea[]) s",

@@ -74,10 +74,14 @@ _FINISH = """
 UPDATE notifications AS n SET
     state = u.state, channel = u.channel, provider = u.provider, provider_message_id = u.provider_message_id,
     locale = u.locale, sms_encoding = u.sms_encoding, sms_segments = u.sms_segments, reason = u.reason,
-    reference = u.reference, fallback_due_at = NULL, updated_at = now()
+    reference = u.reference, fallback_due_at = NULL, updated_at = now(),
+    consent_state = coalesce(u.consent_state, n.consent_state),
+    consent_source = CASE WHEN u.consent_state IS NULL THEN n.consent_source ELSE u.consent_source END,
+    consent_set_at = CASE WHEN u.consent_state IS NULL THEN n.consent_set_at ELSE u.consent_set_at END
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[],
-            $10::text[])
-    AS u(id, state, channel, provider, provider_message_id, locale, sms_encoding, sms_segments, reason, reference)
+            $10::text[], $11::text[], $12::text[], $13::timestamptz[])
+    AS u(id, state, channel, provider, provider_message_id, locale, sms_encoding, sms_segments, reason, reference,
+         consent_state, consent_source, consent_set_at)
 WHERE n.id = u.id
 """
 
@@ -176,6 +180,10 @@ class EventsAndClaims(PostgresBase):
             [o.sms_segments for o in outcomes],
             [o.reason for o in outcomes],
             [o.reference for o in outcomes],
+            # the consent each decision applied (None: keep what the row has)
+            [o.consent.state.value if o.consent else None for o in outcomes],
+            [o.consent.source if o.consent else None for o in outcomes],
+            [o.consent.set_at if o.consent else None for o in outcomes],
         )
         outbox_args = (
             [r.receipt_id for r in receipts],

@@ -73,6 +73,10 @@ class SupportRow:
     fallback_due_at: datetime | None = None  # an owed email fallback's next try
     status_check_due_at: datetime | None = None  # the next status look-up of an SMS with no final word
     status_gave_up_at: datetime | None = None  # look-ups stopped at their maximum age
+    # the consent the latest decision applied (migration 0018; None before it, or not decided yet)
+    consent_state: str | None = None
+    consent_source: str | None = None  # as recorded: an operator's name included (staff may see it)
+    consent_set_at: datetime | None = None
 
 
 def _hash(token: str) -> bytes:
@@ -196,7 +200,7 @@ class StaffStore:
                 "SELECT n.id, n.order_id, n.waybill, n.milestone, n.state, n.channel, n.provider, n.reason,"
                 " n.event_occurred_at, n.updated_at, n.delivered_at, c.key_id, c.ciphertext,"
                 " n.phone_subject, n.email_subject, n.created_at, n.locale, n.fallback_due_at,"
-                " n.status_check_due_at, n.status_gave_up_at"
+                " n.status_check_due_at, n.status_gave_up_at, n.consent_state, n.consent_source, n.consent_set_at"
                 " FROM notifications n LEFT JOIN notification_contacts c ON c.notification_id = n.id"
                 " WHERE n.order_id IN (SELECT order_id FROM notifications WHERE order_id = $1 OR waybill = $1)"
                 " ORDER BY n.milestone_rank",
@@ -224,6 +228,9 @@ class StaffStore:
                 r["fallback_due_at"],
                 r["status_check_due_at"],
                 r["status_gave_up_at"],
+                r["consent_state"],
+                r["consent_source"],
+                r["consent_set_at"],
             )
             for r in rows
         ]

@@ -316,6 +316,22 @@ class NotificationStoreContract:
         assert await subject.set_consent([], opted_out=True, source="customer") == 0
         assert await subject.opted_out([]) == set()
 
+    async def test_consent_records_give_each_subjects_opt_out_else_its_latest_opt_in(
+        self, subject: NotificationStore
+    ) -> None:
+        a, b, c = b"subject-a", b"subject-b", b"subject-c"
+        await subject.set_consent([a, b], opted_out=True, source="unsubscribe_link", order_id="SO-1")
+        await subject.set_consent([b], opted_out=False, source="sms_reply:twilio")
+        found = await subject.consent_records([a, b, c, a])
+        assert set(found) == {a, b}  # c has no record: never opted out
+        assert (found[a].opted_out, found[a].source) == (True, "unsubscribe_link")
+        assert (found[b].opted_out, found[b].source) == (False, "sms_reply:twilio")
+        assert found[b].set_at >= found[a].set_at
+        await subject.set_consent([b], opted_out=True, source="operator:amy")  # out again: the opt-out
+        again = await subject.consent_records([b])
+        assert (again[b].opted_out, again[b].source) == (True, "operator:amy")
+        assert await subject.consent_records([]) == {}
+
     # --- the receipt outbox ---------------------------------------------------------------------------------------
 
     async def test_receipts_are_taken_by_one_lease_at_a_time_in_the_order_written(

@@ -90,6 +90,13 @@ FORBIDDEN = [
     " LANGUAGE sql AS 'SELECT NULL'",
     "ALTER FUNCTION audit_write(text, text, text, text, text, text) SECURITY INVOKER",
     "DELETE FROM schema_migrations",
+    # every consent change writes its audit row (migration 0018): the service cannot switch it off
+    "ALTER TABLE consent_events DISABLE TRIGGER consent_events_audit",
+    "ALTER TABLE consent_events DISABLE TRIGGER ALL",
+    "DROP TRIGGER consent_events_audit ON consent_events",
+    "CREATE OR REPLACE FUNCTION consent_events_audit() RETURNS trigger LANGUAGE plpgsql"
+    " AS 'BEGIN RETURN NULL; END'",
+    "INSERT INTO audit_log (actor, role, action) VALUES ('customer', 'customer', 'consent_opt_in')",
 ]
 
 
@@ -151,6 +158,28 @@ async def test_the_service_role_writes_rows_with_the_real_actor_and_the_database
         ("agent-amy", "cs_agent", "lookup", "SO-1"),
     ]
     assert all(before <= r["at"] <= after for r in rows)
+
+
+async def test_a_consent_change_by_the_service_role_is_audited_by_the_database(
+    migrated: tuple[Roles, str, str],
+) -> None:
+    roles, _, _ = migrated
+    store = await PostgresStore.connect(roles.service_url)
+    try:
+        before = await store.pool.fetchval("SELECT now()")
+        assert await store.set_consent([b"s1", b"s2"], opted_out=True, source="sms_reply:twilio") == 2
+        assert await store.set_consent([b"s1"], opted_out=True, source="sms_reply:twilio") == 0  # no change
+        await store.set_consent([b"s1"], opted_out=False, source="operator:admin-bob", order_id="SO-9")
+        rows = await store.pool.fetch(
+            "SELECT actor, role, action, order_id, detail, staff_id, at FROM audit_log ORDER BY id"
+        )
+    finally:
+        await store.close()
+    assert [tuple(r)[:6] for r in rows] == [
+        ("customer", "customer", "consent_opt_out", None, "sms_reply:twilio, 2 subject(s)", None),
+        ("admin-bob", "operator", "consent_opt_in", "SO-9", "operator:admin-bob, 1 subject(s)", None),
+    ]
+    assert all(r["at"] >= before for r in rows)
 
 
 async def test_tables_of_later_migrations_get_the_service_roles_privileges(roles: Roles) -> None:

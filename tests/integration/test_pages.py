@@ -100,9 +100,14 @@ async def test_unsubscribe_needs_a_post_and_then_opts_out_phone_and_email(
     conn = await asyncpg.connect(database_url)
     try:
         sources = await conn.fetch("SELECT action, source FROM consent_events ORDER BY id")
+        audit = await conn.fetch("SELECT actor, role, action, order_id, detail FROM audit_log")
     finally:
         await conn.close()
     assert [tuple(r) for r in sources] == [("opt_out", "unsubscribe_link")] * 2
+    # who changed consent: the customer, by the link of this order (one row for the one change)
+    assert [tuple(r) for r in audit] == [
+        ("customer", "customer", "consent_opt_out", "SO-HK-24001", "unsubscribe_link, 2 subject(s)")
+    ]
 
 
 async def test_tampered_and_expired_links_get_an_error_page_and_change_nothing(site: Site) -> None:
@@ -138,6 +143,12 @@ async def test_unsubscribe_after_the_order_was_erased_still_records_the_opt_out(
     assert status == 200
     assert "You are unsubscribed" in html
     assert await site.store.opted_out([phone, email]) == {phone, email}
+    conn = await asyncpg.connect(database_url)
+    try:  # audited, but not against the erased order: the erasure is not undone by the audit log
+        audit = await conn.fetch("SELECT actor, action, order_id FROM audit_log")
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in audit] == [("customer", "consent_opt_out", None)]
 
 
 async def test_erased_links_are_dropped_by_the_retention_job_once_they_have_expired(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -18,6 +19,7 @@ import pytest_asyncio
 from aiohttp import web
 from yarl import URL
 
+from service.domain.consent_snapshot import snapshot
 from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import notification_id
@@ -224,6 +226,7 @@ async def test_agent_cannot_erase_or_opt_out_but_admin_can(desk: Desk) -> None:
     assert actions == [
         ("agent-amy", "denied"),
         ("agent-amy", "denied"),
+        ("admin-bob", "consent_opt_out"),  # the consent record's own row (its trigger), then the action's
         ("admin-bob", "opt_out"),
         ("admin-bob", "erase"),
         ("admin-bob", "lookup"),
@@ -336,3 +339,55 @@ async def test_the_timeline_shows_an_undelivered_sms_and_the_email_fallback_it_o
     due = datetime.fromisoformat(n["steps"][3]["at"])
     assert 500 < (due - datetime.now(UTC)).total_seconds() <= 600
     assert await _audit(desk.url) == [("agent-amy", "lookup", ORDER)]  # the look-up is audited as before
+
+
+async def test_the_timeline_shows_the_consent_each_decision_applied_and_who_set_it(desk: Desk) -> None:
+    # An admin opts the customer out; the next milestone is decided with the consent the batch reads.
+    assert await desk.call("POST", "/api/cs/orders/optout", desk.admin, body={"order": ORDER}) == (
+        200,
+        {"opted_out": 2},
+    )
+    phone = desk.blind.phone("+85291234567")
+    records = await desk.store.consent_records([phone])
+    consent = snapshot(records.values())
+    m = Milestone.CUSTOMS_CLEARED
+    update = replace(sample_update(worst_case=False), order_id=ORDER, waybill="SF777")
+    nid = notification_id(ORDER, m)
+    await desk.store.claim([ClaimRequest(nid, update, m, "claimed", None, phone)])
+    out = Outcome(
+        nid,
+        update,
+        m,
+        State.SUPPRESSED_OPTED_OUT,
+        "none",
+        datetime.now(UTC),
+        reason="opted_out",
+        consent=consent,
+    )
+    await desk.store.finish([out], [receipt_row(out)])
+
+    status, body = await desk.call("GET", f"/api/cs/orders/{ORDER}", desk.agent)
+    assert status == 200
+    first, second = body["notifications"]  # type: ignore[misc]
+    assert first["consent"] is None  # decided before the snapshot existed (seeded without one)
+    set_at = records[phone].set_at
+    hk = f"{set_at.astimezone(ZoneInfo('Asia/Hong_Kong')):%Y-%m-%d %H:%M}"
+    label = {
+        "zh": f"同意紀錄：已取消通知（職員 admin-bob，{hk}）",
+        "en": f"Consent: opted out (staff admin-bob, {hk})",
+    }
+    assert second["consent"] == {
+        "state": "opted_out",
+        "source": "operator:admin-bob",
+        "set_at": set_at.isoformat(),
+        "label": label,
+    }
+    assert [s["what"]["en"] for s in second["steps"]] == [
+        "Decided to notify",
+        "Not sent: the customer opted out",
+    ]
+    assert second["steps"][1]["details"][-1] == label
+    # The receipt has the kind only; who it was is in the audit log, with the order.
+    (payload,) = (await desk.site.staff_store.receipts([nid]))[nid]
+    assert json.loads(payload)["consent_source"] == "operator"
+    assert ("admin-bob", "consent_opt_out", ORDER) in await _audit(desk.url)

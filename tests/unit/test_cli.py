@@ -178,3 +178,15 @@ def test_a_database_that_refuses_a_statement_is_not_called_unreachable() -> None
     refused.__cause__ = RuntimeError("permission denied")
     assert cli.unreachable_hint(refused, Settings()) is None
     assert cli.unreachable_hint(OSError(13, "Permission denied"), Settings()) is None
+
+
+@pytest.mark.parametrize("by", ["", " amy", "amy\n", "x" * 65, "amy\x1b[31m"])
+def test_an_operator_name_that_could_not_be_audited_as_given_is_refused(
+    by: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the name goes into the consent history, each decision's snapshot and the audit log's actor
+    with pytest.raises(SystemExit) as done:
+        cli._parser().parse_args(["optout", "--phone", "-", "--by", by])
+    assert done.value.code == 2
+    assert "--by" in capsys.readouterr().err
+    assert cli._parser().parse_args(["optout", "--phone", "-", "--by", "ticket-1234"]).by == "ticket-1234"

@@ -53,3 +53,58 @@ def test_an_unknown_state_or_milestone_is_shown_as_it_is() -> None:
     assert labels.state_label("queued") == Label("queued", "queued")
     assert labels.milestone_label("delivered_home") == Label("delivered_home", "delivered_home")
     assert labels.provider_name(None) == "—"
+
+
+# --- consent snapshots ---
+def test_every_consent_state_and_source_kind_has_a_label() -> None:
+    from service.domain.consent_snapshot import SOURCE_KINDS, ConsentState
+
+    assert set(labels.CONSENT_STATES) == set(ConsentState)
+    assert set(labels.CONSENT_SOURCES) == set(SOURCE_KINDS)
+    for label in (*labels.CONSENT_STATES.values(), *labels.CONSENT_SOURCES.values()):
+        assert any("\u4e00" <= c <= "\u9fff" for c in label.zh)
+
+
+@pytest.mark.parametrize(
+    ("state", "source", "at", "label"),
+    [
+        ("no_record", None, None, Label("同意紀錄：從未取消通知", "Consent: never opted out")),
+        (
+            "opted_out",
+            "sms_reply:twilio",
+            "2026-12-01 10:00",
+            Label(
+                "同意紀錄：已取消通知（客戶回覆短訊（Twilio），2026-12-01 10:00）",
+                "Consent: opted out (the customer, by SMS reply (Twilio), 2026-12-01 10:00)",
+            ),
+        ),
+        (
+            "opted_out",
+            "operator:admin-bob",
+            "2026-12-01 10:00",
+            Label(
+                "同意紀錄：已取消通知（職員 admin-bob，2026-12-01 10:00）",
+                "Consent: opted out (staff admin-bob, 2026-12-01 10:00)",
+            ),
+        ),
+        (
+            "opted_in",
+            "operator",  # a receipt's kind: no name
+            None,
+            Label("同意紀錄：已重新接收通知（職員）", "Consent: opted back in (staff)"),
+        ),
+        (
+            "opted_out",
+            "provider:infobip",
+            None,
+            Label(
+                "同意紀錄：已取消通知（Infobip 報告客戶已取消）",
+                "Consent: opted out (Infobip reported the number opted out)",
+            ),
+        ),
+        # an older or newer version's codes are shown as they are, braces and all
+        ("paused", "kiosk:{0}", None, Label("paused（kiosk:{0}）", "paused (kiosk:{0})")),
+    ],
+)
+def test_consent_label(state: str, source: str | None, at: str | None, label: Label) -> None:
+    assert labels.consent_label(state, source, at) == label

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from service.contracts import ReceiptV1
 from service.domain.lifecycle import State
 from service.http import support_timeline as t
 from service.http.support_labels import CHANNELS, Label
 from service.store.staff import SupportRow
+
+REPO = Path(__file__).resolve().parents[3]
 
 T0 = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
 NID = uuid.uuid4()
@@ -94,3 +97,85 @@ def test_an_sms_without_a_final_word_shows_its_next_look_up_or_that_look_ups_sto
 def test_a_claim_with_nothing_recorded_yet_is_only_decided() -> None:
     assert [s.what for s in t.steps(row(State.CLAIMED, None), [])] == [t.DECIDED]
     assert t.steps(row(State.CLAIMED, None, created_at=None), []) == []
+
+
+# --- the consent each decision applied ---
+OUT_AT = datetime(2026, 11, 19, 2, 30, tzinfo=UTC)  # 10:30 in Hong Kong
+
+
+def test_a_decisions_step_says_which_consent_applied_in_the_stores_words() -> None:
+    r = row(
+        State.SUPPRESSED_OPTED_OUT,
+        channel="none",
+        consent_state="opted_out",
+        consent_source="operator:admin-bob",
+        consent_set_at=OUT_AT,
+    )
+    decided = receipt(
+        State.SUPPRESSED_OPTED_OUT,
+        1,
+        channel="none",
+        provider=None,
+        reason="opted_out",
+        consent_state="opted_out",
+        consent_source="operator",
+        consent_set_at=OUT_AT,
+    )
+    (_, step) = t.steps(r, [decided])
+    # the same record as the row's: shown with the staff member's name, which no receipt carries
+    assert step.details[-1] == Label(
+        "同意紀錄：已取消通知（職員 admin-bob，2026-11-19 10:30）",
+        "Consent: opted out (staff admin-bob, 2026-11-19 10:30)",
+    )
+    assert t.consent_of(r) == step.details[-1]
+
+
+def test_an_earlier_decision_keeps_its_own_consent_and_a_report_shows_none() -> None:
+    r = row(State.SENT, channel="email", consent_state="opted_in", consent_source="sms_reply:twilio",
+            consent_set_at=OUT_AT + timedelta(days=1))  # fmt: skip
+    receipts = [
+        receipt(State.SENT, 1, consent_state="no_record"),
+        receipt(State.UNDELIVERED, 5, reason="twilio_30003"),  # a report: no consent of its own
+        receipt(
+            State.SENT,
+            9,
+            channel="email",
+            provider="sendgrid",
+            consent_state="opted_in",
+            consent_source="sms_reply:twilio",
+            consent_set_at=OUT_AT + timedelta(days=1),
+        ),
+    ]
+    _, first, report, fallback = t.steps(r, receipts)
+    assert first.details[-1] == Label("同意紀錄：從未取消通知", "Consent: never opted out")
+    assert all(not d.en.startswith("Consent") for d in report.details)
+    assert (
+        fallback.details[-1].en
+        == "Consent: opted back in (the customer, by SMS reply (Twilio), 2026-11-20 10:30)"
+    )
+
+
+def test_a_row_decided_before_the_snapshot_existed_shows_no_consent() -> None:
+    assert t.consent_of(row(State.SENT)) is None
+    assert [d.en for d in t.steps(row(State.SENT), [receipt(State.SENT, 1)])[1].details] == ["SMS", "Twilio"]
+
+
+def test_the_page_shows_each_decisions_consent_in_its_step() -> None:
+    from service.http.staff_pages import StaffPages
+    from service.http.support_desk import timeline
+    from service.store.staff import Staff
+
+    r = row(State.SUPPRESSED_OPTED_OUT, channel="none", consent_state="opted_out",
+            consent_source="sms_reply:twilio", consent_set_at=OUT_AT)  # fmt: skip
+    decided = receipt(State.SUPPRESSED_OPTED_OUT, 1, channel="none", provider=None, reason="opted_out",
+                      consent_state="opted_out", consent_source="sms_reply:twilio", consent_set_at=OUT_AT)  # fmt: skip
+    pages = StaffPages(
+        REPO / "templates", {"brand": "B", "contact_phone": "+852 3001 2345", "contact_email": "x@y"}
+    )
+    html = pages.page(
+        "cs_search", staff=Staff("agent-amy", "cs_agent"), q="SO-1", rows=timeline([r], {NID: [decided]}),
+        order_id="SO-1", waybill="SF1", masked_phone="—", masked_email="—",
+    ).text  # fmt: skip
+    assert html is not None
+    assert "同意紀錄：已取消通知（客戶回覆短訊（Twilio），2026-11-19 10:30）" in html
+    assert "Consent: opted out (the customer, by SMS reply (Twilio), 2026-11-19 10:30)" in html

@@ -10,6 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from service.contracts import parse_event
+from service.domain.consent_snapshot import NO_RECORD, ConsentSnapshot, ConsentState
 from service.domain.errors import StoreUnavailable
 from service.domain.milestones import Milestone
 from service.domain.model import notification_id
@@ -107,6 +108,9 @@ async def test_a_send_keeps_its_event_sealed(h: Harness) -> None:
     assert await h.store.contact(NID) is not None
 
 
+OPTED_OUT = ConsentSnapshot(ConsentState.OPTED_OUT, "operator:test", datetime(2026, 11, 19, tzinfo=UTC))
+
+
 def dispatcher(h: Harness) -> Dispatcher:
     return Dispatcher(
         sender=h.stages.sender,
@@ -123,8 +127,9 @@ async def test_the_batchs_consent_look_up_decides_a_new_or_reclaimed_notificatio
     req = ClaimRequest(NID, parse_event(event("A", "ARRIVED_HK_WAREHOUSE")), MS, "claimed")
     await h.store.claim([req])
     claim = Claimed(NID, claims, datetime(2026, 11, 20, tzinfo=UTC))
-    o = await dispatcher(h).settle(req, claim, opted_out=True, abort=asyncio.Event())
+    o = await dispatcher(h).settle(req, claim, consent=OPTED_OUT, abort=asyncio.Event())
     assert o.outcome == "suppressed_opted_out"  # as the bulk look-up said (the store was not asked again)
+    assert o.consent == OPTED_OUT  # and the decision keeps the consent it applied
     assert h.sender.sent == []
 
 
@@ -135,7 +140,7 @@ async def test_a_reclaimed_notification_starts_no_send_once_the_batch_is_aborted
     abort.set()
     with pytest.raises(StoreUnavailable):
         await dispatcher(h).settle(
-            req, Claimed(NID, 2, datetime(2026, 11, 20, tzinfo=UTC)), opted_out=False, abort=abort
+            req, Claimed(NID, 2, datetime(2026, 11, 20, tzinfo=UTC)), consent=NO_RECORD, abort=abort
         )
     assert h.sender.sent == []
 
@@ -152,5 +157,5 @@ async def test_a_reclaimed_notification_is_looked_up_from_its_first_claim(h: Har
         return await deliver(*args, **kw)  # type: ignore[arg-type]
 
     h.stages.sender.deliver = spied  # type: ignore[method-assign]
-    await dispatcher(h).settle(req, Claimed(NID, 2, first), opted_out=False, abort=asyncio.Event())
+    await dispatcher(h).settle(req, Claimed(NID, 2, first), consent=NO_RECORD, abort=asyncio.Event())
     assert since == [first]

@@ -12,6 +12,7 @@ from service.compose.consent import Consent
 from service.compose.message import Composer
 from service.compose.render import Renderer
 from service.contracts import parse_event
+from service.domain.consent_snapshot import NO_RECORD, ConsentSnapshot, ConsentState
 from service.domain.errors import (
     ContentRejected,
     InvalidRecipient,
@@ -73,10 +74,18 @@ async def test_an_sms_refused_everywhere_that_goes_out_by_email_counts_no_segmen
 
 async def test_the_callers_consent_look_up_is_taken_as_given(h: Harness) -> None:
     await h.store.set_consent([h.blind.phone("+85291234567")], opted_out=True, source="operator:test")
-    assert (await deliver(h, opted_out=False)).outcome == "sent"  # the bulk look-up said no
-    o = await deliver(h)  # not looked up by the caller: looked up here
+    sent = await deliver(h, consent=NO_RECORD)
+    assert (sent.outcome, sent.consent) == ("sent", NO_RECORD)  # the bulk look-up said no
+    o = await deliver(h)  # not looked up by the caller: looked up here, and kept on the outcome
     assert (o.outcome, o.reason, o.channel) == ("suppressed_opted_out", "opted_out", "none")
-    assert (await deliver(h, opted_out=True)).outcome == "suppressed_opted_out"
+    assert o.consent is not None
+    assert (o.consent.state, o.consent.source, o.consent.set_at) == (
+        "opted_out",
+        "operator:test",
+        h.store.now,
+    )
+    given = ConsentSnapshot(ConsentState.OPTED_OUT, "unsubscribe_link", datetime(2026, 11, 1, tzinfo=UTC))
+    assert (await deliver(h, consent=given)).consent == given
 
 
 async def test_a_message_nothing_can_carry_fails_with_its_locale_and_reason(h: Harness) -> None:
@@ -179,8 +188,8 @@ async def test_a_reclaimed_notification_is_composed_as_of_its_first_claim(h: Har
         send_concurrency=4,
     )
     update = parse_event(event("A", "ARRIVED_HK_WAREHOUSE"))
-    await sender.deliver(NID, update, MS, opted_out=False)
+    await sender.deliver(NID, update, MS, consent=NO_RECORD)
     h.sender.lookup_fails = h.backup.lookup_fails = True  # the earlier send cannot be found: sent again
-    await sender.deliver(NID, update, MS, opted_out=False, reconcile_since=datetime(2020, 1, 1, tzinfo=UTC))
+    await sender.deliver(NID, update, MS, consent=NO_RECORD, reconcile_since=datetime(2020, 1, 1, tzinfo=UTC))
     (_, now), (_, then) = h.sender.sent
     assert now != then  # the links expire from when it was first claimed
