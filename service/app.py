@@ -10,6 +10,7 @@ import contextlib
 import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
@@ -33,6 +34,7 @@ from service.kafka.producer import Publishers
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.pipeline.consume_loop import ConsumeLoop
+from service.pipeline.release import Release
 from service.pipeline.stages import build_stages
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
@@ -61,6 +63,9 @@ class Service:
     metrics: Metrics = field(default_factory=Metrics)
     http_port: int | None = None  # the bound port once running
     metrics_port: int | None = None  # the bound port of /metrics, /healthz, /readyz once running
+    clock: Callable[[], datetime] | None = (
+        None  # tests may inject the time (quiet hours); else the wall clock
+    )
     _loop: ConsumeLoop | None = None
     _store: PostgresStore | None = None
     _engine: DeliveryEngine | None = None
@@ -71,6 +76,7 @@ class Service:
         s = self.settings
         check_secrets(s)  # before anything connects
         blind_index, keyring, links = keys(s)
+        check_quiet_hours(s, keyring)
         async with contextlib.AsyncExitStack() as resources:
             store = self._store = await PostgresStore.connect(s.database_url, pool_size=s.database_pool_size)
             resources.push_async_callback(_stopped, store)
@@ -135,7 +141,11 @@ class Service:
             topics=s.input_topics,
             pattern=s.input_topic_pattern,
             max_records=s.batch_max_records,
-            on_share=_each(engine.set_share, lambda f: checks.set_share(f)),  # noqa: PLW0108  # checks: below
+            on_share=_each(
+                engine.set_share,
+                lambda f: checks.set_share(f),  # noqa: PLW0108  # checks: below
+                lambda f: release.set_share(f),  # noqa: PLW0108  # release: below
+            ),
             on_revoke=drain,
         )
         resources.push_async_callback(consumer.stop)
@@ -162,8 +172,23 @@ class Service:
             outbox_lease_s=s.outbox_lease_s,
             fallback_retry_s=s.email_fallback_retry_s,
             fallback_attempts=s.email_fallback_attempts,
+            clock=self._now,
+            quiet=s.quiet_hours_policy(),
         )
         reports = stages.reports
+        release = Release(
+            store=store,
+            sender=stages.sender,
+            reports=reports,
+            keyring=keyring,
+            metrics=self.metrics,
+            clock=self._now,
+            rate_per_s=s.quiet_release_rate_per_s,
+            interval_s=s.quiet_release_interval_s,
+            lease_s=s.quiet_release_lease_s,
+            hold_s=s.quiet_release_hold_s,
+            paused=lambda: engine.draining,
+        )
         loop = self._loop = ConsumeLoop(
             consumer=consumer,
             batches=stages.driver,
@@ -208,6 +233,7 @@ class Service:
         tasks.start(self._relay_forever(stages.receipts, reports, stop))
         tasks.start(self._purge_forever(PrivacyStore(store.pool), stop))
         tasks.start(self._status_checks_forever(checks, stop))
+        tasks.start(self._release_forever(release, stop))
         tasks.start(loop.watch(stop))
         log.info(
             "service_started",
@@ -296,6 +322,21 @@ class Service:
             except NotifierError as exc:
                 log.warning("status_checks_failed", error=type(exc).__name__)
 
+    def _now(self) -> datetime:
+        return self.clock() if self.clock is not None else datetime.now(UTC)
+
+    async def _release_forever(self, release: Release, stop: asyncio.Event) -> None:
+        """Every ``quiet_release_interval_s``: release the scheduled sends that are due (quiet hours)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.quiet_release_interval_s)
+            if stop.is_set():
+                break
+            try:
+                await release.run_once()
+            except NotifierError as exc:
+                log.warning("scheduled_release_failed", error=type(exc).__name__)
+
     async def _purge_forever(self, privacy: PrivacyStore, stop: asyncio.Event) -> None:
         """The retention job: destroys personal data past the retention period, on a timer."""
         while not stop.is_set():
@@ -324,6 +365,15 @@ def check_secrets(s: Settings) -> None:
     refuse_sandbox_secrets(s)
     if s.sandbox_mode:
         log.warning("sandbox_mode", effect="the sandbox's public default secrets are accepted")
+
+
+def check_quiet_hours(s: Settings, keyring: Keyring | None) -> None:
+    """Quiet hours keep each scheduled event sealed until its release: they need the PII keys."""
+    if s.quiet_hours and keyring is None:
+        raise ConfigError(
+            "NOTIFIER_QUIET_HOURS needs NOTIFIER_PII_KEYS (a scheduled event is sealed until its release): "
+            "`notifier keys generate --kind pii`, or unset NOTIFIER_QUIET_HOURS"
+        )
 
 
 def message_references(blind_index: BlindIndex) -> MessageReferences:

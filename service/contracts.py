@@ -269,6 +269,8 @@ ReceiptOutcome = Literal[
     State.SUPPRESSED_INVALID_RECIPIENT,
     State.SUPPRESSED_OPTED_OUT,
     State.SUPPRESSED_STALE,
+    State.SCHEDULED,
+    State.SUPPRESSED_SUPERSEDED,
 ]
 
 
@@ -296,6 +298,11 @@ class ReceiptV1(BaseModel):
     reason: str | None = Field(default=None, description="A machine code for failures and suppressions.")
     occurred_at: datetime = Field(description="When the TMS says the milestone happened.")
     decided_at: datetime = Field(description="When the notifier reached this outcome.")
+    scheduled_for: datetime | None = Field(
+        default=None,
+        description="Outcome 'scheduled': the end of the quiet hours it waits for; releases are paced "
+        "out from then, and the real outcome follows in its own receipt.",
+    )
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

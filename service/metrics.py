@@ -46,7 +46,9 @@ _BATCH_RECORDS_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
 #: What the pipeline may decide for a claimed notification: one decision per notification.
 DECISIONS = tuple(
     dict.fromkeys(
-        t.target for t in TRANSITIONS if t.source is State.CLAIMED and t.target is not State.CLAIMED
+        t.target
+        for t in TRANSITIONS
+        if t.source in (State.CLAIMED, State.SCHEDULED) and t.target not in (State.CLAIMED, t.source)
     )
 )
 #: Receipts by outcome and the channels each outcome can have.
@@ -58,7 +60,19 @@ _RECEIPTS = {
     State.SUPPRESSED_INVALID_RECIPIENT: ("none",),
     State.SUPPRESSED_OPTED_OUT: ("none",),
     State.SUPPRESSED_STALE: ("none",),
+    # quiet hours and coalescing
+    State.SCHEDULED: ("none",),
+    State.SUPPRESSED_SUPERSEDED: ("none",),
 }
+#: What a release of a scheduled send (quiet hours) came to: its outcome, or held.
+RELEASE_RESULTS = (
+    State.SENT,
+    State.SUPPRESSED_SUPERSEDED,
+    State.SUPPRESSED_OPTED_OUT,
+    State.SUPPRESSED_INVALID_RECIPIENT,
+    State.FAILED,
+    "held",
+)
 EVENT_RESULTS = ("new_milestone", "duplicate", "stale", "not_a_milestone", "dead_lettered")
 DEAD_LETTER_REASONS = ("empty_value", "malformed_json", "invalid_event", "processing_failed")
 BOUNDED_REASONS = ("oversized", "unpublishable")
@@ -300,6 +314,14 @@ class Metrics:
             "Age of the oldest receipt not yet published (0 when none waits), as of the scrape",
             registry=r,
         )
+        self.scheduled_releases = Counter(
+            "notifier_scheduled_releases",
+            "Scheduled sends (quiet hours) released after their window, by what became of each:"
+            " sent, suppressed_superseded (a later milestone of the order went instead), another"
+            " outcome, or held (no provider could take it: released again later)",
+            ["result"],
+            registry=r,
+        )
         self._at_zero()
 
     def _at_zero(self) -> None:
@@ -319,6 +341,8 @@ class Metrics:
             self.email_fallbacks.labels(result)
         for cut in SHORTENED:
             self.sms_shortened.labels(cut)
+        for result in RELEASE_RESULTS:
+            self.scheduled_releases.labels(result)
 
     def expect_providers(self, sms: Sequence[str], email: Sequence[str] = ()) -> None:
         """Every provider's series at 0: its attempts, transitions, callbacks, look-ups, failovers."""

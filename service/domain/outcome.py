@@ -33,6 +33,7 @@ class Outcome:
     earlier_unchecked: bool = (
         False  # re-claimed: an SMS provider could not say whether it holds an earlier send
     )
+    scheduled_for: datetime | None = None  # ``scheduled``: the end of the quiet window it waits for
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from service.compose.render import Renderer
 from service.dedup.claims import Dedup
 from service.domain.links import LinkSigner
 from service.domain.ports import DeadLetterSink, NotificationStore, ReceiptSink
+from service.domain.quiet_hours import QuietHours
 from service.intake.dead_letters import DeadLetters
 from service.intake.parse import Intake
 from service.metrics import Metrics
@@ -63,6 +64,7 @@ def build_stages(  # the composition of the stages: every dependency is named
     fallback_attempts: int = 12,
     clock: Callable[[], datetime] = _now,
     rng: random.Random | None = None,
+    quiet: QuietHours | None = None,
 ) -> Stages:
     subjects = RecipientSubjects(blind_index, allow_foreign_mobiles=allow_foreign_mobiles)
     consent = Consent(store, subjects)
@@ -88,7 +90,9 @@ def build_stages(  # the composition of the stages: every dependency is named
         fallback_attempts=fallback_attempts,
         rng=rng,
     )
-    dispatcher = Dispatcher(sender=sender, reports=reports, metrics=metrics, clock=clock, keyring=keyring)
+    dispatcher = Dispatcher(
+        sender=sender, reports=reports, metrics=metrics, clock=clock, keyring=keyring, quiet=quiet
+    )
     letters = DeadLetters(dead_letters, metrics)
     driver = BatchDriver(
         intake=Intake(letters, clock),

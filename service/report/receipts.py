@@ -37,6 +37,7 @@ def receipt_row(o: Outcome) -> OutboxRow:
         reason=o.reason,
         occurred_at=o.update.occurred_at,
         decided_at=o.decided_at,
+        scheduled_for=o.scheduled_for,
     )
     return OutboxRow(rid, o.notification_id, o.update.order_id, receipt.to_bytes())
 

@@ -104,6 +104,13 @@ FIELDS = [
     "log_level",
     "log_format",
     "event_loop",
+    # quiet hours (issue 15)
+    "quiet_hours",
+    "quiet_hours_breakthrough",
+    "quiet_release_rate_per_s",
+    "quiet_release_interval_s",
+    "quiet_release_lease_s",
+    "quiet_release_hold_s",
 ]
 
 #: The fields also read from a variable without the prefix, and that variable.
