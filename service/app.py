@@ -440,6 +440,7 @@ async def add_support_site(
             default_locale=s.default_locale,
             max_sms_segments=s.sms_max_segments,
         ),
+        release_rate_per_s=s.quiet_release_rate_per_s,
     )
     support.routes(app)
     add_stylesheet_route(app, s.templates_dir)

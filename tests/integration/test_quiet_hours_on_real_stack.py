@@ -10,13 +10,16 @@ import collections
 import json
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from service.app import Service
 from service.domain.quiet_hours import HKT
 from service.sandbox.serve import SandboxState
 from service.settings import Settings
+from service.store.staff import StaffStore
 from tests.integration.conftest import free_port
 from tests.integration.helpers import event, produce, read_topic, running, wait_until
 
@@ -77,6 +80,26 @@ async def scheduled_rows(s: Settings) -> int:
         await conn.close()
 
 
+async def support_answer(s: Settings, service: Service, order: str) -> dict[str, object]:
+    """The support API's answer for ``order``, as an agent sees it."""
+    pool = await asyncpg.create_pool(s.database_url, min_size=1, max_size=1)
+    try:
+        token = await StaffStore(pool).add(f"agent-{order.lower()}", "cs_agent")
+    finally:
+        await pool.close()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"http://127.0.0.1:{service.http_port}/api/cs/orders",
+            params={"q": order},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as r,
+    ):
+        assert r.status == 200
+        answer: dict[str, object] = await r.json()
+        return answer
+
+
 async def test_an_event_at_two_hkt_is_sent_at_the_windows_end_not_before_and_once_across_a_restart(
     settings: Settings, sandbox: tuple[SandboxState, str]
 ) -> None:
@@ -85,11 +108,19 @@ async def test_an_event_at_two_hkt_is_sent_at_the_windows_end_not_before_and_onc
     clock = Clock(NIGHT)
     await produce(s.kafka_bootstrap_servers, s.input_topics[0], [at(NIGHT, "QH-0001", "CUSTOMS_CLEARED")])
 
-    async with running(Service(s, clock=clock)):
+    async with running(Service(s, clock=clock)) as service:
         [scheduled] = await receipts(s, 1)
         assert scheduled["outcome"] == "scheduled"
         assert scheduled["reason"] == "quiet_hours"
         assert datetime.fromisoformat(str(scheduled["scheduled_for"])) == WINDOW_END
+        # The support page says when it goes: the first slot after the window, 09:00 HKT.
+        [card] = (await support_answer(s, service, "QH-0001"))["notifications"]  # type: ignore[misc]
+        assert card["state"] == "scheduled"
+        assert datetime.fromisoformat(card["release_planned_at"]) == WINDOW_END
+        upcoming = [step for step in card["steps"] if step["upcoming"]]
+        assert [(step["time"], step["what"]["en"]) for step in upcoming] == [
+            ("2026-11-21 09:00", "Goes after the quiet hours")
+        ]
         clock.now = WINDOW_END - timedelta(seconds=1)  # 08:59:59: still inside
         await settle()
         assert state.messages == []
@@ -181,13 +212,16 @@ async def test_three_milestones_due_together_send_one_sms_and_two_superseded_rec
         s.input_topics[0],
         [at(NIGHT + timedelta(minutes=10 * i), "QC-0001", st) for i, st in enumerate(statuses)],
     )
-    async with running(Service(s, clock=clock)):
-        scheduled = await receipts(s, 3)
-        assert [d["outcome"] for d in scheduled] == ["scheduled"] * 3
-        clock.now = WINDOW_END + timedelta(seconds=10)
-        await wait_until(lambda: len(state.messages) == 1, what="the latest milestone's SMS")
-        decisions = await receipts(s, 6)
-        await settle()
+    service = Service(s, clock=clock)
+    with capture_logs() as logs:
+        async with running(service):
+            scheduled = await receipts(s, 3)
+            assert [d["outcome"] for d in scheduled] == ["scheduled"] * 3
+            clock.now = WINDOW_END + timedelta(seconds=10)
+            await wait_until(lambda: len(state.messages) == 1, what="the latest milestone's SMS")
+            decisions = await receipts(s, 6)
+            await settle()
+            metrics = service.metrics.render().decode()
 
     assert len(state.messages) == 1
     later = {d["milestone"]: d for d in decisions[3:]}
@@ -199,10 +233,20 @@ async def test_three_milestones_due_together_send_one_sms_and_two_superseded_rec
     assert later["arrived_hk_warehouse"]["reason"] == "superseded_by_later_milestone"
     assert later["arrived_hk_warehouse"]["channel"] == "none"
     assert len({d["receipt_id"] for d in decisions}) == 6
+    assert 'notifier_scheduled_releases_total{result="suppressed_superseded"} 2.0' in metrics
+    assert 'notifier_scheduled_releases_total{result="sent"} 1.0' in metrics
     conn = await asyncpg.connect(s.database_url)
     try:
         states = dict(await conn.fetch("SELECT milestone, state FROM notifications"))
+        rows = []
+        for table in ("notifications", "scheduled_sends", "release_slots", "receipt_outbox"):
+            rows += await conn.fetch(f"SELECT * FROM {table}")  # noqa: S608  # fixed table names
     finally:
         await conn.close()
     assert states["arrived_hk_warehouse"] == states["customs_cleared"] == "suppressed_superseded"
     assert states["ready_for_pickup"] in {"sent", "delivered"}
+    assert any(e["event"] == "scheduled_released" for e in logs)  # the logs were captured
+    # No personal data on the new paths: the schedule, its receipts, logs, metrics.
+    text = "\n".join(str(dict(r)) for r in rows) + json.dumps(decisions) + repr(logs) + metrics
+    for pii in ("9123 4567", "91234567", "+85291234567", "Test Customer", "customer@example.com"):
+        assert pii not in text
