@@ -174,6 +174,7 @@ class Service:
             fallback_attempts=s.email_fallback_attempts,
             clock=self._now,
             quiet=s.quiet_hours_policy(),
+            coalesce_backlog_after_s=s.coalesce_backlog_after_s,
         )
         reports = stages.reports
         release = Release(

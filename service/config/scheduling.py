@@ -12,7 +12,8 @@ from service.domain.quiet_hours import QuietHours, QuietWindow, parse_breakthrou
 
 
 class QuietHoursSettings(BaseModel):
-    """Quiet hours: notifications decided inside the window are scheduled for its end, then released paced."""
+    """Quiet hours: notifications decided inside the window are scheduled for its end, then released paced;
+    coalescing of milestones due together."""
 
     quiet_hours: str | None = Field(
         default=None,
@@ -52,6 +53,16 @@ class QuietHoursSettings(BaseModel):
         gt=0,
         le=3600,
         description="A release no provider could take (all down) is tried again after this.",
+    )
+
+    coalesce_backlog_after_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=7 * 86_400,
+        description="Coalescing of a backlog: when one batch holds several milestones of an order whose "
+        "records waited in Kafka at least this long (e.g. after an outage), only the latest is sent, the "
+        "others are recorded suppressed_superseded; unset: off (live traffic notifies every milestone). "
+        "Releases after quiet hours are always coalesced.",
     )
 
     @field_validator("quiet_hours")

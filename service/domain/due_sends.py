@@ -48,6 +48,32 @@ class DueSend:
         return self.releases > 1
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A notification of a batch about to be decided, for backlog coalescing."""
+
+    notification_id: uuid.UUID
+    order_id: str
+    milestone: Milestone
+    waited_s: float  # how long its record waited in Kafka before this batch read it
+    first_claim: bool = True  # a re-claim may have been sent by the earlier claim: never superseded
+
+
+def backlog_superseded(pending: Iterable[Pending], after_s: float) -> set[uuid.UUID]:
+    """A backlog (records that waited at least ``after_s``, e.g. after an outage): of an order's
+    milestones in one batch, the earlier ones a later one supersedes. Fresh records are not
+    coalesced (live traffic notifies each milestone), nor re-claims."""
+    rows = list(pending)
+    latest: dict[str, int] = {}
+    for p in rows:
+        latest[p.order_id] = max(latest.get(p.order_id, 0), p.milestone.rank)
+    return {
+        p.notification_id
+        for p in rows
+        if p.first_claim and p.waited_s >= after_s and p.milestone.rank < latest[p.order_id]
+    }
+
+
 def superseded(due: Iterable[DueSend]) -> set[uuid.UUID]:
     """The notifications among ``due`` that a later milestone of their order supersedes."""
     rows = list(due)

@@ -7,7 +7,8 @@ one of them too (all but ``claimed``). The whole machine, in short::
     (no row) ─► claimed ─► sent ─► delivered
                 │  ▲         └──► undelivered ─► sent (the email fallback an SMS owes)
                 │  └ reclaim, hold                └─► failed, suppressed_opted_out
-                ├─► failed, suppressed_stale, suppressed_opted_out, suppressed_invalid_recipient
+                ├─► failed, suppressed_stale, suppressed_opted_out, suppressed_invalid_recipient,
+                │   suppressed_superseded (a backlog: a later milestone of the order in the same batch)
                 └─► scheduled (quiet hours) ─► sent, suppressed_superseded, failed, suppressed_*
 
 ``TRANSITIONS`` is the whole of it as one table, with what each move owes (``Duty``): the code
@@ -141,6 +142,7 @@ TRANSITIONS: Final = (
     _t(_Q, Event.RECLAIM, _Q, _D.LOOK_UP_EARLIER_SEND),  # an earlier release never finished
     _t(_Q, Event.HOLD, _Q),  # no provider can take it now: released again after a back-off
     _t(_Q, Event.SUPERSEDE, State.SUPPRESSED_SUPERSEDED, _D.RECORD, _D.RECEIPT, _D.DROP_SCHEDULE),
+    _t(_C, Event.SUPERSEDE, State.SUPPRESSED_SUPERSEDED, _D.RECORD, _D.RECEIPT),  # a backlog's, coalesced
     _t(_Q, Event.OPT_OUT, State.SUPPRESSED_OPTED_OUT, _D.RECORD, _D.RECEIPT, _D.DROP_SCHEDULE),
     _t(
         _Q,

@@ -43,7 +43,13 @@ class Dispatcher:
         self._keyring = keyring
 
     async def settle(
-        self, req: ClaimRequest, claim: Claimed, *, opted_out: bool, abort: asyncio.Event
+        self,
+        req: ClaimRequest,
+        claim: Claimed,
+        *,
+        opted_out: bool,
+        abort: asyncio.Event,
+        superseded: bool = False,  # a backlog: a later milestone of its order is in the batch
     ) -> Outcome:
         """Decide one notification; a send is recorded (and its receipt published) before this returns,
         and before its send slot is released. If it cannot be, ``abort`` is set, so the batch starts
@@ -59,7 +65,7 @@ class Dispatcher:
                 raise
             self._metrics.decisions.labels(o.outcome).inc()
 
-        o = await self._decide(req, claim, opted_out, abort, record_send)
+        o = await self._decide(req, claim, opted_out, abort, record_send, superseded=superseded)
         transition(State.CLAIMED, decided(o.outcome, o.channel))  # an illegal outcome raises here
         return o
 
@@ -112,7 +118,19 @@ class Dispatcher:
         opted_out: bool,
         abort: asyncio.Event,
         record: Callable[[Outcome], Awaitable[None]],
+        *,
+        superseded: bool = False,
     ) -> Outcome:
+        if superseded and req.state != State.SUPPRESSED_STALE:
+            return Outcome(
+                req.notification_id,
+                req.update,
+                req.milestone,
+                State.SUPPRESSED_SUPERSEDED,
+                "none",
+                self._clock(),
+                reason=reasons.SUPERSEDED,
+            )
         if req.state == State.SUPPRESSED_STALE:
             return Outcome(
                 req.notification_id,

@@ -65,6 +65,7 @@ def build_stages(  # the composition of the stages: every dependency is named
     clock: Callable[[], datetime] = _now,
     rng: random.Random | None = None,
     quiet: QuietHours | None = None,
+    coalesce_backlog_after_s: float | None = None,
 ) -> Stages:
     subjects = RecipientSubjects(blind_index, allow_foreign_mobiles=allow_foreign_mobiles)
     consent = Consent(store, subjects)
@@ -102,5 +103,7 @@ def build_stages(  # the composition of the stages: every dependency is named
         dead_letters=letters,
         store=store,
         metrics=metrics,
+        coalesce_backlog_after_s=coalesce_backlog_after_s,
+        clock=clock,
     )
     return Stages(driver, reports, recorded, sender)

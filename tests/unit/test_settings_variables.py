@@ -111,6 +111,7 @@ FIELDS = [
     "quiet_release_interval_s",
     "quiet_release_lease_s",
     "quiet_release_hold_s",
+    "coalesce_backlog_after_s",
 ]
 
 #: The fields also read from a variable without the prefix, and that variable.

@@ -55,6 +55,7 @@ ALLOWED: dict[tuple[State | None, Event], tuple[State, set[Duty]]] = {
     (Q, Event.RECLAIM): (Q, {Duty.LOOK_UP_EARLIER_SEND}),
     (Q, Event.HOLD): (Q, set()),
     (Q, Event.SUPERSEDE): (State.SUPPRESSED_SUPERSEDED, {R, RC, DS}),
+    (C, Event.SUPERSEDE): (State.SUPPRESSED_SUPERSEDED, {R, RC}),
     (Q, Event.OPT_OUT): (State.SUPPRESSED_OPTED_OUT, {R, RC, DS}),
     (Q, Event.INVALID_RECIPIENT): (State.SUPPRESSED_INVALID_RECIPIENT, {R, RC, DS}),
     (Q, Event.FAIL): (State.FAILED, {R, RC, DS}),
@@ -111,7 +112,7 @@ def test_every_other_move_is_refused(source: State | None, event: Event) -> None
         (C, Q, True),  # quiet hours
         (Q, S, True),
         (Q, State.SUPPRESSED_SUPERSEDED, True),
-        (C, State.SUPPRESSED_SUPERSEDED, False),  # only a release supersedes
+        (C, State.SUPPRESSED_SUPERSEDED, True),  # a backlog coalesced
         (S, Q, False),
         (State.SUPPRESSED_SUPERSEDED, S, False),
     ],

@@ -12,7 +12,7 @@ import pytest
 from service.app import check_quiet_hours
 from service.domain.errors import ConfigError
 from service.domain.milestones import Milestone
-from service.domain.model import notification_id
+from service.domain.model import InboundRecord, notification_id
 from service.domain.quiet_hours import HKT, QuietHours, QuietWindow
 from service.pipeline.stages import build_stages
 from service.settings import load_settings
@@ -23,7 +23,14 @@ NIGHT = datetime(2026, 11, 21, 2, 0, tzinfo=HKT)
 
 
 class Quiet(Harness):
-    def __init__(self, now: datetime, breakthrough: frozenset[Milestone] = frozenset()) -> None:
+    def __init__(
+        self,
+        now: datetime,
+        breakthrough: frozenset[Milestone] = frozenset(),
+        *,
+        window: str = "21:30-09:00",
+        backlog_after_s: float | None = None,
+    ) -> None:
         super().__init__()
         self.now = now
         self.stages = build_stages(
@@ -36,7 +43,8 @@ class Quiet(Harness):
             blind_index=self.blind,
             keyring=self.keyring,
             clock=lambda: self.now.astimezone(UTC),
-            quiet=QuietHours(QuietWindow.parse("21:30-09:00"), breakthrough),
+            quiet=QuietHours(QuietWindow.parse(window), breakthrough),
+            coalesce_backlog_after_s=backlog_after_s,
         )
         self.driver = self.stages.driver
 
@@ -86,3 +94,38 @@ def test_quiet_hours_without_pii_keys_stop_start_up_saying_what_to_fix() -> None
     with pytest.raises(ConfigError, match="NOTIFIER_QUIET_HOURS needs NOTIFIER_PII_KEYS"):
         check_quiet_hours(s, None)
     check_quiet_hours(load_settings(), None)  # no quiet hours: no keys needed for them
+
+
+MIDDAY = datetime(2026, 11, 21, 12, 0, tzinfo=HKT)
+THREE = ("ARRIVED_HK_WAREHOUSE", "CUSTOMS_CLEARED", "READY_FOR_PICKUP")
+
+
+async def test_a_backlog_of_three_milestones_sends_the_latest_and_supersedes_the_others() -> None:
+    h = Quiet(MIDDAY, backlog_after_s=600)
+    waited = int((MIDDAY.timestamp() - 3600) * 1000)  # read an hour after they reached Kafka
+    await h.driver.process_batch(
+        [InboundRecord("t", 0, i, b"A", event("A", st), waited) for i, st in enumerate(THREE)]
+    )
+    assert sorted(h.outcomes()) == [
+        ("arrived_hk_warehouse", "suppressed_superseded"),
+        ("customs_cleared", "suppressed_superseded"),
+        ("ready_for_pickup", "sent"),
+    ]
+    assert len(h.sender.sent) == 1
+    reasons = {h.receipt(n)["milestone"]: h.receipt(n)["reason"] for n in range(3)}
+    assert reasons["arrived_hk_warehouse"] == reasons["customs_cleared"] == "superseded_by_later_milestone"
+
+
+async def test_live_milestones_in_one_batch_are_each_sent() -> None:
+    h = Quiet(MIDDAY, backlog_after_s=600)
+    fresh = int((MIDDAY.timestamp() - 2) * 1000)
+    await h.driver.process_batch(
+        [InboundRecord("t", 0, i, b"A", event("A", st), fresh) for i, st in enumerate(THREE)]
+    )
+    assert [o for _, o in h.outcomes()] == ["sent"] * 3
+
+
+async def test_without_the_setting_a_backlog_is_not_coalesced() -> None:
+    h = Quiet(MIDDAY)
+    await h.feed(*(event("A", st) for st in THREE))  # records from 2023: a long backlog
+    assert [o for _, o in h.outcomes()] == ["sent"] * 3
