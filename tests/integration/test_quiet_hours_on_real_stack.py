@@ -16,9 +16,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from service.app import Service
+from service.domain.due_sends import DueKind
 from service.domain.quiet_hours import HKT
 from service.sandbox.serve import SandboxState
 from service.settings import Settings
+from service.store.postgres import PostgresStore
 from service.store.staff import StaffStore
 from tests.integration.conftest import free_port
 from tests.integration.helpers import event, produce, read_topic, running, wait_until
@@ -250,3 +252,40 @@ async def test_three_milestones_due_together_send_one_sms_and_two_superseded_rec
     text = "\n".join(str(dict(r)) for r in rows) + json.dumps(decisions) + repr(logs) + metrics
     for pii in ("9123 4567", "91234567", "+85291234567", "Test Customer", "customer@example.com"):
         assert pii not in text
+
+
+async def test_a_release_whose_taker_died_goes_once_when_its_lease_ends(
+    settings: Settings, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, _ = sandbox
+    s = quiet(settings, quiet_release_lease_s=60.0)
+    clock = Clock(NIGHT)
+    await produce(s.kafka_bootstrap_servers, s.input_topics[0], [at(NIGHT, "QL-0001", "CUSTOMS_CLEARED")])
+    async with running(Service(s, clock=clock)):
+        await receipts(s, 1)
+    # Another instance took it at 09:00 and died before sending: the row is leased to it.
+    store = await PostgresStore.connect(s.database_url)
+    try:
+        taken = await store.take_due(
+            DueKind.NOTIFICATION, now=clock(), limit=10, lease_s=60.0, rate_per_s=5.0
+        )
+        assert taken == []  # not due before the window's end
+        clock.now = WINDOW_END
+        [dead] = await store.take_due(
+            DueKind.NOTIFICATION, now=clock(), limit=10, lease_s=60.0, rate_per_s=5.0
+        )
+        assert dead.releases == 1
+        assert not dead.retaken
+    finally:
+        await store.close()
+    clock.now = WINDOW_END + timedelta(seconds=30)
+    async with running(Service(s, clock=clock)):
+        await settle()
+        assert state.messages == [], "taken while another instance's lease held it"
+        clock.now = WINDOW_END + timedelta(seconds=61)
+        await wait_until(lambda: len(state.messages) == 1, what="the release once the lease ended")
+        await settle()
+        decisions = await receipts(s, 2)
+    assert len(state.messages) == 1
+    assert [d["outcome"] for d in decisions] == ["scheduled", "sent"]
+    assert await scheduled_rows(s) == 0
