@@ -160,7 +160,8 @@ class Metrics:
         self.decisions = Counter(
             "notifier_decisions",
             "What became of each claimed notification, once per notification when it is recorded:"
-            " sent, failed or suppressed_* (the success-rate SLI: sent / (sent + failed))",
+            " sent, failed or suppressed_* (the success-rate SLI: sent / (sent + failed)); a notification"
+            " scheduled by quiet hours counts 'scheduled', then its release's decision",
             ["decision"],
             registry=r,
         )
