@@ -2,8 +2,9 @@
 
 A due send has a kind: ``notification`` (a milestone held by quiet hours) is the only one so far;
 pickup reminders and survey links are meant to become kinds of their own. Coalescing: when a
-milestone's notification is released while a later milestone of the same order exists (scheduled
-too, or sent meanwhile, or released in the same run), only the latest is sent; each earlier one is
+milestone's notification is released while a later milestone of the same order is sent or on its
+way (scheduled too, sent meanwhile, or released in the same run; not one that failed or was
+suppressed), only the latest is sent; each earlier one is
 recorded ``suppressed_superseded`` with its own receipt, never an SMS. The rule reads ranks only,
 so two instances releasing rows of one order at once reach the same verdicts. Pure: no I/O.
 """
@@ -40,7 +41,7 @@ class DueSend:
     state: State  # still ``scheduled``, unless it was decided meanwhile (then the row is only dropped)
     releases: int  # takes so far, this one included: more than one means an earlier take never finished
     first_released_at: datetime | None  # when it was first taken: where a provider look-up starts
-    latest_rank: int  # the highest milestone rank among the order's notifications
+    latest_rank: int  # the highest milestone rank of the order's notifications sent or on their way
 
     @property
     def retaken(self) -> bool:

@@ -34,8 +34,13 @@ FROM unnest($1::uuid[], $3::uuid[], $4::text[], $6::bigint[]) AS t(id, notificat
 ON CONFLICT (kind, notification_id) DO NOTHING
 """
 
-# Due: past its window's end by its slot's share of the pace, and not leased (or held) now.
-_TAKE_DUE = """
+# Due: past its window's end by its slot's share of the pace, and not leased (or held) now. With
+# each, the highest milestone rank of its order that is or will be sent (coalescing): a later
+# milestone that failed or was suppressed supersedes nothing, so the customer still hears.
+_SENDING = ", ".join(
+    f"'{s}'" for s in (State.CLAIMED, State.SCHEDULED, State.SENT, State.DELIVERED, State.UNDELIVERED)
+)
+_TAKE_DUE = f"""
 WITH picked AS (
     SELECT id FROM scheduled_sends
     WHERE kind = $1 AND due_from <= $2
@@ -50,10 +55,11 @@ WITH picked AS (
 )
 SELECT t.id, t.notification_id, t.releases, t.first_released_at, n.order_id, n.waybill, n.event_id,
     n.event_occurred_at, n.milestone, n.state,
-    (SELECT max(m.milestone_rank) FROM notifications m WHERE m.order_id = n.order_id) AS latest_rank
+    (SELECT max(m.milestone_rank) FROM notifications m
+     WHERE m.order_id = n.order_id AND m.state IN ({_SENDING})) AS latest_rank
 FROM taken t JOIN notifications n ON n.id = t.notification_id
 ORDER BY n.order_id, n.milestone_rank
-"""
+"""  # noqa: S608  # only life-cycle constants are interpolated
 
 _PLANNED = """
 SELECT notification_id, due_from, slot, not_before
@@ -110,7 +116,7 @@ class ScheduledSends(PostgresBase):
                 State(r["state"]),
                 int(r["releases"]),
                 r["first_released_at"],
-                int(r["latest_rank"]),
+                int(r["latest_rank"] or 0),
             )
             for r in rows
         ]
