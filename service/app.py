@@ -268,8 +268,20 @@ class Service:
             m.outbox_backlog.set(waiting)
             m.outbox_oldest_seconds.set(oldest)
 
+        async def scheduled() -> None:
+            waiting: float
+            try:
+                waiting, late = await asyncio.wait_for(
+                    store.scheduled_backlog(now=self._now()), SCRAPE_PROBE_TIMEOUT_S
+                )
+            except (NotifierError, TimeoutError):
+                waiting, late = math.nan, math.nan
+            m.scheduled_backlog.set(waiting)
+            m.scheduled_late_seconds.set(late)
+
         m.on_scrape(readiness)
         m.on_scrape(outbox)
+        m.on_scrape(scheduled)
 
     async def _listen(self, app: web.Application, runners: list[web.AppRunner]) -> None:
         """The operations listener (/metrics, /healthz, /readyz), then the public one (callbacks, pages)."""

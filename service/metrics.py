@@ -323,6 +323,18 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.scheduled_backlog = Gauge(
+            "notifier_scheduled_sends",
+            "Sends scheduled by quiet hours and not yet released (the group's one schedule: every"
+            " instance reports the same), as of the scrape; NaN if unknown",
+            registry=r,
+        )
+        self.scheduled_late_seconds = Gauge(
+            "notifier_scheduled_late_seconds",
+            "How long past its window's end the oldest scheduled send still waits (0 when none is"
+            " due); grows while the release job is stuck or far behind",
+            registry=r,
+        )
         self._at_zero()
 
     def _at_zero(self) -> None:

@@ -145,6 +145,18 @@ class ScheduledSends(PostgresBase):
                     "DELETE FROM scheduled_sends WHERE id = ANY($1::uuid[])", list(schedule_ids)
                 )
 
+    async def scheduled_backlog(self, *, now: datetime) -> tuple[int, float]:
+        """Sends scheduled and not yet released, and how long past its window's end the oldest
+        waits (0 when none is due): a release job that is stuck shows here."""
+        async with translated():
+            row = await self._pool.fetchrow(
+                "SELECT count(*) AS n,"
+                " coalesce(extract(epoch FROM $1 - min(due_from) FILTER (WHERE due_from <= $1)), 0) AS late"
+                " FROM scheduled_sends",
+                now,
+            )
+        return int(row["n"]), float(row["late"])
+
     async def planned_releases(
         self, notifications: Sequence[uuid.UUID], *, rate_per_s: float
     ) -> dict[uuid.UUID, datetime]:

@@ -57,6 +57,8 @@ async def test_slots_continue_across_writes_and_releases_are_paced_from_the_end(
     await schedule(store, ["S1", "S2"])
     await schedule(store, ["S3"])
     ids = [claim(o, Milestone.CUSTOMS_CLEARED).notification_id for o in ("S1", "S2", "S3")]
+    assert await store.scheduled_backlog(now=END - timedelta(hours=1)) == (3, 0.0)  # none due yet
+    assert await store.scheduled_backlog(now=END + timedelta(seconds=90)) == (3, 90.0)
     planned = await store.planned_releases(ids, rate_per_s=2.0)
     assert [planned[i] for i in ids] == [END, END + timedelta(seconds=0.5), END + timedelta(seconds=1)]
     # due by the pace: at END only slot 0, half a second later slots 0 and 1
