@@ -10,6 +10,7 @@ import contextlib
 import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
@@ -35,6 +36,7 @@ from service.kafka.producer import Publishers
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.pipeline.consume_loop import ConsumeLoop
+from service.pipeline.release import Release
 from service.pipeline.stages import build_stages
 from service.privacy.blind_index import BlindIndex
 from service.privacy.crypto import Keyring
@@ -63,6 +65,9 @@ class Service:
     metrics: Metrics = field(default_factory=Metrics)
     http_port: int | None = None  # the bound port once running
     metrics_port: int | None = None  # the bound port of /metrics, /healthz, /readyz once running
+    clock: Callable[[], datetime] | None = (
+        None  # tests may inject the time (quiet hours); else the wall clock
+    )
     _loop: ConsumeLoop | None = None
     _store: PostgresStore | None = None
     _engine: DeliveryEngine | None = None
@@ -73,6 +78,7 @@ class Service:
         s = self.settings
         check_secrets(s)  # before anything connects
         blind_index, keyring, links = keys(s)
+        check_quiet_hours(s, keyring)
         async with contextlib.AsyncExitStack() as resources:
             store = self._store = await PostgresStore.connect(s.database_url, pool_size=s.database_pool_size)
             resources.push_async_callback(_stopped, store)
@@ -137,7 +143,11 @@ class Service:
             topics=s.input_topics,
             pattern=s.input_topic_pattern,
             max_records=s.batch_max_records,
-            on_share=_each(engine.set_share, lambda f: checks.set_share(f)),  # noqa: PLW0108  # checks: below
+            on_share=_each(
+                engine.set_share,
+                lambda f: checks.set_share(f),  # noqa: PLW0108  # checks: below
+                lambda f: release.set_share(f),  # noqa: PLW0108  # release: below
+            ),
             on_revoke=drain,
         )
         resources.push_async_callback(consumer.stop)
@@ -165,8 +175,24 @@ class Service:
             pickups=store,
             fallback_retry_s=s.email_fallback_retry_s,
             fallback_attempts=s.email_fallback_attempts,
+            clock=self._now,
+            quiet=s.quiet_hours_policy(),
+            coalesce_backlog_after_s=s.coalesce_backlog_after_s,
         )
         reports = stages.reports
+        release = Release(
+            store=store,
+            sender=stages.sender,
+            reports=reports,
+            keyring=keyring,
+            metrics=self.metrics,
+            clock=self._now,
+            rate_per_s=s.quiet_release_rate_per_s,
+            interval_s=s.quiet_release_interval_s,
+            lease_s=s.quiet_release_lease_s,
+            hold_s=s.quiet_release_hold_s,
+            paused=lambda: engine.draining,
+        )
         loop = self._loop = ConsumeLoop(
             consumer=consumer,
             batches=stages.driver,
@@ -212,6 +238,7 @@ class Service:
         tasks.start(self._relay_forever(stages.receipts, reports, stop))
         tasks.start(self._purge_forever(PrivacyStore(store.pool), stop))
         tasks.start(self._status_checks_forever(checks, stop))
+        tasks.start(self._release_forever(release, stop))
         tasks.start(loop.watch(stop))
         log.info(
             "service_started",
@@ -246,8 +273,20 @@ class Service:
             m.outbox_backlog.set(waiting)
             m.outbox_oldest_seconds.set(oldest)
 
+        async def scheduled() -> None:
+            waiting: float
+            try:
+                waiting, late = await asyncio.wait_for(
+                    store.scheduled_backlog(now=self._now()), SCRAPE_PROBE_TIMEOUT_S
+                )
+            except (NotifierError, TimeoutError):
+                waiting, late = math.nan, math.nan
+            m.scheduled_backlog.set(waiting)
+            m.scheduled_late_seconds.set(late)
+
         m.on_scrape(readiness)
         m.on_scrape(outbox)
+        m.on_scrape(scheduled)
 
     async def _listen(self, app: web.Application, runners: list[web.AppRunner]) -> None:
         """The operations listener (/metrics, /healthz, /readyz), then the public one (callbacks, pages)."""
@@ -301,6 +340,21 @@ class Service:
             except NotifierError as exc:
                 log.warning("status_checks_failed", error=type(exc).__name__)
 
+    def _now(self) -> datetime:
+        return self.clock() if self.clock is not None else datetime.now(UTC)
+
+    async def _release_forever(self, release: Release, stop: asyncio.Event) -> None:
+        """Every ``quiet_release_interval_s``: release the scheduled sends that are due (quiet hours)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.quiet_release_interval_s)
+            if stop.is_set():
+                break
+            try:
+                await release.run_once()
+            except NotifierError as exc:
+                log.warning("scheduled_release_failed", error=type(exc).__name__)
+
     async def _purge_forever(self, privacy: PrivacyStore, stop: asyncio.Event) -> None:
         """The retention job: destroys personal data past the retention period, on a timer."""
         while not stop.is_set():
@@ -329,6 +383,15 @@ def check_secrets(s: Settings) -> None:
     refuse_sandbox_secrets(s)
     if s.sandbox_mode:
         log.warning("sandbox_mode", effect="the sandbox's public default secrets are accepted")
+
+
+def check_quiet_hours(s: Settings, keyring: Keyring | None) -> None:
+    """Quiet hours keep each scheduled event sealed until its release: they need the PII keys."""
+    if s.quiet_hours and keyring is None:
+        raise ConfigError(
+            "NOTIFIER_QUIET_HOURS needs NOTIFIER_PII_KEYS (a scheduled event is sealed until its release): "
+            "`notifier keys generate --kind pii`, or unset NOTIFIER_QUIET_HOURS"
+        )
 
 
 def message_references(blind_index: BlindIndex) -> MessageReferences:
@@ -395,6 +458,7 @@ async def add_support_site(
             default_locale=s.default_locale,
             max_sms_segments=s.sms_max_segments,
         ),
+        release_rate_per_s=s.quiet_release_rate_per_s,
     )
     support.routes(app)
     add_stylesheet_route(app, s.templates_dir)

@@ -276,6 +276,8 @@ ReceiptOutcome = Literal[
     State.SUPPRESSED_INVALID_RECIPIENT,
     State.SUPPRESSED_OPTED_OUT,
     State.SUPPRESSED_STALE,
+    State.SCHEDULED,
+    State.SUPPRESSED_SUPERSEDED,
 ]
 
 
@@ -321,6 +323,11 @@ class ReceiptV1(BaseModel):
     )
     consent_set_at: datetime | None = Field(
         default=None, description="When that consent record was set. Null with no_record."
+    )
+    scheduled_for: datetime | None = Field(
+        default=None,
+        description="Outcome 'scheduled': the end of the quiet hours it waits for; releases are paced "
+        "out from then, and the real outcome follows in its own receipt.",
     )
 
     def to_bytes(self) -> bytes:

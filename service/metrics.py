@@ -47,7 +47,9 @@ _BATCH_RECORDS_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
 #: What the pipeline may decide for a claimed notification: one decision per notification.
 DECISIONS = tuple(
     dict.fromkeys(
-        t.target for t in TRANSITIONS if t.source is State.CLAIMED and t.target is not State.CLAIMED
+        t.target
+        for t in TRANSITIONS
+        if t.source in (State.CLAIMED, State.SCHEDULED) and t.target not in (State.CLAIMED, t.source)
     )
 )
 #: Receipts by outcome and the channels each outcome can have.
@@ -59,7 +61,19 @@ _RECEIPTS = {
     State.SUPPRESSED_INVALID_RECIPIENT: ("none",),
     State.SUPPRESSED_OPTED_OUT: ("none",),
     State.SUPPRESSED_STALE: ("none",),
+    # quiet hours and coalescing
+    State.SCHEDULED: ("none",),
+    State.SUPPRESSED_SUPERSEDED: ("none",),
 }
+#: What a release of a scheduled send (quiet hours) came to: its outcome, or held.
+RELEASE_RESULTS = (
+    State.SENT,
+    State.SUPPRESSED_SUPERSEDED,
+    State.SUPPRESSED_OPTED_OUT,
+    State.SUPPRESSED_INVALID_RECIPIENT,
+    State.FAILED,
+    "held",
+)
 EVENT_RESULTS = ("new_milestone", "duplicate", "stale", "not_a_milestone", "dead_lettered")
 DEAD_LETTER_REASONS = ("empty_value", "malformed_json", "invalid_event", "processing_failed")
 BOUNDED_REASONS = ("oversized", "unpublishable")
@@ -147,7 +161,8 @@ class Metrics:
         self.decisions = Counter(
             "notifier_decisions",
             "What became of each claimed notification, once per notification when it is recorded:"
-            " sent, failed or suppressed_* (the success-rate SLI: sent / (sent + failed))",
+            " sent, failed or suppressed_* (the success-rate SLI: sent / (sent + failed)); a notification"
+            " scheduled by quiet hours counts 'scheduled', then its release's decision",
             ["decision"],
             registry=r,
         )
@@ -312,6 +327,26 @@ class Metrics:
         )
         self._dwell_places: frozenset[str] = frozenset()
         self.pickup_dwell.labels(OTHER_PLACE)
+        self.scheduled_releases = Counter(
+            "notifier_scheduled_releases",
+            "Scheduled sends (quiet hours) released after their window, by what became of each:"
+            " sent, suppressed_superseded (a later milestone of the order went instead), another"
+            " outcome, or held (no provider could take it: released again later)",
+            ["result"],
+            registry=r,
+        )
+        self.scheduled_backlog = Gauge(
+            "notifier_scheduled_sends",
+            "Sends scheduled by quiet hours and not yet released (the group's one schedule: every"
+            " instance reports the same), as of the scrape; NaN if unknown",
+            registry=r,
+        )
+        self.scheduled_late_seconds = Gauge(
+            "notifier_scheduled_late_seconds",
+            "How long past its window's end the oldest scheduled send still waits (0 when none is"
+            " due); grows while the release job is stuck or far behind",
+            registry=r,
+        )
         self._at_zero()
 
     def expect_pickup_places(self, places: Sequence[str]) -> None:
@@ -340,6 +375,8 @@ class Metrics:
             self.email_fallbacks.labels(result)
         for cut in SHORTENED:
             self.sms_shortened.labels(cut)
+        for result in RELEASE_RESULTS:
+            self.scheduled_releases.labels(result)
 
     def expect_providers(self, sms: Sequence[str], email: Sequence[str] = ()) -> None:
         """Every provider's series at 0: its attempts, transitions, callbacks, look-ups, failovers."""

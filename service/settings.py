@@ -26,6 +26,7 @@ from service.config.operations import OperationsSettings
 from service.config.personal_data import PersonalDataSettings
 from service.config.pickups import PickupSettings
 from service.config.public_pages import PublicPageSettings
+from service.config.scheduling import QuietHoursSettings
 from service.config.sending import SendingSettings
 from service.domain.errors import ConfigError
 
@@ -54,6 +55,7 @@ def mask_url_passwords(value: object) -> object:
 # that the fields, and with them every error message, repr and dump, come Kafka first as they always did.
 class Settings(
     PickupSettings,
+    QuietHoursSettings,
     OperationsSettings,
     ContentSettings,
     PublicPageSettings,

@@ -7,7 +7,9 @@ one of them too (all but ``claimed``). The whole machine, in short::
     (no row) ─► claimed ─► sent ─► delivered
                 │  ▲         └──► undelivered ─► sent (the email fallback an SMS owes)
                 │  └ reclaim, hold                └─► failed, suppressed_opted_out
-                └─► failed, suppressed_stale, suppressed_opted_out, suppressed_invalid_recipient
+                ├─► failed, suppressed_stale, suppressed_opted_out, suppressed_invalid_recipient,
+                │   suppressed_superseded (a backlog: a later milestone of the order in the same batch)
+                └─► scheduled (quiet hours) ─► sent, suppressed_superseded, failed, suppressed_*
 
 ``TRANSITIONS`` is the whole of it as one table, with what each move owes (``Duty``): the code
 moves a notification only through ``transition(state, event)``, which refuses any other move.
@@ -37,6 +39,9 @@ class State(StrEnum):
     SUPPRESSED_INVALID_RECIPIENT = "suppressed_invalid_recipient"  # no valid mobile and no email
     SUPPRESSED_OPTED_OUT = "suppressed_opted_out"  # the recipient opted out (with us or at a provider)
     SUPPRESSED_STALE = "suppressed_stale"  # a later milestone of the order was read first
+    # Quiet hours and coalescing (issue 15, migration 0019):
+    SCHEDULED = "scheduled"  # decided in quiet hours: waits in ``scheduled_sends`` for the window's end
+    SUPPRESSED_SUPERSEDED = "suppressed_superseded"  # released with a later milestone of its order: not sent
 
 
 #: What a receipt may report, in the order the receipt's JSON Schema lists them.
@@ -48,6 +53,8 @@ RECEIPT_OUTCOMES: Final = (
     State.SUPPRESSED_INVALID_RECIPIENT,
     State.SUPPRESSED_OPTED_OUT,
     State.SUPPRESSED_STALE,
+    State.SCHEDULED,
+    State.SUPPRESSED_SUPERSEDED,
 )
 
 #: A delivery attempt's result that is not a state: nothing was sent and a provider (not the
@@ -76,6 +83,8 @@ class Event(StrEnum):
     REPORT_EMAIL_UNDELIVERED = "report_email_undelivered"  # ... an email undelivered
     FALLBACK_HELD = "fallback_held"  # the email fallback could not go now: still owed, tried later
     FALLBACK_DROPPED = "fallback_dropped"  # no fallback possible (no sealed event, no email address)
+    SCHEDULE = "schedule"  # decided inside quiet hours: it goes at the window's end
+    SUPERSEDE = "supersede"  # released while a later milestone of its order exists: that one is sent
 
 
 class Duty(StrEnum):
@@ -90,6 +99,8 @@ class Duty(StrEnum):
     OWE_FALLBACK = "owe_fallback"  # an email fallback, owed from the same transaction
     RETRY_FALLBACK = "retry_fallback"  # the owed fallback again after a back-off
     SETTLE_FALLBACK = "settle_fallback"  # the fallback is no longer owed
+    SCHEDULE_SEND = "schedule_send"  # a ``scheduled_sends`` row, in the same transaction (paced release)
+    DROP_SCHEDULE = "drop_schedule"  # the ``scheduled_sends`` row goes once the release is recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +115,7 @@ def _t(source: State | None, event: Event, target: State, *owes: Duty) -> Transi
     return Transition(source, event, target, frozenset(owes))
 
 
-_C, _S, _U = State.CLAIMED, State.SENT, State.UNDELIVERED
+_C, _S, _U, _Q = State.CLAIMED, State.SENT, State.UNDELIVERED, State.SCHEDULED
 _D = Duty
 
 #: Every move a notification may make; anything else is a bug (``IllegalTransition``).
@@ -126,6 +137,24 @@ TRANSITIONS: Final = (
     _t(_U, Event.OPT_OUT, State.SUPPRESSED_OPTED_OUT, _D.RECORD, _D.RECEIPT, _D.SETTLE_FALLBACK),
     _t(_U, Event.FALLBACK_HELD, _U, _D.RETRY_FALLBACK),
     _t(_U, Event.FALLBACK_DROPPED, _U, _D.SETTLE_FALLBACK),
+    # Quiet hours: scheduled, then released at the window's end (``service.pipeline.release``).
+    _t(_C, Event.SCHEDULE, _Q, _D.RECORD, _D.RECEIPT, _D.SEAL_EVENT, _D.SCHEDULE_SEND),
+    _t(_Q, Event.RECLAIM, _Q, _D.LOOK_UP_EARLIER_SEND),  # an earlier release never finished
+    _t(_Q, Event.HOLD, _Q),  # no provider can take it now: released again after a back-off
+    _t(_Q, Event.SUPERSEDE, State.SUPPRESSED_SUPERSEDED, _D.RECORD, _D.RECEIPT, _D.DROP_SCHEDULE),
+    _t(_C, Event.SUPERSEDE, State.SUPPRESSED_SUPERSEDED, _D.RECORD, _D.RECEIPT),  # a backlog's, coalesced
+    _t(_Q, Event.OPT_OUT, State.SUPPRESSED_OPTED_OUT, _D.RECORD, _D.RECEIPT, _D.DROP_SCHEDULE),
+    _t(
+        _Q,
+        Event.INVALID_RECIPIENT,
+        State.SUPPRESSED_INVALID_RECIPIENT,
+        _D.RECORD,
+        _D.RECEIPT,
+        _D.DROP_SCHEDULE,
+    ),
+    _t(_Q, Event.FAIL, State.FAILED, _D.RECORD, _D.RECEIPT, _D.DROP_SCHEDULE),
+    _t(_Q, Event.SEND_SMS, _S, _D.RECORD, _D.RECEIPT, _D.AWAIT_REPORT, _D.DROP_SCHEDULE),
+    _t(_Q, Event.SEND_EMAIL, _S, _D.RECORD, _D.RECEIPT, _D.DROP_SCHEDULE),
 )
 
 _TABLE: Final = {(t.source, t.event): t for t in TRANSITIONS}
@@ -173,6 +202,8 @@ _DECIDED: Final = {
             (State.SUPPRESSED_OPTED_OUT, Event.OPT_OUT),
             (State.SUPPRESSED_INVALID_RECIPIENT, Event.INVALID_RECIPIENT),
             (State.FAILED, Event.FAIL),
+            (State.SCHEDULED, Event.SCHEDULE),
+            (State.SUPPRESSED_SUPERSEDED, Event.SUPERSEDE),
         )
         for sms in (False, True)
     },

@@ -35,6 +35,7 @@ class Outcome:
         False  # re-claimed: an SMS provider could not say whether it holds an earlier send
     )
     consent: ConsentSnapshot | None = None  # the consent the decision read (None: not a decision)
+    scheduled_for: datetime | None = None  # ``scheduled``: the end of the quiet window it waits for
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from service.domain.consent_snapshot import ConsentRecord
+from service.domain.due_sends import DueKind, DueSend
 from service.domain.dwell import Dwell, PickupTime
 from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
@@ -196,6 +197,29 @@ class NotificationStore(Protocol):
     async def ping(self) -> bool:
         """Whether the database answers now."""
         ...
+
+
+class ScheduleStore(Protocol):
+    """The sends scheduled for later (``service.store.scheduled_sends``; quiet hours). Times are the
+    caller's clock. Raises ``StoreUnavailable``."""
+
+    async def take_due(
+        self, kind: DueKind, *, now: datetime, limit: int, lease_s: float, rate_per_s: float
+    ) -> list[DueSend]:
+        """Up to ``limit`` due sends, each leased to the caller for ``lease_s`` (nobody else takes them)."""
+        ...
+
+    async def release_later(
+        self, schedule_ids: Sequence[uuid.UUID], *, not_before: datetime, given_back: bool
+    ) -> None: ...
+
+    async def drop_scheduled(self, schedule_ids: Sequence[uuid.UUID]) -> None: ...
+
+    async def contact(self, notification: uuid.UUID) -> SealedContact | None: ...
+
+    async def planned_releases(
+        self, notifications: Sequence[uuid.UUID], *, rate_per_s: float
+    ) -> dict[uuid.UUID, datetime]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,11 +22,15 @@ INVALID_PHONE: Final = "invalid_phone"  # no usable mobile number and no email
 NO_CHANNEL: Final = "no_channel"  # nothing could carry it (no SMS allowed, no email address)
 NO_SMS: Final = "no_sms"  # an SMS step without a number or a text
 NO_EMAIL: Final = "no_email"  # an email step without an address or a message
+QUIET_HOURS: Final = "quiet_hours"  # decided inside the quiet window: scheduled for its end
+SUPERSEDED: Final = "superseded_by_later_milestone"  # released with a later milestone of its order
+NO_SEALED_EVENT: Final = "no_sealed_event"  # a scheduled send whose event is gone (erased) or unreadable
 PHONE_PREFIX: Final = "phone_"  # ``phone_<why>``: the number is not a Hong Kong mobile (email instead)
 
 #: The fixed codes, ``phone_<why>`` included.
 FIXED: Final = frozenset(
     {STALE, OPTED_OUT, RENDER_ERROR, RECONCILED, SMS_TOO_LONG, INVALID_PHONE, NO_CHANNEL, NO_SMS, NO_EMAIL}
+    | {QUIET_HOURS, SUPERSEDED, NO_SEALED_EVENT}
     | {PHONE_PREFIX + why for why in PHONE_REASONS}
 )
 

@@ -56,6 +56,7 @@ class SupportSite:
         policy: StaffWebPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         renderer: Renderer | None = None,
+        release_rate_per_s: float = 5.0,  # quiet hours: the pace scheduled sends are released at
     ) -> None:
         self.store, self.keyring, self.page_globals = store, keyring, page_globals
         self.policy, self.clock = policy or StaffWebPolicy(), clock
@@ -69,7 +70,9 @@ class SupportSite:
             contact_phone=page_globals["contact_phone"],
             contact_email=page_globals["contact_email"],
         )
-        self.desk = SupportDesk(store, self.staff_store, self.privacy, keyring, renderer)
+        self.desk = SupportDesk(
+            store, self.staff_store, self.privacy, keyring, renderer, release_rate_per_s=release_rate_per_s
+        )
         self.views = SupportViews(self.desk, pages, self.gate.client)
 
     def routes(self, app: web.Application) -> None:

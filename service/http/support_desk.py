@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from service.compose.render import Renderer
 from service.contracts import ReceiptV1, parse_event
 from service.domain.errors import NotifierError, RenderError
+from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import ShipmentUpdate
 from service.domain.phone import mask_phone, normalize_hk_mobile
@@ -56,9 +57,11 @@ def timeline(
     rows: list[SupportRow],
     receipts: dict[uuid.UUID, list[ReceiptV1]] | None = None,
     texts: dict[uuid.UUID, str] | None = None,
+    planned: dict[uuid.UUID, datetime] | None = None,
 ) -> list[dict[str, object]]:
-    """Each notification: its codes (the API's), its labels, its steps and the masked text."""
-    receipts, texts = receipts or {}, texts or {}
+    """Each notification: its codes (the API's), its labels, its steps and the masked text;
+    ``planned``: when each scheduled one (quiet hours) is to be released."""
+    receipts, texts, planned = receipts or {}, texts or {}, planned or {}
     return [
         {
             "milestone": r.milestone,
@@ -79,6 +82,9 @@ def timeline(
                 if (label := consent_of(r))
                 else None
             ),
+            "release_planned_at": planned[r.notification_id].isoformat()
+            if r.notification_id in planned
+            else None,
             "time": hk_time(r.updated_at),
             "label": {
                 "milestone": milestone_label(r.milestone)._asdict(),
@@ -94,7 +100,7 @@ def timeline(
                     "details": [d._asdict() for d in s.details],
                     "upcoming": s.upcoming,
                 }
-                for s in steps(r, receipts.get(r.notification_id, []))
+                for s in steps(r, receipts.get(r.notification_id, []), planned.get(r.notification_id))
             ],
             "text": texts.get(r.notification_id),
         }
@@ -131,9 +137,12 @@ class SupportDesk:
         privacy: PrivacyStore,
         keyring: Keyring | None,
         renderer: Renderer | None = None,
+        *,
+        release_rate_per_s: float = 5.0,
     ) -> None:
         self.store, self.staff_store, self.privacy, self.keyring = store, staff_store, privacy, keyring
         self.renderer = renderer
+        self.release_rate_per_s = release_rate_per_s
 
     async def find(self, staff: Staff, query: str, remote: str) -> list[SupportRow]:
         rows = await self.staff_store.lookup(query)
@@ -177,7 +186,11 @@ class SupportDesk:
             except ValidationError:  # a receipt of a newer version: the steps stay as far as known
                 continue
         texts = {r.notification_id: t for r in rows if (t := self.customer_text(r)) is not None}
-        return timeline(rows, receipts, texts)
+        planned = await self.store.planned_releases(  # quiet hours: when each scheduled one goes
+            [r.notification_id for r in rows if r.state == State.SCHEDULED],
+            rate_per_s=self.release_rate_per_s,
+        )
+        return timeline(rows, receipts, texts, planned)
 
     def customer_text(self, row: SupportRow) -> str | None:
         """The text the customer received, rendered again from the template with the name masked;

@@ -38,6 +38,11 @@ STATES: Final = {
     ),
     State.SUPPRESSED_OPTED_OUT: Label("未發送：客戶已取消通知", "Not sent: the customer opted out"),
     State.SUPPRESSED_STALE: Label("未發送：已有較後的進度", "Not sent: a later milestone came first"),
+    # quiet hours and coalescing
+    State.SCHEDULED: Label("已排期：靜音時段後發送", "Scheduled: goes after the quiet hours"),
+    State.SUPPRESSED_SUPERSEDED: Label(
+        "未發送：同時到期的較後進度已發送", "Not sent: a later milestone due with it was sent instead"
+    ),
 }
 
 REASONS: Final = {
@@ -52,6 +57,9 @@ REASONS: Final = {
     reasons.NO_CHANNEL: Label("沒有可用的發送方式", "No way to send it"),
     reasons.NO_SMS: Label("沒有可發送的短訊", "No SMS to send"),
     reasons.NO_EMAIL: Label("沒有電郵地址", "No email address"),
+    reasons.QUIET_HOURS: Label("靜音時段內，延至時段結束後發送", "Inside the quiet hours: sent after them"),
+    reasons.SUPERSEDED: Label("已改為發送較後的進度", "A later milestone was sent instead"),
+    reasons.NO_SEALED_EVENT: Label("排期訊息的資料已刪除", "The scheduled message's data was erased"),
     "phone_empty": Label("沒有電話號碼", "No phone number"),
     "phone_unparseable": Label("電話號碼格式有誤", "Phone number unreadable"),
     "phone_invalid": Label("電話號碼無效", "Not a valid phone number"),

@@ -1,8 +1,8 @@
 """One notification's story for staff, step by step with times, from what the store keeps: the claim
 (the decision to notify), every receipt in the order written (sent, delivered / not delivered, the
 email fallback, failed, suppressed; a decision's with the consent it applied), and what is
-scheduled next (an owed email fallback, a status look-up at the provider). Pure: rows and receipts
-in, labelled steps out.
+scheduled next (an owed email fallback, a status look-up at the provider, the release of a
+notification held by quiet hours). Pure: rows and receipts in, labelled steps out.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ UNDELIVERED: Final = Label("未能送達", "Not delivered")
 FALLBACK_SCHEDULED: Final = Label("已安排電郵補發", "Email fallback scheduled")
 LOOK_UP_SCHEDULED: Final = Label("已安排向供應商查詢狀態", "Status look-up at the provider scheduled")
 LOOK_UPS_STOPPED: Final = Label("已停止查詢狀態（沒有最終報告）", "Status look-ups stopped (no final report)")
+RELEASE_SCHEDULED: Final = Label("靜音時段後發送", "Goes after the quiet hours")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +95,17 @@ def _consent_detail(row: SupportRow, r: ReceiptV1) -> tuple[Label, ...]:
     return (consent_label(r.consent_state, r.consent_source, at),)
 
 
-def steps(row: SupportRow, receipts: Sequence[ReceiptV1]) -> list[Step]:
+def steps(row: SupportRow, receipts: Sequence[ReceiptV1], planned: datetime | None = None) -> list[Step]:
     """The notification's steps: decided, each receipt (a decision's with its consent), then what is
-    scheduled."""
+    scheduled (``planned``: when a notification scheduled by quiet hours is to be released)."""
     found = [Step(row.created_at, DECIDED)] if row.created_at else []
     undelivered_sms = False
     for r in receipts:
         step = _receipt_step(r, undelivered_sms)
         found.append(dataclasses.replace(step, details=(*step.details, *_consent_detail(row, r))))
         undelivered_sms = undelivered_sms or (r.outcome == State.UNDELIVERED and r.channel == "sms")
+    if row.state == State.SCHEDULED and planned is not None:
+        found.append(Step(planned, RELEASE_SCHEDULED, upcoming=True))
     if row.state == State.UNDELIVERED and row.fallback_due_at:
         found.append(Step(row.fallback_due_at, FALLBACK_SCHEDULED, upcoming=True))
     if row.state == State.SENT and row.channel == "sms":

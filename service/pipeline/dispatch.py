@@ -15,6 +15,7 @@ from service.domain.consent_snapshot import ConsentSnapshot
 from service.domain.errors import NotifierError
 from service.domain.lifecycle import Event, State, decided, transition
 from service.domain.outcome import Claimed, ClaimRequest, Outcome, SealedContact
+from service.domain.quiet_hours import QuietHours
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.privacy.crypto import Keyring
@@ -33,7 +34,9 @@ class Dispatcher:
         metrics: Metrics,
         clock: Callable[[], datetime],
         keyring: Keyring | None = None,
+        quiet: QuietHours | None = None,
     ) -> None:
+        self._quiet = quiet or QuietHours()
         self._sender = sender
         self._reports = reports
         self._metrics = metrics
@@ -41,7 +44,13 @@ class Dispatcher:
         self._keyring = keyring
 
     async def settle(
-        self, req: ClaimRequest, claim: Claimed, *, consent: ConsentSnapshot, abort: asyncio.Event
+        self,
+        req: ClaimRequest,
+        claim: Claimed,
+        *,
+        consent: ConsentSnapshot,
+        abort: asyncio.Event,
+        superseded: bool = False,  # a backlog: a later milestone of its order is in the batch
     ) -> Outcome:
         """Decide one notification; a send is recorded (and its receipt published) before this returns,
         and before its send slot is released. If it cannot be, ``abort`` is set, so the batch starts
@@ -57,13 +66,14 @@ class Dispatcher:
                 raise
             self._metrics.decisions.labels(o.outcome).inc()
 
-        o = await self._decide(req, claim, consent, abort, record_send)
+        o = await self._decide(req, claim, consent, abort, record_send, superseded=superseded)
         transition(State.CLAIMED, decided(o.outcome, o.channel))  # an illegal outcome raises here
         return o
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
-        """Record outcomes that sent nothing (suppressed, failed) with their receipts."""
-        await self._reports.record(outcomes)
+        """Record outcomes that sent nothing (suppressed, failed, scheduled) with their receipts; a
+        scheduled one with its sealed event (it is rendered at its release)."""
+        await self._reports.record(outcomes, [c for c in map(self._seal, outcomes) if c])
         for o in outcomes:  # once recorded: each claimed notification's one decision
             self._metrics.decisions.labels(o.outcome).inc()
 
@@ -71,10 +81,37 @@ class Dispatcher:
         """Keep the event, encrypted, while an SMS may still be reported undelivered (email fallback):
         the validated event's known fields (its canonical JSON), never the raw bytes, and only for a
         send (not for every event read)."""
-        if self._keyring is None or o.outcome != State.SENT:
+        if self._keyring is None or o.outcome not in (State.SENT, State.SCHEDULED):
             return None
         key_id, blob = self._keyring.encrypt(canonical_event(o.update), o.notification_id.bytes)
         return SealedContact(o.notification_id, key_id, blob)
+
+    def _scheduled(self, req: ClaimRequest, claim: Claimed, consent: ConsentSnapshot) -> Outcome | None:
+        """Quiet hours: the ``scheduled`` outcome of a notification that may not go now, else None.
+
+        An opted-out recipient is suppressed now, not scheduled. A re-claim (an earlier claim never
+        finished) is scheduled only when its first claim fell in this same window, so it cannot
+        have been sent; else it takes the re-claim path at once (the providers are asked first)."""
+        now = self._clock()
+        release_at = self._quiet.release_at(req.milestone, now)
+        if release_at is None or consent.opted_out or self._keyring is None:
+            return None
+        if claim.claims > 1 and (
+            claim.first_claimed_at is None
+            or self._quiet.release_at(req.milestone, claim.first_claimed_at) != release_at
+        ):
+            return None
+        return Outcome(
+            req.notification_id,
+            req.update,
+            req.milestone,
+            State.SCHEDULED,
+            "none",
+            now,
+            reason=reasons.QUIET_HOURS,
+            scheduled_for=release_at,
+            consent=consent,
+        )
 
     async def _decide(
         self,
@@ -83,7 +120,20 @@ class Dispatcher:
         consent: ConsentSnapshot,
         abort: asyncio.Event,
         record: Callable[[Outcome], Awaitable[None]],
+        *,
+        superseded: bool = False,
     ) -> Outcome:
+        if superseded and req.state != State.SUPPRESSED_STALE:
+            return Outcome(
+                req.notification_id,
+                req.update,
+                req.milestone,
+                State.SUPPRESSED_SUPERSEDED,
+                "none",
+                self._clock(),
+                reason=reasons.SUPERSEDED,
+                consent=consent,
+            )
         if req.state == State.SUPPRESSED_STALE:
             return Outcome(
                 req.notification_id,
@@ -95,6 +145,9 @@ class Dispatcher:
                 reason=reasons.STALE,
                 consent=consent,
             )
+        later = self._scheduled(req, claim, consent)
+        if later is not None:
+            return later
         if claim.claims <= 1:
             return await self._sender.deliver(
                 req.notification_id,

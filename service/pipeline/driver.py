@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from service.compose.consent import Consent
-from service.dedup.claims import Dedup
+from service.dedup.claims import Claims, Dedup
 from service.dedup.pickup_times import PickupTimes
+from service.domain.due_sends import Pending, backlog_superseded
 from service.domain.lifecycle import DRAINING, HELD_NOTIFICATION, State
 from service.domain.model import InboundRecord
 from service.domain.outcome import Outcome
@@ -53,8 +56,12 @@ class BatchDriver:
         store: NotificationStore,
         metrics: Metrics,
         pickups: PickupTimes | None = None,  # dwell times; None: not recorded
+        coalesce_backlog_after_s: float | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._pickups = pickups
+        self._coalesce_after_s = coalesce_backlog_after_s
+        self._clock = clock
         self._intake = intake
         self._dedup = dedup
         self._consent = consent
@@ -73,11 +80,16 @@ class BatchDriver:
         if self._pickups is not None:
             await self._pickups.record(parsed)
         consent = await self._consent.snapshots(claims.work)  # one look-up: each decision's snapshot
+        beaten = self._backlog_superseded(claims, {u.event_id: rec.timestamp_ms for rec, u in parsed})
         abort = asyncio.Event()  # set when a send could not be recorded: start no more sends
         settled = await asyncio.gather(
             *(
                 self._dispatcher.settle(
-                    r, claims.granted[r.notification_id], consent=consent[r.notification_id], abort=abort
+                    r,
+                    claims.granted[r.notification_id],
+                    consent=consent[r.notification_id],
+                    abort=abort,
+                    superseded=r.notification_id in beaten,
                 )
                 for r in claims.work
             ),
@@ -109,6 +121,25 @@ class BatchDriver:
                 seconds=round(time.perf_counter() - started, 4),
             )
         return unfinished
+
+    def _backlog_superseded(self, claims: Claims, read_ms: dict[str, int]) -> set[uuid.UUID]:
+        """Coalescing of a backlog (``coalesce_backlog_after_s``; None: off): the batch's notifications
+        that a later milestone of their order in the same batch supersedes."""
+        if self._coalesce_after_s is None:
+            return set()
+        now_ms = self._clock().timestamp() * 1000
+        pending = [
+            Pending(
+                r.notification_id,
+                r.update.order_id,
+                r.milestone,
+                (now_ms - read_ms.get(r.update.event_id, now_ms)) / 1000,
+                first_claim=claims.granted[r.notification_id].claims <= 1,
+            )
+            for r in claims.work
+            if r.state != State.SUPPRESSED_STALE
+        ]
+        return backlog_superseded(pending, self._coalesce_after_s)
 
     async def process_one_by_one(self, records: Sequence[InboundRecord], *, attempts: int) -> Unfinished:
         """A batch failed ``attempts`` times while the database answers: find the poison.

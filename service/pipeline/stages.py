@@ -20,6 +20,7 @@ from service.dedup.claims import Dedup
 from service.dedup.pickup_times import PickupTimes
 from service.domain.links import LinkSigner
 from service.domain.ports import DeadLetterSink, NotificationStore, PickupStore, ReceiptSink
+from service.domain.quiet_hours import QuietHours
 from service.intake.dead_letters import DeadLetters
 from service.intake.parse import Intake
 from service.metrics import Metrics
@@ -65,6 +66,8 @@ def build_stages(  # the composition of the stages: every dependency is named
     clock: Callable[[], datetime] = _now,
     rng: random.Random | None = None,
     pickups: PickupStore | None = None,  # dwell times recorded there; None: not recorded
+    quiet: QuietHours | None = None,
+    coalesce_backlog_after_s: float | None = None,
 ) -> Stages:
     subjects = RecipientSubjects(blind_index, allow_foreign_mobiles=allow_foreign_mobiles)
     consent = Consent(store, subjects)
@@ -90,7 +93,9 @@ def build_stages(  # the composition of the stages: every dependency is named
         fallback_attempts=fallback_attempts,
         rng=rng,
     )
-    dispatcher = Dispatcher(sender=sender, reports=reports, metrics=metrics, clock=clock, keyring=keyring)
+    dispatcher = Dispatcher(
+        sender=sender, reports=reports, metrics=metrics, clock=clock, keyring=keyring, quiet=quiet
+    )
     letters = DeadLetters(dead_letters, metrics)
     driver = BatchDriver(
         intake=Intake(letters, clock),
@@ -101,5 +106,7 @@ def build_stages(  # the composition of the stages: every dependency is named
         store=store,
         metrics=metrics,
         pickups=None if pickups is None else PickupTimes(pickups, metrics),
+        coalesce_backlog_after_s=coalesce_backlog_after_s,
+        clock=clock,
     )
     return Stages(driver, reports, recorded, sender)

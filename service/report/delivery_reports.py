@@ -124,14 +124,14 @@ class DeliveryReports:
             return "bad_reference"
         notification, _ = parsed
         target = await self._store.delivery_target(notification)
-        if target is not None and target.state == State.CLAIMED:
+        if target is not None and target.state in (State.CLAIMED, State.SCHEDULED):  # scheduled: a release
             # The report overtook the send's own bookkeeping: hold it until the send is recorded,
             # then look again, in case the send was recorded meanwhile (whoever takes it applies it).
             await self._store.hold_report(reference, provider, delivered, code)
             target = await self._store.delivery_target(notification)
             if (
                 target is None
-                or target.state == State.CLAIMED
+                or target.state in (State.CLAIMED, State.SCHEDULED)
                 or not await self._store.take_reports([reference])
             ):
                 return HELD_REPORT

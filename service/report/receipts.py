@@ -40,6 +40,7 @@ def receipt_row(o: Outcome) -> OutboxRow:
         consent_state=o.consent.state.value if o.consent else None,
         consent_source=o.consent.source_kind if o.consent else None,  # the kind: never a name
         consent_set_at=o.consent.set_at if o.consent else None,
+        scheduled_for=o.scheduled_for,
     )
     return OutboxRow(rid, o.notification_id, o.update.order_id, receipt.to_bytes())
 

@@ -13,6 +13,7 @@ from service.domain.model import InboundRecord, ShipmentUpdate
 from service.domain.outcome import Claimed, ClaimRequest, Lease, OutboxRow, Outcome, SealedContact
 from service.store.base import PostgresBase, translated
 from service.store.receipt_outbox import OUTBOX_INSERT
+from service.store.scheduled_sends import schedule_in
 
 # In the batch's order (the ORDER BY), so that places (read_seq) follow it; a row already there
 # keeps its first place.
@@ -203,3 +204,5 @@ class EventsAndClaims(PostgresBase):
                     [c.key_id for c in contacts],
                     [c.ciphertext for c in contacts],
                 )
+            if any(o.outcome == State.SCHEDULED for o in outcomes):  # quiet hours: due at the window's end
+                await schedule_in(conn, outcomes)

@@ -129,6 +129,11 @@ class _Store:
             raise StoreUnavailable("database: ConnectionRefusedError")
         return 3, 42.0
 
+    async def scheduled_backlog(self, *, now: object) -> tuple[int, float]:
+        if not self.up:
+            raise StoreUnavailable("database: ConnectionRefusedError")
+        return 7, 5.0
+
 
 async def test_a_scrape_computes_readiness_circuits_and_the_outbox_without_anyone_calling_readyz() -> None:
     consumer, metrics = FakeConsumer([("t", 0)]), Metrics()
@@ -142,6 +147,7 @@ async def test_a_scrape_computes_readiness_circuits_and_the_outbox_without_anyon
     await metrics.scrape(now=clock)
     assert get("notifier_ready") == 1
     assert (get("notifier_outbox_backlog"), get("notifier_outbox_oldest_seconds")) == (3, 42)
+    assert (get("notifier_scheduled_sends"), get("notifier_scheduled_late_seconds")) == (7, 5)
     assert get("notifier_circuit_state", {"provider": "twilio"}) == 2
     assert get("notifier_consumer_lag") == 0
     # every provider's series at 0, the status look-ups only for SMS providers
@@ -157,6 +163,7 @@ async def test_a_scrape_computes_readiness_circuits_and_the_outbox_without_anyon
     await metrics.scrape(now=clock)
     assert get("notifier_ready") == 0
     assert math.isnan(get("notifier_outbox_backlog") or 0.0)
+    assert math.isnan(get("notifier_scheduled_sends") or 0.0)  # unknown, not zero
     assert get("notifier_circuit_state", {"provider": "twilio"}) == 1
     consumer.assigned.clear()
     store.up = True

@@ -107,6 +107,14 @@ FIELDS = [
     "log_level",
     "log_format",
     "event_loop",
+    # quiet hours (issue 15)
+    "quiet_hours",
+    "quiet_hours_breakthrough",
+    "quiet_release_rate_per_s",
+    "quiet_release_interval_s",
+    "quiet_release_lease_s",
+    "quiet_release_hold_s",
+    "coalesce_backlog_after_s",
     # issue 15: pickups (service/config/pickups.py)
     "dwell_places",
     "pickup_reminder_after_days",
