@@ -69,8 +69,23 @@ class BatchDriver:
         self._dead_letters = dead_letters
         self._store = store
         self._metrics = metrics
+        # Set when a send could not be recorded: no batch in flight starts another send. Shared by
+        # the batches in flight at once (the consume loop's), so the sends left unrecorded stay
+        # within the send slots however many batches run; a new one once none is in flight.
+        self._abort = asyncio.Event()
+        self._active = 0
 
     async def process_batch(self, records: Sequence[InboundRecord]) -> Unfinished:
+        if self._active == 0:
+            self._abort = asyncio.Event()
+        abort = self._abort
+        self._active += 1
+        try:
+            return await self._process(records, abort)
+        finally:
+            self._active -= 1
+
+    async def _process(self, records: Sequence[InboundRecord], abort: asyncio.Event) -> Unfinished:
         started = time.perf_counter()
         m = self._metrics
         m.batch_size.observe(len(records))
@@ -81,7 +96,6 @@ class BatchDriver:
             await self._pickups.record(parsed)
         consent = await self._consent.snapshots(claims.work)  # one look-up: each decision's snapshot
         beaten = self._backlog_superseded(claims, {u.event_id: rec.timestamp_ms for rec, u in parsed})
-        abort = asyncio.Event()  # set when a send could not be recorded: start no more sends
         settled = await asyncio.gather(
             *(
                 self._dispatcher.settle(

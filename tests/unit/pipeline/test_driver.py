@@ -686,3 +686,24 @@ async def test_each_notification_is_one_decision_however_many_receipts_it_gets(h
     h.email.errors.extend(ProviderRejected("fake-email", "403") for _ in range(2))
     await h.feed(event("C", "CUSTOMS_CLEARED"))
     assert sum(_decisions(h).values()) == 3
+
+
+async def test_a_send_that_cannot_be_recorded_stops_every_batch_in_flight_from_sending_more() -> None:
+    h = Harness(send_concurrency=2)
+
+    async def database_gone(*_: object, **__: object) -> None:
+        await asyncio.sleep(0.01)  # both batches are sending by now
+        raise StoreUnavailable("database: ConnectionDoesNotExistError")
+
+    h.store.finish = database_gone  # type: ignore[method-assign]
+    first = [record(i, event(f"O{i}", "CUSTOMS_CLEARED")) for i in range(8)]
+    second = [record(10 + i, event(f"P{i}", "CUSTOMS_CLEARED")) for i in range(8)]
+    results = await asyncio.gather(
+        h.driver.process_batch(first), h.driver.process_batch(second), return_exceptions=True
+    )
+    assert all(isinstance(r, StoreUnavailable) for r in results)
+    # The slots are shared and so is the stop: in flight when the record failed, at most the slots.
+    assert len(h.sender.sent) == 2
+    h.store.finish = type(h.store).finish.__get__(h.store)  # type: ignore[method-assign]
+    await h.driver.process_batch([record(30, event("Q", "CUSTOMS_CLEARED"))])  # the next one sends again
+    assert len(h.sender.sent) == 3
