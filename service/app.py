@@ -162,6 +162,8 @@ class Service:
             outbox_lease_s=s.outbox_lease_s,
             fallback_retry_s=s.email_fallback_retry_s,
             fallback_attempts=s.email_fallback_attempts,
+            pilot_mode=s.pilot_mode,
+            bad_number_reports=s.bad_number_undelivered_reports,
         )
         reports = stages.reports
         loop = self._loop = ConsumeLoop(

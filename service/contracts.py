@@ -269,6 +269,7 @@ ReceiptOutcome = Literal[
     State.SUPPRESSED_INVALID_RECIPIENT,
     State.SUPPRESSED_OPTED_OUT,
     State.SUPPRESSED_STALE,
+    State.SUPPRESSED_PILOT,
 ]
 
 

@@ -29,6 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from service.domain.lifecycle import TRANSITIONS, State
+from service.domain.screening import MarkedBy
 from service.resources import version
 
 # End to end: seconds when all is well, minutes behind a backlog or a held provider, hours at worst.
@@ -58,10 +59,12 @@ _RECEIPTS = {
     State.SUPPRESSED_INVALID_RECIPIENT: ("none",),
     State.SUPPRESSED_OPTED_OUT: ("none",),
     State.SUPPRESSED_STALE: ("none",),
+    State.SUPPRESSED_PILOT: ("none",),
 }
 EVENT_RESULTS = ("new_milestone", "duplicate", "stale", "not_a_milestone", "dead_lettered")
 DEAD_LETTER_REASONS = ("empty_value", "malformed_json", "invalid_event", "processing_failed")
 BOUNDED_REASONS = ("oversized", "unpublishable")
+BAD_NUMBER_SKIPS = ("email", "suppressed")
 FALLBACK_RESULTS = ("sent", "failed", "held", "gave_up", "no_email", "no_fallback")
 CALLBACK_RESULTS = (
     "delivered",
@@ -244,6 +247,20 @@ class Metrics:
             " ambiguous answer)",
             registry=r,
         )
+        # bad-number hygiene (issue 15): numbers marked undeliverable, and the milestones they turned
+        self.bad_numbers_marked = Counter(
+            "notifier_bad_numbers_marked",
+            "Numbers marked undeliverable, by why: refused (invalid or unreachable at the send), "
+            "permanent_report (reported undelivered with a permanent code), repeated_undelivered",
+            ["why"],
+            registry=r,
+        )
+        self.bad_number_skips = Counter(
+            "notifier_bad_number_skips",
+            "Notifications not texted because their number is marked undeliverable: then email, or suppressed",
+            ["then"],
+            registry=r,
+        )
         self.held = Counter(
             "notifier_held_notifications",
             "Notifications no provider could take (all down): held, not dropped, tried again later",
@@ -319,6 +336,10 @@ class Metrics:
             self.email_fallbacks.labels(result)
         for cut in SHORTENED:
             self.sms_shortened.labels(cut)
+        for why in MarkedBy:
+            self.bad_numbers_marked.labels(why.value)
+        for then in BAD_NUMBER_SKIPS:
+            self.bad_number_skips.labels(then)
 
     def expect_providers(self, sms: Sequence[str], email: Sequence[str] = ()) -> None:
         """Every provider's series at 0: its attempts, transitions, callbacks, look-ups, failovers."""

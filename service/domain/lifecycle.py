@@ -1,13 +1,14 @@
 """The life cycle of a notification, as data: its states, the moves between them, what each owes.
 
 One row of ``notifications`` per (order, milestone); its ``state`` column holds a ``State`` (a
-CHECK constraint, migration 0015, allows exactly these values) and every receipt's ``outcome`` is
+CHECK constraint, migrations 0015 and 0017, allow exactly these values) and every receipt's ``outcome`` is
 one of them too (all but ``claimed``). The whole machine, in short::
 
     (no row) ─► claimed ─► sent ─► delivered
                 │  ▲         └──► undelivered ─► sent (the email fallback an SMS owes)
                 │  └ reclaim, hold                └─► failed, suppressed_opted_out
-                └─► failed, suppressed_stale, suppressed_opted_out, suppressed_invalid_recipient
+                └─► failed, suppressed_stale, suppressed_opted_out, suppressed_invalid_recipient,
+                    suppressed_pilot (also from undelivered: the fallback's address is not allow-listed)
 
 ``TRANSITIONS`` is the whole of it as one table, with what each move owes (``Duty``): the code
 moves a notification only through ``transition(state, event)``, which refuses any other move.
@@ -37,6 +38,8 @@ class State(StrEnum):
     SUPPRESSED_INVALID_RECIPIENT = "suppressed_invalid_recipient"  # no valid mobile and no email
     SUPPRESSED_OPTED_OUT = "suppressed_opted_out"  # the recipient opted out (with us or at a provider)
     SUPPRESSED_STALE = "suppressed_stale"  # a later milestone of the order was read first
+    # pilot mode (migration 0017): the recipient is not on the pilot's allow-list
+    SUPPRESSED_PILOT = "suppressed_pilot"
 
 
 #: What a receipt may report, in the order the receipt's JSON Schema lists them.
@@ -48,6 +51,7 @@ RECEIPT_OUTCOMES: Final = (
     State.SUPPRESSED_INVALID_RECIPIENT,
     State.SUPPRESSED_OPTED_OUT,
     State.SUPPRESSED_STALE,
+    State.SUPPRESSED_PILOT,
 )
 
 #: A delivery attempt's result that is not a state: nothing was sent and a provider (not the
@@ -76,6 +80,7 @@ class Event(StrEnum):
     REPORT_EMAIL_UNDELIVERED = "report_email_undelivered"  # ... an email undelivered
     FALLBACK_HELD = "fallback_held"  # the email fallback could not go now: still owed, tried later
     FALLBACK_DROPPED = "fallback_dropped"  # no fallback possible (no sealed event, no email address)
+    PILOT = "pilot"  # pilot mode: none of the recipient's usable contacts is on the allow-list
 
 
 class Duty(StrEnum):
@@ -126,6 +131,9 @@ TRANSITIONS: Final = (
     _t(_U, Event.OPT_OUT, State.SUPPRESSED_OPTED_OUT, _D.RECORD, _D.RECEIPT, _D.SETTLE_FALLBACK),
     _t(_U, Event.FALLBACK_HELD, _U, _D.RETRY_FALLBACK),
     _t(_U, Event.FALLBACK_DROPPED, _U, _D.SETTLE_FALLBACK),
+    # pilot mode: decided and receipted, never sent (the fallback: its address is not allow-listed)
+    _t(_C, Event.PILOT, State.SUPPRESSED_PILOT, _D.RECORD, _D.RECEIPT),
+    _t(_U, Event.PILOT, State.SUPPRESSED_PILOT, _D.RECORD, _D.RECEIPT, _D.SETTLE_FALLBACK),
 )
 
 _TABLE: Final = {(t.source, t.event): t for t in TRANSITIONS}
@@ -173,6 +181,7 @@ _DECIDED: Final = {
             (State.SUPPRESSED_OPTED_OUT, Event.OPT_OUT),
             (State.SUPPRESSED_INVALID_RECIPIENT, Event.INVALID_RECIPIENT),
             (State.FAILED, Event.FAIL),
+            (State.SUPPRESSED_PILOT, Event.PILOT),
         )
         for sms in (False, True)
     },

@@ -23,11 +23,16 @@ NO_CHANNEL: Final = "no_channel"  # nothing could carry it (no SMS allowed, no e
 NO_SMS: Final = "no_sms"  # an SMS step without a number or a text
 NO_EMAIL: Final = "no_email"  # an email step without an address or a message
 PHONE_PREFIX: Final = "phone_"  # ``phone_<why>``: the number is not a Hong Kong mobile (email instead)
+# pilot mode and bad-number hygiene (issue 15)
+PILOT_NOT_LISTED: Final = "pilot_not_allow_listed"  # pilot mode: no contact of the recipient is allow-listed
+PILOT_PHONE_NOT_LISTED: Final = "pilot_phone_not_allow_listed"  # pilot mode: the email is, the phone not
+BAD_NUMBER: Final = "number_marked_undeliverable"  # the number failed for good before: email, or nothing
 
 #: The fixed codes, ``phone_<why>`` included.
 FIXED: Final = frozenset(
     {STALE, OPTED_OUT, RENDER_ERROR, RECONCILED, SMS_TOO_LONG, INVALID_PHONE, NO_CHANNEL, NO_SMS, NO_EMAIL}
     | {PHONE_PREFIX + why for why in PHONE_REASONS}
+    | {PILOT_NOT_LISTED, PILOT_PHONE_NOT_LISTED, BAD_NUMBER}
 )
 
 PROVIDERS: Final = ("twilio", "infobip", "sendgrid")

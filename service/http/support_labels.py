@@ -37,6 +37,9 @@ STATES: Final = {
     ),
     State.SUPPRESSED_OPTED_OUT: Label("未發送：客戶已取消通知", "Not sent: the customer opted out"),
     State.SUPPRESSED_STALE: Label("未發送：已有較後的進度", "Not sent: a later milestone came first"),
+    State.SUPPRESSED_PILOT: Label(
+        "未發送：試行期間，客戶不在名單內", "Not sent: pilot mode, the customer is not on the allow-list"
+    ),
 }
 
 REASONS: Final = {
@@ -59,6 +62,17 @@ REASONS: Final = {
     "phone_pager": Label("傳呼機號碼，不能收短訊", "Pager number: cannot receive SMS"),
     "phone_personal_number": Label("個人號碼，不是手機", "Personal number: not a mobile"),
     "phone_not_mobile": Label("不是手機號碼", "Not a mobile number"),
+    # pilot mode and bad-number hygiene (issue 15)
+    reasons.PILOT_NOT_LISTED: Label(
+        "試行期間：聯絡資料不在名單內", "Pilot mode: no contact on the allow-list"
+    ),
+    reasons.PILOT_PHONE_NOT_LISTED: Label(
+        "試行期間：手機號碼不在名單內，改用電郵",
+        "Pilot mode: the mobile is not on the allow-list, email instead",
+    ),
+    reasons.BAD_NUMBER: Label(
+        "此號碼之前多次未能送達，已停用短訊", "This number failed for good before: no more SMS to it"
+    ),
 }
 
 #: What we say of a provider, with ``{p}`` its name.

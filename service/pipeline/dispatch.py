@@ -14,6 +14,7 @@ from service.domain import reasons
 from service.domain.errors import NotifierError
 from service.domain.lifecycle import Event, State, decided, transition
 from service.domain.outcome import Claimed, ClaimRequest, Outcome, SealedContact
+from service.domain.screening import Screen
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.privacy.crypto import Keyring
@@ -40,7 +41,13 @@ class Dispatcher:
         self._keyring = keyring
 
     async def settle(
-        self, req: ClaimRequest, claim: Claimed, *, opted_out: bool, abort: asyncio.Event
+        self,
+        req: ClaimRequest,
+        claim: Claimed,
+        *,
+        opted_out: bool,
+        abort: asyncio.Event,
+        screen: Screen | None = None,  # the recipient lists' word, looked up for the batch
     ) -> Outcome:
         """Decide one notification; a send is recorded (and its receipt published) before this returns,
         and before its send slot is released. If it cannot be, ``abort`` is set, so the batch starts
@@ -56,7 +63,7 @@ class Dispatcher:
                 raise
             self._metrics.decisions.labels(o.outcome).inc()
 
-        o = await self._decide(req, claim, opted_out, abort, record_send)
+        o = await self._decide(req, claim, opted_out, abort, record_send, screen=screen)
         transition(State.CLAIMED, decided(o.outcome, o.channel))  # an illegal outcome raises here
         return o
 
@@ -82,6 +89,8 @@ class Dispatcher:
         opted_out: bool,
         abort: asyncio.Event,
         record: Callable[[Outcome], Awaitable[None]],
+        *,
+        screen: Screen | None = None,
     ) -> Outcome:
         if req.state == State.SUPPRESSED_STALE:
             return Outcome(
@@ -99,6 +108,7 @@ class Dispatcher:
                 req.update,
                 req.milestone,
                 opted_out=opted_out,
+                screen=screen,
                 abort=abort,
                 record=record,
             )
@@ -112,6 +122,7 @@ class Dispatcher:
             req.update,
             req.milestone,
             opted_out=opted_out,
+            screen=screen,
             reconcile_since=claim.first_claimed_at or self._clock(),
             abort=abort,
             record=record,

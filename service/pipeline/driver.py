@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 
 from service.compose.consent import Consent
+from service.compose.recipient_checks import RecipientChecks
 from service.dedup.claims import Dedup
 from service.domain.lifecycle import DRAINING, HELD_NOTIFICATION, State
 from service.domain.model import InboundRecord
@@ -51,6 +52,7 @@ class BatchDriver:
         dead_letters: DeadLetters,
         store: NotificationStore,
         metrics: Metrics,
+        checks: RecipientChecks | None = None,  # pilot mode's allow-list, numbers marked bad
     ) -> None:
         self._intake = intake
         self._dedup = dedup
@@ -59,6 +61,7 @@ class BatchDriver:
         self._dead_letters = dead_letters
         self._store = store
         self._metrics = metrics
+        self._checks = checks
 
     async def process_batch(self, records: Sequence[InboundRecord]) -> Unfinished:
         started = time.perf_counter()
@@ -68,11 +71,16 @@ class BatchDriver:
         parsed = await self._intake.read(records)
         claims = await self._dedup.claim(parsed)
         blocked = await self._consent.opted_out_of(claims.work)
+        screens = await self._checks.screens(claims.work) if self._checks is not None else {}
         abort = asyncio.Event()  # set when a send could not be recorded: start no more sends
         settled = await asyncio.gather(
             *(
                 self._dispatcher.settle(
-                    r, claims.granted[r.notification_id], opted_out=r.notification_id in blocked, abort=abort
+                    r,
+                    claims.granted[r.notification_id],
+                    opted_out=r.notification_id in blocked,
+                    abort=abort,
+                    screen=screens.get(r.notification_id),
                 )
                 for r in claims.work
             ),

@@ -5,7 +5,7 @@ Library errors are translated at this edge (``database.translated``): callers se
 concern, each in its own module over the shared pool (``database.py``): events and claims
 (``claims.py``), delivery reports and the jobs' leases (``deliveries.py``), the receipt outbox
 (``receipt_outbox.py``), contacts and consent (``contacts.py``), the group's provider rate
-schedule (``rate_schedule.py``).
+schedule (``rate_schedule.py``), the pilot's allow-list and the bad numbers (``recipient_lists.py``).
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ from service.store.events_and_claims import EventsAndClaims
 from service.store.migrate import migrate
 from service.store.rate_schedule import RateSchedules
 from service.store.receipt_outbox import ReceiptOutbox
+from service.store.recipient_lists import RecipientLists
 
 __all__ = ["DATABASE_ERRORS", "PostgresStore", "translated"]
 
 
-class PostgresStore(EventsAndClaims, Deliveries, ReceiptOutbox, ContactsAndConsent, RateSchedules):
+class PostgresStore(
+    EventsAndClaims, Deliveries, ReceiptOutbox, ContactsAndConsent, RateSchedules, RecipientLists
+):
     """The ``NotificationStore`` port (``service.domain.ports``) on one asyncpg pool."""
 
     @classmethod

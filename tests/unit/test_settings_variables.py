@@ -104,6 +104,9 @@ FIELDS = [
     "log_level",
     "log_format",
     "event_loop",
+    # issue 15: pilot mode and bad-number hygiene
+    "pilot_mode",
+    "bad_number_undelivered_reports",
 ]
 
 #: The fields also read from a variable without the prefix, and that variable.
