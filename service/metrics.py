@@ -65,7 +65,7 @@ EVENT_RESULTS = ("new_milestone", "duplicate", "stale", "not_a_milestone", "dead
 DEAD_LETTER_REASONS = ("empty_value", "malformed_json", "invalid_event", "processing_failed")
 BOUNDED_REASONS = ("oversized", "unpublishable")
 BAD_NUMBER_SKIPS = ("email", "suppressed")
-FALLBACK_RESULTS = ("sent", "failed", "held", "gave_up", "no_email", "no_fallback")
+FALLBACK_RESULTS = ("sent", "failed", "held", "gave_up", "no_email", "no_fallback", "pilot")
 CALLBACK_RESULTS = (
     "delivered",
     "undelivered",
@@ -75,6 +75,7 @@ CALLBACK_RESULTS = (
     "undelivered_email_gave_up",
     "undelivered_no_email",
     "undelivered_no_fallback",
+    "undelivered_pilot",  # pilot mode: the fallback's address is not on the allow-list
     "stale",
     "held",
     "wrong_provider",

@@ -272,5 +272,7 @@ class DeliveryReports:
             outcome=outcome.outcome,
             reason=outcome.reason,
         )
+        if outcome.outcome == State.SUPPRESSED_PILOT:  # pilot mode: the address is not listed
+            return "undelivered_pilot"
         result = "gave_up" if gave_up else "sent" if outcome.outcome == State.SENT else "failed"
         return f"undelivered_email_{result}"
