@@ -83,6 +83,10 @@ PROVIDER_CONDITIONS: Final = {
     reasons.UNDELIVERED: Label("{p} 報告未能送達", "{p} reported it not delivered"),
 }
 PROVIDER_CODE: Final = Label("{p} 代碼 {code}", "{p} code {code}")
+#: The notification's number is marked undeliverable (bad-number hygiene): no more SMS to it.
+NUMBER_MARKED: Final = Label(
+    "此手機號碼已標記為無法送達，不再發短訊", "This mobile number is marked undeliverable: no more SMS to it"
+)
 
 PROVIDERS: Final = {"twilio": "Twilio", "infobip": "Infobip", "sendgrid": "SendGrid"}
 CHANNELS: Final = {"sms": Label("短訊", "SMS"), "email": Label("電郵", "Email"), "none": Label("—", "—")}

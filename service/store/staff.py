@@ -73,6 +73,8 @@ class SupportRow:
     fallback_due_at: datetime | None = None  # an owed email fallback's next try
     status_check_due_at: datetime | None = None  # the next status look-up of an SMS with no final word
     status_gave_up_at: datetime | None = None  # look-ups stopped at their maximum age
+    number_marked_at: datetime | None = None  # the notification's number is marked undeliverable (0017)
+    number_marked_reason: str | None = None  # the provider's word that marked it
 
 
 def _hash(token: str) -> bytes:
@@ -196,8 +198,9 @@ class StaffStore:
                 "SELECT n.id, n.order_id, n.waybill, n.milestone, n.state, n.channel, n.provider, n.reason,"
                 " n.event_occurred_at, n.updated_at, n.delivered_at, c.key_id, c.ciphertext,"
                 " n.phone_subject, n.email_subject, n.created_at, n.locale, n.fallback_due_at,"
-                " n.status_check_due_at, n.status_gave_up_at"
+                " n.status_check_due_at, n.status_gave_up_at, h.marked_at, h.reason AS marked_reason"
                 " FROM notifications n LEFT JOIN notification_contacts c ON c.notification_id = n.id"
+                " LEFT JOIN phone_health h ON h.subject = n.phone_subject AND h.marked_at IS NOT NULL"
                 " WHERE n.order_id IN (SELECT order_id FROM notifications WHERE order_id = $1 OR waybill = $1)"
                 " ORDER BY n.milestone_rank",
                 query.strip(),
@@ -224,6 +227,8 @@ class StaffStore:
                 r["fallback_due_at"],
                 r["status_check_due_at"],
                 r["status_gave_up_at"],
+                r["marked_at"],
+                r["marked_reason"],
             )
             for r in rows
         ]
