@@ -86,6 +86,10 @@ class Service:
             resources.push_async_callback(publishers.stop)
             if keyring is None:
                 log.warning("no_pii_keys", effect="an undelivered SMS cannot fall back to email")
+            if s.pilot_mode:  # said at every start: only the allow-list is messaged
+                log.warning(
+                    "pilot_mode", allow_listed=await store.pilot_size(), effect="others: suppressed_pilot"
+                )
             await self._serve(
                 stop,
                 resources=resources,

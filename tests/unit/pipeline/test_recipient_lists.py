@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from service.compose.render import Renderer
 from service.domain import reasons
@@ -218,3 +219,37 @@ async def test_a_permanent_undelivered_code_marks_the_number_at_once(code: str, 
     assert h.metric("notifier_bad_numbers_marked_total", why="permanent_report") == marked
     await h.feed(event("K-2", "ARRIVED_HK_WAREHOUSE", phone=OTHER_PHONE, email=OTHER_EMAIL))
     assert len(h.texted()) == 2 - marked
+
+
+async def test_the_lists_paths_put_no_personal_data_in_receipts_logs_or_metrics() -> None:
+    h = Lists(pilot=True, reports=1)
+    await h.allow(phone=LISTED_PHONE)
+    h.sms.errors.append(InvalidRecipient("twilio", "21211"))
+    with capture_logs() as logs:
+        await h.feed(
+            event("L-1", "ARRIVED_HK_WAREHOUSE", phone=LISTED_PHONE, email=OTHER_EMAIL),  # refused: marked
+            event("L-2", "ARRIVED_HK_WAREHOUSE", phone=OTHER_PHONE, email=OTHER_EMAIL),  # not listed
+        )
+        await h.feed(event("L-1", "CUSTOMS_CLEARED", phone=LISTED_PHONE, email=OTHER_EMAIL))  # marked
+    outcomes = [
+        (r["order_id"], r["outcome"], r["reason"])
+        for r in (json.loads(x.payload) for x in h.receipts.published)
+    ]
+    assert outcomes == [
+        ("L-1", "failed", "twilio_21211"),  # refused, and the email is not listed: nothing else
+        ("L-2", "suppressed_pilot", reasons.PILOT_NOT_LISTED),
+        ("L-1", "suppressed_invalid_recipient", reasons.BAD_NUMBER),
+    ]
+    text = "\n".join(r.payload.decode() for r in h.receipts.published) + "\n" + repr(logs)
+    text += h.metrics.render().decode()
+    for pii in (
+        LISTED_PHONE,
+        OTHER_PHONE,
+        hk(LISTED_PHONE),
+        hk(OTHER_PHONE),
+        OTHER_EMAIL,
+        "91234567",
+        "98765432",
+    ):
+        assert pii not in text
+    assert any(e["event"] == "number_marked_undeliverable" for e in logs)
