@@ -144,8 +144,8 @@ class Sender:
         if screen is None:
             screen = await self._checks.screen(update)
         verdict = screen_verdict(screen, has_email=bool(update.recipient.email), email_only=email_only)
-        if verdict.reason == reasons.BAD_NUMBER:
-            self._metrics.bad_number_skips.labels("suppressed" if verdict.suppressed else "email").inc()
+        if verdict.suppressed is not None and verdict.reason == reasons.BAD_NUMBER:
+            self._metrics.bad_number_skips.labels("suppressed").inc()
         if not verdict.drop_email:
             return verdict, update
         recipient = dataclasses.replace(update.recipient, email=None)
@@ -162,6 +162,8 @@ class Sender:
         """The engine's result as the notification's outcome (counted and logged, not yet recorded)."""
         if result.outcome == State.SENT and result.channel == "sms" and msg.sms is not None:
             self._metrics.sms_segments.labels(result.provider or "", msg.sms.encoding).inc(msg.sms.segments)
+        if result.outcome != HELD_NOTIFICATION and msg.phone_note == reasons.BAD_NUMBER:
+            self._metrics.bad_number_skips.labels("email").inc()  # once decided: a hold is tried again
         if result.outcome not in (State.SENT, HELD_NOTIFICATION):
             log.warning(
                 "notification_not_sent",
