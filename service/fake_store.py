@@ -407,6 +407,13 @@ class FakeRecipientLists(_FakeTables):
         self.phone_health[subject] = (streak, NumberMark(self.now, reason))
         return True
 
+    async def unmark_number(self, subject: bytes) -> bool:
+        self._maybe_fail()
+        if self.phone_health.get(subject, (0, None))[1] is None:
+            return False
+        del self.phone_health[subject]
+        return True
+
     async def number_report(self, notification: uuid.UUID, *, delivered: bool) -> NumberReport | None:
         self._maybe_fail()
         row = self._by_id().get(notification)

@@ -44,13 +44,14 @@ def add_pilot_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     pl_sub.add_parser("list", help="how many phones and emails the allow-list holds (never which)")
 
 
-def _blind(settings: Settings) -> BlindIndex:
+def blind_index(settings: Settings) -> BlindIndex:
     if settings.blind_index_key is None:
         raise ConfigError("NOTIFIER_BLIND_INDEX_KEY is required: the allow-list holds blind indexes")
     return BlindIndex.parse(settings.blind_index_key.get_secret_value())
 
 
-def _by(raw: str) -> str:
+def operator(raw: str) -> str:
+    """The ``--by`` of a change: who made it, kept in the history."""
     by = raw.strip()
     if not by or len(by) > _MAX_BY or not by.isprintable():
         raise CommandRefused(f"--by: who makes the change, 1 to {_MAX_BY} printable characters")
@@ -71,7 +72,7 @@ def _mask_email(address: str) -> str:
 
 def contact(settings: Settings, args: argparse.Namespace) -> tuple[bytes, str, str]:
     """The contact the command names: (its blind index, ``phone`` or ``email``, masked for the plan)."""
-    blind = _blind(settings)
+    blind = blind_index(settings)
     if args.phone is not None:
         raw = read_value("--phone", args.phone, label="phone number")
         number = normalize_hk_mobile(raw, allow_foreign_mobiles=settings.allow_foreign_mobiles)
@@ -85,7 +86,7 @@ def contact(settings: Settings, args: argparse.Namespace) -> tuple[bytes, str, s
 
 
 async def run_pilot_command(settings: Settings, args: argparse.Namespace) -> int:
-    by = _by(args.by) if args.pilot_command != "list" else ""
+    by = operator(args.by) if args.pilot_command != "list" else ""
     subject, kind, masked = contact(settings, args) if args.pilot_command != "list" else (b"", "", "")
     from service.store.postgres import PostgresStore  # noqa: PLC0415  # asyncpg only for this command
 

@@ -209,6 +209,10 @@ class NotificationStore(Protocol):
         """Mark a number undeliverable; False when it was marked already."""
         ...
 
+    async def unmark_number(self, subject: bytes) -> bool:
+        """Take a number's mark off (an operator's word that it works again); False: it was not marked."""
+        ...
+
     async def number_report(self, notification: uuid.UUID, *, delivered: bool) -> NumberReport | None:
         """Count an SMS's delivery report against its number's undelivered streak (delivered ends it)."""
         ...

@@ -77,6 +77,15 @@ class RecipientLists(PostgresBase):
             )
         return bool(marked)
 
+    async def unmark_number(self, subject: bytes) -> bool:
+        """An operator's word that the number works again: its mark and streak go; False: not marked."""
+        async with translated():
+            gone = await self._pool.fetchval(
+                "DELETE FROM phone_health WHERE subject = $1 AND marked_at IS NOT NULL RETURNING true",
+                subject,
+            )
+        return bool(gone)
+
     async def number_report(self, notification: uuid.UUID, *, delivered: bool) -> NumberReport | None:
         """Count a delivery report of an SMS against the notification's number: an undelivered one
         lengthens its streak, a delivered one ends it (and writes nothing for a number with no

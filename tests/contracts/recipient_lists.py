@@ -56,6 +56,10 @@ class RecipientListsContract:
         assert list(marks) == [PHONE_A]
         assert marks[PHONE_A].reason == "twilio_21211"
         assert marks[PHONE_A].marked_at <= datetime.now(UTC)
+        assert await subject.unmark_number(PHONE_B) is False  # never marked
+        assert await subject.unmark_number(PHONE_A) is True
+        assert await subject.marked_numbers([PHONE_A]) == set()
+        assert await subject.mark_number(PHONE_A, "infobip_EC_UNKNOWN_SUBSCRIBER") is True  # again, anew
 
     async def test_undelivered_reports_make_a_streak_that_a_delivered_one_ends(
         self, subject: NotificationStore
@@ -78,7 +82,7 @@ class RecipientListsContract:
         marked = await subject.number_report(nid("A2"), delivered=False)
         assert marked is not None
         assert marked.marked
-        assert await subject.marked_numbers([PHONE_A]) == {PHONE_A}  # unmarked only by a new number
+        assert await subject.marked_numbers([PHONE_A]) == {PHONE_A}  # a report never takes a mark off
 
     async def test_a_delivered_report_keeps_nothing_of_a_number_that_never_failed(
         self, subject: NotificationStore

@@ -88,3 +88,32 @@ async def test_an_email_is_checked_and_listed_by_its_blind_index(database_url: s
     assert done.code == 0
     assert "s***@example.com" in done.out
     assert await listed(database_url) == [BLIND.email("staff@example.com")]
+
+
+async def test_a_marked_number_is_checked_and_unmarked_by_an_operator(database_url: str) -> None:
+    store = await PostgresStore.connect(database_url)
+    try:
+        await store.mark_number(BLIND.phone(NUMBER), "twilio_21211")
+    finally:
+        await store.close()
+    check = await notifier(database_url, "numbers", "check", "--phone", stdin="9123 4567\n")
+    assert check.code == 0
+    assert "+852 ****4567 is marked undeliverable since" in check.out
+    assert "(twilio_21211)" in check.out
+    dry = await notifier(
+        database_url, "numbers", "unmark", "--phone", "--by", "cs-17", "--dry-run", stdin="91234567\n"
+    )
+    assert dry.code == 0
+    assert "dry run, nothing changed: would take the mark off +852 ****4567" in dry.out
+    unconfirmed = await notifier(
+        database_url, "numbers", "unmark", "--phone", "--by", "cs-17", stdin="91234567\n"
+    )
+    assert unconfirmed.code == 2
+    done = await notifier(
+        database_url, "numbers", "unmark", "--phone", "--by", "cs-17", "--yes", stdin="91234567\n"
+    )
+    assert done.code == 0
+    after = await notifier(database_url, "numbers", "check", "--phone", stdin="91234567\n")
+    assert "is not marked undeliverable" in after.out
+    for run in (check, dry, unconfirmed, done, after):
+        assert "91234567" not in run.out + run.err
