@@ -74,6 +74,34 @@ async def test_pilot_mode_texts_only_allow_listed_recipients(
         assert personal not in published
 
 
+async def test_pilot_mode_sends_no_email_fallback_to_an_address_not_listed(
+    settings: Settings, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, _ = sandbox
+    s = settings.model_copy(update={"pilot_mode": True})
+    store = await PostgresStore.connect(s.database_url)
+    try:
+        await store.set_pilot(blind(s).phone(e164(STAFF)), "phone", listed=True, source="operator:it")
+    finally:
+        await store.close()
+    state.set_fault("twilio", Fault(undelivered_rate=1.0))
+    service = Service(s)
+    async with running(service):
+        await produce(
+            s.kafka_bootstrap_servers, s.input_topics[0], [event("IT-PL-FB", "READY_FOR_PICKUP", phone=STAFF)]
+        )
+        await wait_until(
+            lambda: metric(service, "notifier_email_fallbacks_total", result="pilot") == 1,
+            what="the fallback to be refused by pilot mode",
+        )
+        records = await read_topic(s.kafka_bootstrap_servers, s.receipts_topic, at_least=3, timeout_s=10)
+    steps = [(d["outcome"], d["reason"]) for d in (json.loads(r.value) for r in records)]
+    assert steps[0] == ("sent", None)
+    assert steps[1][0] == "undelivered"
+    assert steps[2] == ("suppressed_pilot", "pilot_not_allow_listed")
+    assert [m.provider for m in state.messages] == ["twilio"]  # no email to the address not listed
+
+
 async def test_a_failing_number_falls_back_to_email_on_the_next_milestone(
     settings: Settings, sandbox: tuple[SandboxState, str]
 ) -> None:
