@@ -94,6 +94,10 @@ class Service:
             resources.push_async_callback(publishers.stop)
             if keyring is None:
                 log.warning("no_pii_keys", effect="an undelivered SMS cannot fall back to email")
+            if s.pilot_mode:  # said at every start: only the allow-list is messaged
+                log.warning(
+                    "pilot_mode", allow_listed=await store.pilot_size(), effect="others: suppressed_pilot"
+                )
             await self._serve(
                 stop,
                 resources=resources,
@@ -178,6 +182,8 @@ class Service:
             clock=self._now,
             quiet=s.quiet_hours_policy(),
             coalesce_backlog_after_s=s.coalesce_backlog_after_s,
+            pilot_mode=s.pilot_mode,
+            bad_number_reports=s.bad_number_undelivered_reports,
         )
         reports = stages.reports
         release = Release(

@@ -21,6 +21,8 @@ from service.domain.errors import (
     StoreUnavailable,
 )
 from service.domain.milestones import Milestone
+from service.numbers_cli import add_numbers_command, run_numbers_command
+from service.pilot_cli import add_pilot_command, run_pilot_command
 from service.resources import sample_events, schemas_dir, version
 from service.settings import Settings, load_settings
 
@@ -199,6 +201,8 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     _add_privacy_commands(sub)
+    add_pilot_command(sub)
+    add_numbers_command(sub)
 
     from service.dwell_cli import add_report_commands  # noqa: PLC0415  # keep --help's imports light
 
@@ -391,6 +395,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noq
             return 0
         case "templates":
             return _templates(settings, args)
+        case "pilot":
+            return await run_pilot_command(settings, args)
+        case "numbers":
+            return await run_numbers_command(settings, args)
         case "purge" | "erase" | "optout" | "keys" | "staff":
             from service.privacy_cli import run_privacy_command  # noqa: PLC0415
 

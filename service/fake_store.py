@@ -1,6 +1,6 @@
 """The store's fake (re-exported by ``service.testing``): the ``NotificationStore`` port's semantics
 in memory, one part per concern as in ``service.store`` (claims, delivery reports and the jobs'
-leases, the receipt outbox, contacts and consent), composed into ``FakeStore``. It is proven
+leases, the receipt outbox, contacts and consent, the recipient lists), composed into ``FakeStore``. It is proven
 against the same contract as ``PostgresStore`` (``tests/contracts/store.py``).
 """
 
@@ -26,6 +26,7 @@ from service.domain.outcome import (
     Outcome,
     SealedContact,
 )
+from service.domain.screening import NumberMark, NumberReport
 from service.domain.status_check import AwaitingStatus
 
 
@@ -70,6 +71,9 @@ class _FakeTables:
     consent_events: list[tuple[bytes, str, str]] = field(default_factory=list)
     consent_set_at: dict[bytes, datetime] = field(default_factory=dict)  # each subject's last change
     consent_orders: list[str | None] = field(default_factory=list)  # the order each change was made from
+    pilot: dict[bytes, str] = field(default_factory=dict)  # blind index -> kind (phone, email)
+    pilot_events: list[tuple[bytes, str, str]] = field(default_factory=list)
+    phone_health: dict[bytes, tuple[int, NumberMark | None]] = field(default_factory=dict)  # streak, mark
     fail_next: Exception | None = None
     down: bool = False  # ping answers False
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -393,6 +397,67 @@ class FakeContacts(_FakeTables):
         return self.contacts.get(notification)
 
 
+class FakeRecipientLists(_FakeTables):
+    """The pilot's allow-list and the numbers marked undeliverable (migration 0017)."""
+
+    async def pilot_listed(self, subjects: Sequence[bytes]) -> set[bytes]:
+        self._maybe_fail()
+        return {s for s in subjects if s in self.pilot}
+
+    async def set_pilot(self, subject: bytes, kind: str, *, listed: bool, source: str) -> bool:
+        self._maybe_fail()
+        if (subject in self.pilot) == listed:
+            return False
+        if listed:
+            self.pilot[subject] = kind
+        else:
+            del self.pilot[subject]
+        self.pilot_events.append((subject, "add" if listed else "remove", source))
+        return True
+
+    async def pilot_size(self) -> dict[str, int]:
+        kinds = list(self.pilot.values())
+        return {"phone": kinds.count("phone"), "email": kinds.count("email")}
+
+    async def marked_numbers(self, subjects: Sequence[bytes]) -> set[bytes]:
+        self._maybe_fail()
+        return {s for s in subjects if s in self.phone_health and self.phone_health[s][1] is not None}
+
+    async def mark_number(self, subject: bytes, reason: str) -> bool:
+        self._maybe_fail()
+        streak, mark = self.phone_health.get(subject, (0, None))
+        if mark is not None:
+            return False
+        self.phone_health[subject] = (streak, NumberMark(self.now, reason))
+        return True
+
+    async def unmark_number(self, subject: bytes) -> bool:
+        self._maybe_fail()
+        if self.phone_health.get(subject, (0, None))[1] is None:
+            return False
+        del self.phone_health[subject]
+        return True
+
+    async def number_report(self, notification: uuid.UUID, *, delivered: bool) -> NumberReport | None:
+        self._maybe_fail()
+        row = self._by_id().get(notification)
+        subject = row.request.phone_subject if row is not None else None
+        if subject is None:
+            return None
+        streak, mark = self.phone_health.get(subject, (0, None))
+        if delivered:
+            if streak == 0:  # as PostgreSQL's: only numbers that failed are kept
+                return None
+            streak = 0
+        else:
+            streak += 1
+        self.phone_health[subject] = (streak, mark)
+        return NumberReport(subject, streak, mark is not None)
+
+    async def number_marks(self, subjects: Sequence[bytes]) -> dict[bytes, NumberMark]:
+        return {s: m for s in subjects if (m := self.phone_health.get(s, (0, None))[1]) is not None}
+
+
 @dataclass
-class FakeStore(FakeClaims, FakeDeliveries, FakeOutbox, FakeContacts):
+class FakeStore(FakeClaims, FakeDeliveries, FakeOutbox, FakeContacts, FakeRecipientLists):
     """The store's semantics in memory: a unique (order, milestone), re-claim of unfinished claims, an outbox."""

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from service.domain.dwell import DWELL_BUCKETS, OTHER_PLACE, place_label
 from service.domain.lifecycle import TRANSITIONS, State
+from service.domain.screening import MarkedBy
 from service.resources import version
 
 # End to end: seconds when all is well, minutes behind a backlog or a held provider, hours at worst.
@@ -61,6 +62,7 @@ _RECEIPTS = {
     State.SUPPRESSED_INVALID_RECIPIENT: ("none",),
     State.SUPPRESSED_OPTED_OUT: ("none",),
     State.SUPPRESSED_STALE: ("none",),
+    State.SUPPRESSED_PILOT: ("none",),
     # quiet hours and coalescing
     State.SCHEDULED: ("none",),
     State.SUPPRESSED_SUPERSEDED: ("none",),
@@ -77,7 +79,8 @@ RELEASE_RESULTS = (
 EVENT_RESULTS = ("new_milestone", "duplicate", "stale", "not_a_milestone", "dead_lettered")
 DEAD_LETTER_REASONS = ("empty_value", "malformed_json", "invalid_event", "processing_failed")
 BOUNDED_REASONS = ("oversized", "unpublishable")
-FALLBACK_RESULTS = ("sent", "failed", "held", "gave_up", "no_email", "no_fallback")
+BAD_NUMBER_SKIPS = ("email", "suppressed")
+FALLBACK_RESULTS = ("sent", "failed", "held", "gave_up", "no_email", "no_fallback", "pilot")
 CALLBACK_RESULTS = (
     "delivered",
     "undelivered",
@@ -87,6 +90,7 @@ CALLBACK_RESULTS = (
     "undelivered_email_gave_up",
     "undelivered_no_email",
     "undelivered_no_fallback",
+    "undelivered_pilot",  # pilot mode: the fallback's address is not on the allow-list
     "stale",
     "held",
     "wrong_provider",
@@ -260,6 +264,20 @@ class Metrics:
             " ambiguous answer)",
             registry=r,
         )
+        # bad-number hygiene (issue 15): numbers marked undeliverable, and the milestones they turned
+        self.bad_numbers_marked = Counter(
+            "notifier_bad_numbers_marked",
+            "Numbers marked undeliverable, by why: refused (invalid or unreachable at the send), "
+            "permanent_report (reported undelivered with a permanent code), repeated_undelivered",
+            ["why"],
+            registry=r,
+        )
+        self.bad_number_skips = Counter(
+            "notifier_bad_number_skips",
+            "Notifications not texted because their number is marked undeliverable: then email, or suppressed",
+            ["then"],
+            registry=r,
+        )
         self.held = Counter(
             "notifier_held_notifications",
             "Notifications no provider could take (all down): held, not dropped, tried again later",
@@ -326,7 +344,6 @@ class Metrics:
             registry=r,
         )
         self._dwell_places: frozenset[str] = frozenset()
-        self.pickup_dwell.labels(OTHER_PLACE)
         self.scheduled_releases = Counter(
             "notifier_scheduled_releases",
             "Scheduled sends (quiet hours) released after their window, by what became of each:"
@@ -377,6 +394,11 @@ class Metrics:
             self.sms_shortened.labels(cut)
         for result in RELEASE_RESULTS:
             self.scheduled_releases.labels(result)
+        for why in MarkedBy:
+            self.bad_numbers_marked.labels(why.value)
+        for then in BAD_NUMBER_SKIPS:
+            self.bad_number_skips.labels(then)
+        self.pickup_dwell.labels(OTHER_PLACE)
 
     def expect_providers(self, sms: Sequence[str], email: Sequence[str] = ()) -> None:
         """Every provider's series at 0: its attempts, transitions, callbacks, look-ups, failovers."""

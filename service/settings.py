@@ -22,6 +22,7 @@ from service.config.background import BackgroundJobSettings
 from service.config.consuming import KafkaSettings
 from service.config.content import ContentSettings
 from service.config.database import DatabaseSettings
+from service.config.launch import LaunchSettings
 from service.config.operations import OperationsSettings
 from service.config.personal_data import PersonalDataSettings
 from service.config.pickups import PickupSettings
@@ -54,6 +55,7 @@ def mask_url_passwords(value: object) -> object:
 # pydantic collects the fields along the bases from the last one: the groups are listed last first so
 # that the fields, and with them every error message, repr and dump, come Kafka first as they always did.
 class Settings(
+    LaunchSettings,
     PickupSettings,
     QuietHoursSettings,
     OperationsSettings,

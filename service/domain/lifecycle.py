@@ -1,14 +1,15 @@
 """The life cycle of a notification, as data: its states, the moves between them, what each owes.
 
 One row of ``notifications`` per (order, milestone); its ``state`` column holds a ``State`` (a
-CHECK constraint, migration 0015, allows exactly these values) and every receipt's ``outcome`` is
+CHECK constraint, migrations 0015 and 0017, allow exactly these values) and every receipt's ``outcome`` is
 one of them too (all but ``claimed``). The whole machine, in short::
 
     (no row) ─► claimed ─► sent ─► delivered
                 │  ▲         └──► undelivered ─► sent (the email fallback an SMS owes)
                 │  └ reclaim, hold                └─► failed, suppressed_opted_out
                 ├─► failed, suppressed_stale, suppressed_opted_out, suppressed_invalid_recipient,
-                │   suppressed_superseded (a backlog: a later milestone of the order in the same batch)
+                │   suppressed_superseded (a backlog: a later milestone of the order in the same batch),
+                │   suppressed_pilot (also from undelivered: the fallback's address is not allow-listed)
                 └─► scheduled (quiet hours) ─► sent, suppressed_superseded, failed, suppressed_*
 
 ``TRANSITIONS`` is the whole of it as one table, with what each move owes (``Duty``): the code
@@ -39,6 +40,8 @@ class State(StrEnum):
     SUPPRESSED_INVALID_RECIPIENT = "suppressed_invalid_recipient"  # no valid mobile and no email
     SUPPRESSED_OPTED_OUT = "suppressed_opted_out"  # the recipient opted out (with us or at a provider)
     SUPPRESSED_STALE = "suppressed_stale"  # a later milestone of the order was read first
+    # pilot mode (migration 0017): the recipient is not on the pilot's allow-list
+    SUPPRESSED_PILOT = "suppressed_pilot"
     # Quiet hours and coalescing (issue 15, migration 0019):
     SCHEDULED = "scheduled"  # decided in quiet hours: waits in ``scheduled_sends`` for the window's end
     SUPPRESSED_SUPERSEDED = "suppressed_superseded"  # released with a later milestone of its order: not sent
@@ -53,6 +56,7 @@ RECEIPT_OUTCOMES: Final = (
     State.SUPPRESSED_INVALID_RECIPIENT,
     State.SUPPRESSED_OPTED_OUT,
     State.SUPPRESSED_STALE,
+    State.SUPPRESSED_PILOT,
     State.SCHEDULED,
     State.SUPPRESSED_SUPERSEDED,
 )
@@ -85,6 +89,7 @@ class Event(StrEnum):
     FALLBACK_DROPPED = "fallback_dropped"  # no fallback possible (no sealed event, no email address)
     SCHEDULE = "schedule"  # decided inside quiet hours: it goes at the window's end
     SUPERSEDE = "supersede"  # released while a later milestone of its order exists: that one is sent
+    PILOT = "pilot"  # pilot mode: none of the recipient's usable contacts is on the allow-list
 
 
 class Duty(StrEnum):
@@ -155,6 +160,9 @@ TRANSITIONS: Final = (
     _t(_Q, Event.FAIL, State.FAILED, _D.RECORD, _D.RECEIPT, _D.DROP_SCHEDULE),
     _t(_Q, Event.SEND_SMS, _S, _D.RECORD, _D.RECEIPT, _D.AWAIT_REPORT, _D.DROP_SCHEDULE),
     _t(_Q, Event.SEND_EMAIL, _S, _D.RECORD, _D.RECEIPT, _D.DROP_SCHEDULE),
+    # pilot mode: decided and receipted, never sent (the fallback: its address is not allow-listed)
+    _t(_C, Event.PILOT, State.SUPPRESSED_PILOT, _D.RECORD, _D.RECEIPT),
+    _t(_U, Event.PILOT, State.SUPPRESSED_PILOT, _D.RECORD, _D.RECEIPT, _D.SETTLE_FALLBACK),
 )
 
 _TABLE: Final = {(t.source, t.event): t for t in TRANSITIONS}
@@ -202,6 +210,7 @@ _DECIDED: Final = {
             (State.SUPPRESSED_OPTED_OUT, Event.OPT_OUT),
             (State.SUPPRESSED_INVALID_RECIPIENT, Event.INVALID_RECIPIENT),
             (State.FAILED, Event.FAIL),
+            (State.SUPPRESSED_PILOT, Event.PILOT),
             (State.SCHEDULED, Event.SCHEDULE),
             (State.SUPPRESSED_SUPERSEDED, Event.SUPERSEDE),
         )

@@ -24,6 +24,7 @@ from service.domain.outcome import (
     Outcome,
     SealedContact,
 )
+from service.domain.screening import NumberMark, NumberReport
 from service.domain.status_check import Answer, AwaitingStatus
 
 
@@ -196,6 +197,39 @@ class NotificationStore(Protocol):
 
     async def ping(self) -> bool:
         """Whether the database answers now."""
+        ...
+
+    # --- the recipient lists (migration 0017): pilot mode's allow-list, numbers marked bad -------
+    async def pilot_listed(self, subjects: Sequence[bytes]) -> set[bytes]:
+        """Which of these blind indexes (phone or email) are on the pilot's allow-list."""
+        ...
+
+    async def set_pilot(self, subject: bytes, kind: str, *, listed: bool, source: str) -> bool:
+        """Add a contact to the allow-list (or remove it), with its history; False: it was so already."""
+        ...
+
+    async def pilot_size(self) -> dict[str, int]:
+        """How many phones and emails the allow-list holds."""
+        ...
+
+    async def marked_numbers(self, subjects: Sequence[bytes]) -> set[bytes]:
+        """Which of these phones' blind indexes are marked undeliverable."""
+        ...
+
+    async def mark_number(self, subject: bytes, reason: str) -> bool:
+        """Mark a number undeliverable; False when it was marked already."""
+        ...
+
+    async def unmark_number(self, subject: bytes) -> bool:
+        """Take a number's mark off (an operator's word that it works again); False: it was not marked."""
+        ...
+
+    async def number_report(self, notification: uuid.UUID, *, delivered: bool) -> NumberReport | None:
+        """Count an SMS's delivery report against its number's undelivered streak (delivered ends it)."""
+        ...
+
+    async def number_marks(self, subjects: Sequence[bytes]) -> dict[bytes, NumberMark]:
+        """The marks of these numbers, by blind index."""
         ...
 
 

@@ -26,12 +26,17 @@ QUIET_HOURS: Final = "quiet_hours"  # decided inside the quiet window: scheduled
 SUPERSEDED: Final = "superseded_by_later_milestone"  # released with a later milestone of its order
 NO_SEALED_EVENT: Final = "no_sealed_event"  # a scheduled send whose event is gone (erased) or unreadable
 PHONE_PREFIX: Final = "phone_"  # ``phone_<why>``: the number is not a Hong Kong mobile (email instead)
+# pilot mode and bad-number hygiene (issue 15)
+PILOT_NOT_LISTED: Final = "pilot_not_allow_listed"  # pilot mode: no contact of the recipient is allow-listed
+PILOT_PHONE_NOT_LISTED: Final = "pilot_phone_not_allow_listed"  # pilot mode: the email is, the phone not
+BAD_NUMBER: Final = "number_marked_undeliverable"  # the number failed for good before: email, or nothing
 
 #: The fixed codes, ``phone_<why>`` included.
 FIXED: Final = frozenset(
     {STALE, OPTED_OUT, RENDER_ERROR, RECONCILED, SMS_TOO_LONG, INVALID_PHONE, NO_CHANNEL, NO_SMS, NO_EMAIL}
     | {QUIET_HOURS, SUPERSEDED, NO_SEALED_EVENT}
     | {PHONE_PREFIX + why for why in PHONE_REASONS}
+    | {PILOT_NOT_LISTED, PILOT_PHONE_NOT_LISTED, BAD_NUMBER}
 )
 
 PROVIDERS: Final = ("twilio", "infobip", "sendgrid")

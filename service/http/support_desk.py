@@ -23,7 +23,13 @@ from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import ShipmentUpdate
 from service.domain.phone import mask_phone, normalize_hk_mobile
-from service.http.support_labels import milestone_label, provider_name, reason_label, state_label
+from service.http.support_labels import (
+    NUMBER_MARKED,
+    milestone_label,
+    provider_name,
+    reason_label,
+    state_label,
+)
 from service.http.support_timeline import consent_of, steps
 from service.privacy.crypto import Keyring
 from service.store.postgres import PostgresStore
@@ -103,9 +109,23 @@ def timeline(
                 for s in steps(r, receipts.get(r.notification_id, []), planned.get(r.notification_id))
             ],
             "text": texts.get(r.notification_id),
+            "number_marked": _number_marked(r),
         }
         for r in rows
     ]
+
+
+def _number_marked(r: SupportRow) -> dict[str, object] | None:
+    """The notification's number is marked undeliverable (bad-number hygiene): since when, why."""
+    if r.number_marked_at is None:
+        return None
+    return {
+        "at": r.number_marked_at.isoformat(),
+        "time": hk_time(r.number_marked_at),
+        "reason": r.number_marked_reason,
+        "label": NUMBER_MARKED._asdict(),
+        "reason_label": reason_label(r.number_marked_reason)._asdict() if r.number_marked_reason else None,
+    }
 
 
 def mask_email(address: str) -> str:

@@ -38,6 +38,9 @@ STATES: Final = {
     ),
     State.SUPPRESSED_OPTED_OUT: Label("未發送：客戶已取消通知", "Not sent: the customer opted out"),
     State.SUPPRESSED_STALE: Label("未發送：已有較後的進度", "Not sent: a later milestone came first"),
+    State.SUPPRESSED_PILOT: Label(
+        "未發送：試行期間，客戶不在名單內", "Not sent: pilot mode, the customer is not on the allow-list"
+    ),
     # quiet hours and coalescing
     State.SCHEDULED: Label("已排期：靜音時段後發送", "Scheduled: goes after the quiet hours"),
     State.SUPPRESSED_SUPERSEDED: Label(
@@ -68,6 +71,17 @@ REASONS: Final = {
     "phone_pager": Label("傳呼機號碼，不能收短訊", "Pager number: cannot receive SMS"),
     "phone_personal_number": Label("個人號碼，不是手機", "Personal number: not a mobile"),
     "phone_not_mobile": Label("不是手機號碼", "Not a mobile number"),
+    # pilot mode and bad-number hygiene (issue 15)
+    reasons.PILOT_NOT_LISTED: Label(
+        "試行期間：聯絡資料不在名單內", "Pilot mode: no contact on the allow-list"
+    ),
+    reasons.PILOT_PHONE_NOT_LISTED: Label(
+        "試行期間：手機號碼不在名單內，改用電郵",
+        "Pilot mode: the mobile is not on the allow-list, email instead",
+    ),
+    reasons.BAD_NUMBER: Label(
+        "此號碼之前多次未能送達，已停用短訊", "This number failed for good before: no more SMS to it"
+    ),
 }
 
 #: What we say of a provider, with ``{p}`` its name.
@@ -78,6 +92,10 @@ PROVIDER_CONDITIONS: Final = {
     reasons.UNDELIVERED: Label("{p} 報告未能送達", "{p} reported it not delivered"),
 }
 PROVIDER_CODE: Final = Label("{p} 代碼 {code}", "{p} code {code}")
+#: The notification's number is marked undeliverable (bad-number hygiene): no more SMS to it.
+NUMBER_MARKED: Final = Label(
+    "此手機號碼已標記為無法送達，不再發短訊", "This mobile number is marked undeliverable: no more SMS to it"
+)
 
 PROVIDERS: Final = {"twilio": "Twilio", "infobip": "Infobip", "sendgrid": "SendGrid"}
 CHANNELS: Final = {"sms": Label("短訊", "SMS"), "email": Label("電郵", "Email"), "none": Label("—", "—")}

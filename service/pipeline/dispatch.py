@@ -16,6 +16,7 @@ from service.domain.errors import NotifierError
 from service.domain.lifecycle import Event, State, decided, transition
 from service.domain.outcome import Claimed, ClaimRequest, Outcome, SealedContact
 from service.domain.quiet_hours import QuietHours
+from service.domain.screening import Screen
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.privacy.crypto import Keyring
@@ -51,6 +52,7 @@ class Dispatcher:
         consent: ConsentSnapshot,
         abort: asyncio.Event,
         superseded: bool = False,  # a backlog: a later milestone of its order is in the batch
+        screen: Screen | None = None,  # the recipient lists' word, looked up for the batch
     ) -> Outcome:
         """Decide one notification; a send is recorded (and its receipt published) before this returns,
         and before its send slot is released. If it cannot be, ``abort`` is set, so the batch starts
@@ -66,7 +68,7 @@ class Dispatcher:
                 raise
             self._metrics.decisions.labels(o.outcome).inc()
 
-        o = await self._decide(req, claim, consent, abort, record_send, superseded=superseded)
+        o = await self._decide(req, claim, consent, abort, record_send, superseded=superseded, screen=screen)
         transition(State.CLAIMED, decided(o.outcome, o.channel))  # an illegal outcome raises here
         return o
 
@@ -122,6 +124,7 @@ class Dispatcher:
         record: Callable[[Outcome], Awaitable[None]],
         *,
         superseded: bool = False,
+        screen: Screen | None = None,
     ) -> Outcome:
         if superseded and req.state != State.SUPPRESSED_STALE:
             return Outcome(
@@ -154,6 +157,7 @@ class Dispatcher:
                 req.update,
                 req.milestone,
                 consent=consent,
+                screen=screen,
                 abort=abort,
                 record=record,
             )
@@ -167,6 +171,7 @@ class Dispatcher:
             req.update,
             req.milestone,
             consent=consent,
+            screen=screen,
             reconcile_since=claim.first_claimed_at or self._clock(),
             abort=abort,
             record=record,

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from service.compose.consent import Consent
+from service.compose.recipient_checks import RecipientChecks
 from service.dedup.claims import Claims, Dedup
 from service.dedup.pickup_times import PickupTimes
 from service.domain.due_sends import Pending, backlog_superseded
@@ -58,6 +59,7 @@ class BatchDriver:
         pickups: PickupTimes | None = None,  # dwell times; None: not recorded
         coalesce_backlog_after_s: float | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        checks: RecipientChecks | None = None,  # pilot mode's allow-list, numbers marked bad
     ) -> None:
         self._pickups = pickups
         self._coalesce_after_s = coalesce_backlog_after_s
@@ -74,6 +76,7 @@ class BatchDriver:
         # within the send slots however many batches run; a new one once none is in flight.
         self._abort = asyncio.Event()
         self._active = 0
+        self._checks = checks
 
     async def process_batch(self, records: Sequence[InboundRecord]) -> Unfinished:
         if self._active == 0:
@@ -96,6 +99,7 @@ class BatchDriver:
             await self._pickups.record(parsed)
         consent = await self._consent.snapshots(claims.work)  # one look-up: each decision's snapshot
         beaten = self._backlog_superseded(claims, {u.event_id: rec.timestamp_ms for rec, u in parsed})
+        screens = await self._checks.screens(claims.work) if self._checks is not None else {}
         settled = await asyncio.gather(
             *(
                 self._dispatcher.settle(
@@ -104,6 +108,7 @@ class BatchDriver:
                     consent=consent[r.notification_id],
                     abort=abort,
                     superseded=r.notification_id in beaten,
+                    screen=screens.get(r.notification_id),
                 )
                 for r in claims.work
             ),

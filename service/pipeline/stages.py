@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 
 from service.compose.consent import Consent
 from service.compose.message import Composer
+from service.compose.recipient_checks import RecipientChecks
 from service.compose.render import Renderer
 from service.dedup.claims import Dedup
 from service.dedup.pickup_times import PickupTimes
 from service.domain.links import LinkSigner
 from service.domain.ports import DeadLetterSink, NotificationStore, PickupStore, ReceiptSink
 from service.domain.quiet_hours import QuietHours
+from service.domain.screening import NumberPolicy
 from service.intake.dead_letters import DeadLetters
 from service.intake.parse import Intake
 from service.metrics import Metrics
@@ -32,6 +34,7 @@ from service.privacy.subjects import RecipientSubjects
 from service.report.delivery_reports import DeliveryReports
 from service.report.receipts import Receipts
 from service.send.engine import DeliveryEngine
+from service.send.providers.codes import permanent_code
 from service.send.sender import Sender
 
 
@@ -68,9 +71,19 @@ def build_stages(  # the composition of the stages: every dependency is named
     pickups: PickupStore | None = None,  # dwell times recorded there; None: not recorded
     quiet: QuietHours | None = None,
     coalesce_backlog_after_s: float | None = None,
+    pilot_mode: bool = False,
+    bad_number_reports: int = 3,
 ) -> Stages:
     subjects = RecipientSubjects(blind_index, allow_foreign_mobiles=allow_foreign_mobiles)
     consent = Consent(store, subjects)
+    checks = RecipientChecks(
+        store,
+        subjects,
+        metrics,
+        pilot_mode=pilot_mode,
+        policy=NumberPolicy(bad_number_reports),
+        permanent=permanent_code,
+    )
     recorded = Receipts(store, receipts, metrics, lease_s=outbox_lease_s)
     sender = Sender(
         engine=engine,
@@ -80,6 +93,7 @@ def build_stages(  # the composition of the stages: every dependency is named
         metrics=metrics,
         clock=clock,
         send_concurrency=send_concurrency,
+        checks=checks,
     )
     reports = DeliveryReports(
         store=store,
@@ -92,6 +106,7 @@ def build_stages(  # the composition of the stages: every dependency is named
         fallback_retry_s=fallback_retry_s,
         fallback_attempts=fallback_attempts,
         rng=rng,
+        checks=checks,
     )
     dispatcher = Dispatcher(
         sender=sender, reports=reports, metrics=metrics, clock=clock, keyring=keyring, quiet=quiet
@@ -108,5 +123,6 @@ def build_stages(  # the composition of the stages: every dependency is named
         pickups=None if pickups is None else PickupTimes(pickups, metrics),
         coalesce_backlog_after_s=coalesce_backlog_after_s,
         clock=clock,
+        checks=checks,
     )
     return Stages(driver, reports, recorded, sender)

@@ -20,6 +20,7 @@ import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from service.compose.recipient_checks import RecipientChecks
 from service.contracts import parse_event
 from service.domain import reasons
 from service.domain.backoff import backoff_delay
@@ -82,6 +83,7 @@ class DeliveryReports:
         fallback_attempts: int = 12,
         fallback_lease_s: float = 120.0,
         rng: random.Random | None = None,
+        checks: RecipientChecks | None = None,  # an SMS's report counts against its number
     ) -> None:
         self._store = store
         self._receipts = receipts
@@ -95,6 +97,7 @@ class DeliveryReports:
         self._lease_s = fallback_lease_s
         self._rng = rng or random.Random()  # noqa: S311  # spreads retries, not a secret
         self._group: GroupCommit[list[HeldReport]] = GroupCommit(self._write_group)
+        self._checks = checks
 
     def rejected(self, provider: str) -> None:
         """A callback that failed authentication: counted, so forgery attempts show on a dashboard."""
@@ -171,6 +174,8 @@ class DeliveryReports:
             outcome, reference, fallback_in_s=self._lease_s if owes_fallback else None
         ):
             return "stale"
+        if self._checks is not None and target.channel == "sms":  # bad-number hygiene: may mark it
+            await self._checks.reported(notification, provider, delivered=delivered, code=code)
         if not owes_fallback:
             return kind
         return await self._fall_back_to_email(target, attempt=1)
@@ -267,5 +272,7 @@ class DeliveryReports:
             outcome=outcome.outcome,
             reason=outcome.reason,
         )
+        if outcome.outcome == State.SUPPRESSED_PILOT:  # pilot mode: the address is not listed
+            return "undelivered_pilot"
         result = "gave_up" if gave_up else "sent" if outcome.outcome == State.SENT else "failed"
         return f"undelivered_email_{result}"

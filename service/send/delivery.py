@@ -45,3 +45,4 @@ class DeliveryResult:
     maybe_sent: bool = False  # held after an attempt whose fate is unknown: a later send may duplicate it
     reconciled: bool = False  # an earlier attempt's send, found at the provider: nothing sent now
     earlier_unchecked: bool = False  # re-claimed, and an SMS provider could not say whether it holds a send
+    number_refused: str | None = None  # an SMS provider refused the number for good (invalid): its reason

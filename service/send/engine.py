@@ -49,6 +49,7 @@ class _Trail:
     reason: str
     blocked: bool = False  # a provider-side reason stopped some step: it may pass later
     maybe_sent: bool = False
+    number_refused: str | None = None  # an SMS provider refused the number for good (InvalidRecipient)
 
     def note(self, step: Blocked) -> None:
         self.reason = step.reason
@@ -144,13 +145,17 @@ class DeliveryEngine:
             earlier, unchecked = await self._earlier_send(req, req.reconcile_since)
             if earlier is not None:
                 return earlier
-        result = await self._plan(req, deadline, sms_allowed)
-        return replace(result, earlier_unchecked=True) if unchecked else result
-
-    async def _plan(self, req: DeliveryRequest, deadline: float, sms_allowed: bool) -> DeliveryResult:
         trail = _Trail(
             reasons.INVALID_PHONE if req.phone is None and not req.skip_sms else reasons.NO_CHANNEL
         )
+        result = await self._plan(req, deadline, sms_allowed, trail)
+        if trail.number_refused is not None:  # the caller marks the number (bad-number hygiene)
+            result = replace(result, number_refused=trail.number_refused)
+        return replace(result, earlier_unchecked=True) if unchecked else result
+
+    async def _plan(
+        self, req: DeliveryRequest, deadline: float, sms_allowed: bool, trail: _Trail
+    ) -> DeliveryResult:
         if sms_allowed:
             result = await self._sms_steps(req, deadline, trail)
             if result is not None:
@@ -180,7 +185,8 @@ class DeliveryEngine:
                     self._metrics.possible_duplicates.inc()
                 if accepted.reason == DRAINING:
                     return trail.result()  # held: nothing new starts while draining
-                if accepted.no_more_sms:
+                if accepted.no_more_sms:  # the number itself was refused: no SMS provider can do better
+                    trail.number_refused = accepted.reason
                     return None
                 if step.number < len(self._sms):
                     self._metrics.failovers.labels(step.name, "next_sms").inc()

@@ -1,5 +1,5 @@
-"""Send one notification: consent, compose, then the engine's plan (SMS A, SMS B, email) under the
-send slots. Returns its outcome, not yet recorded (the caller records it: ``service.report.receipts``).
+"""Send one notification: consent, the recipient lists (pilot mode, bad numbers), compose, then the
+engine's plan (SMS A, SMS B, email) under the send slots. Returns its outcome, not yet recorded (the caller records it: ``service.report.receipts``).
 
 Used for every first send (``service.pipeline.dispatch``) and for the email fallback an
 undelivered SMS owes (``service.report.delivery_reports``).
@@ -8,6 +8,7 @@ undelivered SMS owes (``service.report.delivery_reports``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ from datetime import datetime
 
 from service.compose.consent import Consent
 from service.compose.message import Composer, Message
+from service.compose.recipient_checks import RecipientChecks
 from service.domain import reasons
 from service.domain.consent_snapshot import ConsentSnapshot
 from service.domain.errors import RenderError, StoreUnavailable
@@ -23,6 +25,7 @@ from service.domain.milestones import Milestone
 from service.domain.model import ShipmentUpdate
 from service.domain.outcome import Channel, Outcome
 from service.domain.ports import NotificationStore
+from service.domain.screening import Screen, Verdict, screen_verdict
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.send.delivery import DeliveryRequest, DeliveryResult
@@ -45,6 +48,7 @@ class Sender:
         metrics: Metrics,
         clock: Callable[[], datetime],
         send_concurrency: int,  # how many sends may be in flight at once (the settings')
+        checks: RecipientChecks | None = None,  # pilot mode's allow-list, numbers marked bad
     ) -> None:
         self._engine = engine
         self._composer = composer
@@ -53,6 +57,7 @@ class Sender:
         self._metrics = metrics
         self._clock = clock
         self._slots = asyncio.Semaphore(send_concurrency)
+        self._checks = checks
 
     async def deliver(
         self,
@@ -62,12 +67,14 @@ class Sender:
         *,
         email_only: bool = False,
         consent: ConsentSnapshot | None = None,
+        screen: Screen | None = None,
         reconcile_since: datetime | None = None,
         abort: asyncio.Event | None = None,
         record: Callable[[Outcome], Awaitable[None]] | None = None,
     ) -> Outcome:
         """``consent``: the recipient's consent if the caller looked it up (in bulk); None: look it up.
         The outcome keeps it: the consent this decision applied.
+        ``screen``: the recipient lists' word (pilot mode, a marked number), likewise.
         ``abort``: once set (a send could not be recorded), no more sends are started.
         ``record``: makes a send durable; run before the send's slot is released, so the sends
         that a crash could leave unrecorded are at most the slots (``send_concurrency``)."""
@@ -88,13 +95,19 @@ class Sender:
         if applied.opted_out:
             return outcome(State.SUPPRESSED_OPTED_OUT, reason=reasons.OPTED_OUT)
         locale = self._composer.locale(update.recipient.locale)
+        verdict, contact = await self._lists(update, screen, email_only=email_only)
+        if verdict.suppressed is not None:
+            return outcome(verdict.suppressed, locale=locale, reason=verdict.reason)
+        email_only = email_only or verdict.email_only
         try:
-            msg = self._composer.compose(milestone, update, email_only=email_only, at=reconcile_since)
+            msg = self._composer.compose(milestone, contact, email_only=email_only, at=reconcile_since)
         except RenderError as exc:
             log.error("render_failed", notification_id=str(notification), error=str(exc))
             return outcome(State.FAILED, locale=locale, reason=reasons.RENDER_ERROR)
         if msg.failed:
             return outcome(State.FAILED, locale=locale, reason=msg.failed)
+        if verdict.email_only and msg.phone_note is None:  # why no SMS: the lists'
+            msg = dataclasses.replace(msg, phone_note=verdict.reason)
         async with self._slots:  # held until a send is recorded: in flight, unrecorded <= the slots
             if abort is not None and abort.is_set():
                 raise StoreUnavailable("a send of this batch could not be recorded; no more are started")
@@ -103,7 +116,7 @@ class Sender:
                     DeliveryRequest(
                         notification,
                         msg.e164,
-                        update.recipient.email,
+                        contact.recipient.email,
                         msg.sms,
                         msg.email,
                         skip_sms=msg.email_only,
@@ -119,7 +132,26 @@ class Sender:
                 await record(done)  # a failure propagates: the send is not durable
         if result.outcome == State.SUPPRESSED_OPTED_OUT and msg.e164:
             await self._consent.provider_opt_out(msg.e164, result.provider, order_id=update.order_id)
+        if result.number_refused is not None and msg.e164 and self._checks is not None:
+            await self._checks.refused(msg.e164, result.number_refused)  # not texted again
         return done
+
+    async def _lists(
+        self, update: ShipmentUpdate, screen: Screen | None, *, email_only: bool
+    ) -> tuple[Verdict, ShipmentUpdate]:
+        """The recipient lists' verdict (pilot mode, a marked number), and the recipient as it
+        lets us use them (pilot mode: no address that is not on the allow-list)."""
+        if self._checks is None:
+            return Verdict(), update
+        if screen is None:
+            screen = await self._checks.screen(update)
+        verdict = screen_verdict(screen, has_email=bool(update.recipient.email), email_only=email_only)
+        if verdict.suppressed is not None and verdict.reason == reasons.BAD_NUMBER:
+            self._metrics.bad_number_skips.labels("suppressed").inc()
+        if not verdict.drop_email:
+            return verdict, update
+        recipient = dataclasses.replace(update.recipient, email=None)
+        return verdict, dataclasses.replace(update, recipient=recipient)
 
     def _outcome(
         self,
@@ -132,6 +164,8 @@ class Sender:
         """The engine's result as the notification's outcome (counted and logged, not yet recorded)."""
         if result.outcome == State.SENT and result.channel == "sms" and msg.sms is not None:
             self._metrics.sms_segments.labels(result.provider or "", msg.sms.encoding).inc(msg.sms.segments)
+        if result.outcome != HELD_NOTIFICATION and msg.phone_note == reasons.BAD_NUMBER:
+            self._metrics.bad_number_skips.labels("email").inc()  # once decided: a hold is tried again
         if result.outcome not in (State.SENT, HELD_NOTIFICATION):
             log.warning(
                 "notification_not_sent",

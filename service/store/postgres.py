@@ -6,7 +6,8 @@ concern, each in its own module over the shared pool (``database.py``): events a
 (``claims.py``), delivery reports and the jobs' leases (``deliveries.py``), the receipt outbox
 (``receipt_outbox.py``), contacts and consent (``contacts.py``), the group's provider rate
 schedule (``rate_schedule.py``), the dwell times of pickups (``dwell_times.py``), the sends
-scheduled for later (``scheduled_sends.py``).
+scheduled for later (``scheduled_sends.py``), the pilot's allow-list and the bad numbers
+(``recipient_lists.py``).
 """
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ from service.store.events_and_claims import EventsAndClaims
 from service.store.migrate import migrate
 from service.store.rate_schedule import RateSchedules
 from service.store.receipt_outbox import ReceiptOutbox
+from service.store.recipient_lists import RecipientLists
 from service.store.scheduled_sends import ScheduledSends
 
 __all__ = ["DATABASE_ERRORS", "PostgresStore", "translated"]
 
 
 class PostgresStore(
-    EventsAndClaims, Deliveries, ReceiptOutbox, ContactsAndConsent, RateSchedules, DwellTimes, ScheduledSends
+    EventsAndClaims,
+    Deliveries,
+    ReceiptOutbox,
+    ContactsAndConsent,
+    RateSchedules,
+    DwellTimes,
+    ScheduledSends,
+    RecipientLists,
 ):
     """The ``NotificationStore`` port (``service.domain.ports``) on one asyncpg pool."""
 

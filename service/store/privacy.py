@@ -138,6 +138,12 @@ class PrivacyStore:
                     "DELETE FROM erased_links WHERE last_issued < now() - $1::interval",
                     timedelta(days=link_ttl_days + 1),
                 )
+                # a number's undelivered streak that never marked it is forgotten with its orders
+                # (a mark stays, like an opt-out, until `notifier numbers unmark`)
+                await self._pool.execute(
+                    "DELETE FROM phone_health WHERE marked_at IS NULL AND updated_at < now() - $1::interval",
+                    timedelta(days=retention_days),
+                )
         return d
 
     async def erase_order(self, order: str, *, dry_run: bool = False) -> Destruction:

@@ -77,6 +77,8 @@ class SupportRow:
     consent_state: str | None = None
     consent_source: str | None = None  # as recorded: an operator's name included (staff may see it)
     consent_set_at: datetime | None = None
+    number_marked_at: datetime | None = None  # the notification's number is marked undeliverable (0017)
+    number_marked_reason: str | None = None  # the provider's word that marked it
 
 
 def _hash(token: str) -> bytes:
@@ -200,8 +202,10 @@ class StaffStore:
                 "SELECT n.id, n.order_id, n.waybill, n.milestone, n.state, n.channel, n.provider, n.reason,"
                 " n.event_occurred_at, n.updated_at, n.delivered_at, c.key_id, c.ciphertext,"
                 " n.phone_subject, n.email_subject, n.created_at, n.locale, n.fallback_due_at,"
-                " n.status_check_due_at, n.status_gave_up_at, n.consent_state, n.consent_source, n.consent_set_at"
+                " n.status_check_due_at, n.status_gave_up_at, n.consent_state, n.consent_source, n.consent_set_at,"
+                " h.marked_at, h.reason AS marked_reason"
                 " FROM notifications n LEFT JOIN notification_contacts c ON c.notification_id = n.id"
+                " LEFT JOIN phone_health h ON h.subject = n.phone_subject AND h.marked_at IS NOT NULL"
                 " WHERE n.order_id IN (SELECT order_id FROM notifications WHERE order_id = $1 OR waybill = $1)"
                 " ORDER BY n.milestone_rank",
                 query.strip(),
@@ -231,6 +235,8 @@ class StaffStore:
                 r["consent_state"],
                 r["consent_source"],
                 r["consent_set_at"],
+                r["marked_at"],
+                r["marked_reason"],
             )
             for r in rows
         ]

@@ -89,6 +89,7 @@ def test_labelled_counters_start_at_zero_for_every_known_value() -> None:
         "suppressed_stale",
         "suppressed_opted_out",
         "suppressed_invalid_recipient",
+        "suppressed_pilot",
         "scheduled",  # quiet hours, then one of the others at the release
         "suppressed_superseded",
     }

@@ -124,6 +124,9 @@ FIELDS = [
     "survey_link_ttl_days",
     "survey_delay_hours",
     "survey_channel",
+    # issue 15: pilot mode and bad-number hygiene
+    "pilot_mode",
+    "bad_number_undelivered_reports",
 ]
 
 #: The fields also read from a variable without the prefix, and that variable.
