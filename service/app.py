@@ -10,7 +10,7 @@ import contextlib
 import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiohttp import web
@@ -36,6 +36,7 @@ from service.kafka.producer import Publishers
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.pipeline.consume_loop import ConsumeLoop
+from service.pipeline.follow_up_release import FollowUpRelease
 from service.pipeline.release import Release
 from service.pipeline.stages import build_stages
 from service.privacy.blind_index import BlindIndex
@@ -147,6 +148,7 @@ class Service:
                 engine.set_share,
                 lambda f: checks.set_share(f),  # noqa: PLW0108  # checks: below
                 lambda f: release.set_share(f),  # noqa: PLW0108  # release: below
+                lambda f: follow_ups.set_share(f),  # noqa: PLW0108  # follow_ups: below
             ),
             on_revoke=drain,
         )
@@ -178,6 +180,9 @@ class Service:
             clock=self._now,
             quiet=s.quiet_hours_policy(),
             coalesce_backlog_after_s=s.coalesce_backlog_after_s,
+            follow_ups=store,
+            reminders=reminder_policy(s),
+            survey_delay=timedelta(hours=s.survey_delay_hours) if survey_signer(s) else None,
         )
         reports = stages.reports
         release = Release(
@@ -187,6 +192,23 @@ class Service:
             keyring=keyring,
             metrics=self.metrics,
             clock=self._now,
+            rate_per_s=s.quiet_release_rate_per_s,
+            interval_s=s.quiet_release_interval_s,
+            lease_s=s.quiet_release_lease_s,
+            hold_s=s.quiet_release_hold_s,
+            paused=lambda: engine.draining,
+        )
+        follow_ups = FollowUpRelease(
+            store=store,
+            sender=stages.sender,
+            receipts=stages.receipts,
+            keyring=keyring,
+            metrics=self.metrics,
+            clock=self._now,
+            policy=reminder_policy(s),
+            survey=survey_signer(s),
+            survey_channel=s.survey_channel,
+            quiet=s.quiet_hours_policy(),
             rate_per_s=s.quiet_release_rate_per_s,
             interval_s=s.quiet_release_interval_s,
             lease_s=s.quiet_release_lease_s,
@@ -239,6 +261,7 @@ class Service:
         tasks.start(self._purge_forever(PrivacyStore(store.pool), stop))
         tasks.start(self._status_checks_forever(checks, stop))
         tasks.start(self._release_forever(release, stop))
+        tasks.start(self._release_forever(follow_ups, stop))  # pickup reminders, survey links
         tasks.start(loop.watch(stop))
         log.info(
             "service_started",
@@ -343,8 +366,9 @@ class Service:
     def _now(self) -> datetime:
         return self.clock() if self.clock is not None else datetime.now(UTC)
 
-    async def _release_forever(self, release: Release, stop: asyncio.Event) -> None:
-        """Every ``quiet_release_interval_s``: release the scheduled sends that are due (quiet hours)."""
+    async def _release_forever(self, release: Release | FollowUpRelease, stop: asyncio.Event) -> None:
+        """Every ``quiet_release_interval_s``: release the scheduled sends that are due (quiet hours;
+        the follow-ups of the pickup notice)."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.quiet_release_interval_s)

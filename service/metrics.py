@@ -347,6 +347,16 @@ class Metrics:
             " due); grows while the release job is stuck or far behind",
             registry=r,
         )
+        # Follow-ups of the pickup notice (pickup reminders, the survey link): issue 15, items 3-4
+        self.follow_ups = Counter(
+            "notifier_follow_ups",
+            "Follow-ups of the pickup notice by kind (pickup_reminder, survey) and what became of each"
+            " due one: an outcome (sent, failed, suppressed_*; each with its receipt), held (released"
+            " again later), or dropped unsent without a receipt: picked_up, exhausted, lapsed, off,"
+            " already_sent, survey_off, no_ready_time, no_contact (its sealed event is gone)",
+            ["kind", "result"],
+            registry=r,
+        )
         self._at_zero()
 
     def expect_pickup_places(self, places: Sequence[str]) -> None:

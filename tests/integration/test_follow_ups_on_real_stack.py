@@ -1,0 +1,304 @@
+"""The follow-ups of the pickup notice on real Kafka and PostgreSQL, with an injected clock (no real
+waiting for days): a pickup reminder goes out N days after ready_for_pickup, none after pickup and
+none beyond M; the survey link goes its delay after pickup, once, across restarts; a recipient who
+opted out gets neither, and the follow-ups' receipts say so."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import pytest
+from pydantic import SecretStr
+
+from service.app import Service
+from service.domain.follow_ups import FollowUp, follow_up_id
+from service.domain.milestones import Milestone
+from service.domain.model import notification_id
+from service.domain.quiet_hours import HKT
+from service.domain.survey import SurveySigner
+from service.privacy.blind_index import BlindIndex
+from service.sandbox.serve import SandboxState
+from service.settings import Settings
+from service.store.postgres import PostgresStore
+from tests.integration.conftest import random_key
+from tests.integration.helpers import event, produce, read_topic, running, wait_until
+
+pytestmark = pytest.mark.integration
+
+READY = datetime(2026, 11, 20, 11, 0, tzinfo=HKT)  # a weekday morning: outside quiet hours
+SURVEY_URL = "https://survey.example.com.hk/bike?src=sms"
+
+
+class Clock:
+    """The service's time, moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now.astimezone(UTC)
+
+
+def follow_ups(settings: Settings, **update: object) -> Settings:
+    return settings.model_copy(
+        update={
+            "quiet_release_interval_s": 0.05,
+            "quiet_release_rate_per_s": 50.0,
+            "pickup_reminder_after_days": 3,
+            "pickup_reminder_max": 2,
+            **update,
+        }
+    )
+
+
+def with_survey(settings: Settings, key: str, **update: object) -> Settings:
+    return follow_ups(
+        settings,
+        survey_base_url=SURVEY_URL,
+        survey_link_key=SecretStr(key),
+        survey_delay_hours=24,
+        **update,
+    )
+
+
+def at(when: datetime, order: str, status: str, n: int = 1, **kw: object) -> tuple[bytes, bytes]:
+    return event(order, status, n=n, occurred_at=when.isoformat(), locale="en", **kw)
+
+
+async def receipts(s: Settings) -> list[dict[str, object]]:
+    records = await read_topic(s.kafka_bootstrap_servers, s.receipts_topic, at_least=0, timeout_s=1)
+    return [json.loads(r.value) for r in records if json.loads(r.value)["outcome"] != "delivered"]
+
+
+async def wait_receipts(s: Settings, at_least: int) -> list[dict[str, object]]:
+    found: list[dict[str, object]] = []
+
+    async def enough() -> bool:
+        nonlocal found
+        found = await receipts(s)
+        return len(found) >= at_least
+
+    await wait_until(enough, what=f"{at_least} receipts")
+    return found
+
+
+async def settle(seconds: float = 0.5) -> None:
+    """Let the follow-up job run several times (every 0.05 s) at the clock's present time."""
+    await asyncio.sleep(seconds)
+
+
+async def picked_up_recorded(s: Settings, order: str) -> bool:
+    conn = await asyncpg.connect(s.database_url)
+    try:
+        return bool(
+            await conn.fetchval(
+                "SELECT picked_up_at IS NOT NULL FROM pickup_dwell WHERE order_id = $1", order
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def scheduled(s: Settings, kind: FollowUp) -> int:
+    conn = await asyncpg.connect(s.database_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM scheduled_sends WHERE kind = $1", kind.value))
+    finally:
+        await conn.close()
+
+
+async def test_a_reminder_goes_after_n_days_and_none_after_pickup(
+    settings: Settings, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, _ = sandbox
+    s = follow_ups(settings)
+    clock = Clock(READY + timedelta(minutes=1))
+    await produce(s.kafka_bootstrap_servers, s.input_topics[0], [at(READY, "FU-0001", "READY_FOR_PICKUP")])
+    async with running(Service(s, clock=clock)):
+        await wait_until(lambda: len(state.messages) == 1, what="the pickup notice")
+        assert await scheduled(s, FollowUp.PICKUP_REMINDER) == 1
+        clock.now = READY + timedelta(days=3) - timedelta(minutes=1)  # not yet N days
+        await settle()
+        assert len(state.messages) == 1
+        clock.now = READY + timedelta(days=3)
+        await wait_until(lambda: len(state.messages) == 2, what="the first reminder")
+        reminder = state.messages[1]
+        assert reminder.to == state.messages[0].to
+        assert "a reminder" in reminder.body
+        assert "ready to collect for 3 days" in reminder.body
+        assert "FU-0001" in reminder.body
+
+        # Collected a day later: the second reminder (due at 6 days) never goes.
+        picked = READY + timedelta(days=4)
+        clock.now = picked + timedelta(minutes=1)
+        await produce(s.kafka_bootstrap_servers, s.input_topics[0], [at(picked, "FU-0001", "PICKED_UP")])
+        await wait_until(lambda: picked_up_recorded(s, "FU-0001"), what="the pickup")
+        clock.now = READY + timedelta(days=6)
+        await settle()
+        clock.now = READY + timedelta(days=12)
+        await settle()
+        decided = await wait_receipts(s, 2)
+
+    assert len(state.messages) == 2, "a reminder after pickup"
+    assert await scheduled(s, FollowUp.PICKUP_REMINDER) == 0
+    notice = notification_id("FU-0001", Milestone.READY_FOR_PICKUP)
+    assert [(d["outcome"], d.get("follow_up"), d.get("follow_up_number")) for d in decided] == [
+        ("sent", None, None),
+        ("sent", "pickup_reminder", 1),
+    ]
+    first, second = decided
+    assert first["notification_id"] == second["notification_id"] == str(notice)
+    assert second["milestone"] == "ready_for_pickup"
+    assert second["receipt_id"] != first["receipt_id"]
+    assert second["consent_state"] == "no_record"
+    assert datetime.fromisoformat(str(second["decided_at"])) >= READY + timedelta(days=3)
+
+
+async def test_no_more_than_m_reminders_each_once_across_a_restart(
+    settings: Settings, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, _ = sandbox
+    s = follow_ups(settings, pickup_reminder_after_days=1, pickup_reminder_max=2)
+    clock = Clock(READY + timedelta(minutes=1))
+    await produce(s.kafka_bootstrap_servers, s.input_topics[0], [at(READY, "FU-0002", "READY_FOR_PICKUP")])
+    async with running(Service(s, clock=clock)):
+        await wait_until(lambda: len(state.messages) == 1, what="the pickup notice")
+        clock.now = READY + timedelta(days=1)
+        await wait_until(lambda: len(state.messages) == 2, what="reminder 1")
+    # Restarted: reminder 1 is not sent again, reminder 2 goes a day later, and then no more.
+    async with running(Service(s, clock=clock)):
+        await settle()
+        assert len(state.messages) == 2
+        clock.now = READY + timedelta(days=2)
+        await wait_until(lambda: len(state.messages) == 3, what="reminder 2")
+        for days in (3, 4, 10):
+            clock.now = READY + timedelta(days=days)
+            await settle(0.3)
+        decided = await wait_receipts(s, 3)
+    assert len(state.messages) == 3, "more than M reminders"
+    assert "for 2 days" in state.messages[2].body
+    assert [(d.get("follow_up"), d.get("follow_up_number")) for d in decided] == [
+        (None, None),
+        ("pickup_reminder", 1),
+        ("pickup_reminder", 2),
+    ]
+    assert await scheduled(s, FollowUp.PICKUP_REMINDER) == 0
+
+
+async def test_the_survey_link_goes_after_its_delay_once_across_a_restart(
+    settings: Settings, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, _ = sandbox
+    key = random_key()
+    s = with_survey(settings, key, pickup_reminder_max=0)
+    picked = READY + timedelta(days=1)
+    clock = Clock(picked + timedelta(minutes=1))
+    await produce(
+        s.kafka_bootstrap_servers,
+        s.input_topics[0],
+        [at(READY, "FU-0003", "READY_FOR_PICKUP"), at(picked, "FU-0003", "PICKED_UP")],
+    )
+    async with running(Service(s, clock=clock)):
+        await wait_until(lambda: len(state.messages) == 1, what="the pickup notice")
+        await wait_until(lambda: picked_up_recorded(s, "FU-0003"), what="the pickup")
+        assert await scheduled(s, FollowUp.SURVEY) == 1
+        clock.now = picked + timedelta(hours=24) - timedelta(minutes=1)
+        await settle()
+        assert len(state.messages) == 1
+    assert await scheduled(s, FollowUp.SURVEY) == 1  # durable: a row, not a timer of the stopped instance
+
+    clock.now = picked + timedelta(hours=24)
+    async with running(Service(s, clock=clock)):
+        await wait_until(lambda: len(state.messages) == 2, what="the survey link")
+        # The TMS re-sends the pickup: not a second survey.
+        await produce(s.kafka_bootstrap_servers, s.input_topics[0], [at(picked, "FU-0003", "PICKED_UP", n=2)])
+        await settle()
+    clock.now = picked + timedelta(days=5)
+    async with running(Service(s, clock=clock)):
+        await settle()
+        decided = await wait_receipts(s, 2)
+
+    assert len(state.messages) == 2, "the survey link went twice"
+    survey = state.messages[1]
+    assert "survey" in survey.body
+    [url] = [w for w in survey.body.split() if w.startswith("https://survey.example.com.hk/")]
+    parts = urlsplit(url)
+    assert parse_qs(parts.query)["src"] == ["sms"]
+    [token] = parse_qs(parts.query)["t"]
+    signer = SurveySigner(base64.b64decode(key), SURVEY_URL)
+    ref = signer.verify(token, now=clock())
+    notice = notification_id("FU-0003", Milestone.READY_FOR_PICKUP)
+    assert ref.survey_id == signer.survey_id(notice)
+    assert ref.locale == "en"
+    assert [(d["outcome"], d.get("follow_up")) for d in decided] == [("sent", None), ("sent", "survey")]
+    assert decided[1]["notification_id"] == str(notice)
+    assert datetime.fromisoformat(str(decided[1]["decided_at"])) >= picked + timedelta(hours=24)
+    assert await scheduled(s, FollowUp.SURVEY) == 0
+
+
+async def test_opted_out_recipients_get_neither_reminder_nor_survey(
+    settings: Settings, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, _ = sandbox
+    s = with_survey(settings, random_key(), pickup_reminder_after_days=1, pickup_reminder_max=1)
+    blind = BlindIndex(base64.b64decode(s.blind_index_key.get_secret_value()))  # type: ignore[union-attr]
+    early, late = "9456 1230", "9456 1231"  # opted out before anything; after the pickup notice
+    store = await PostgresStore.connect(s.database_url)
+    try:
+        await store.set_consent(
+            [blind.phone("+852" + early.replace(" ", ""))], opted_out=True, source="operator"
+        )
+    finally:
+        await store.close()
+    clock = Clock(READY + timedelta(minutes=1))
+    await produce(
+        s.kafka_bootstrap_servers,
+        s.input_topics[0],
+        [
+            at(READY, "FU-0004", "READY_FOR_PICKUP", phone=early),
+            at(READY, "FU-0005", "READY_FOR_PICKUP", phone=late),
+        ],
+    )
+    async with running(Service(s, clock=clock)):
+        await wait_until(lambda: len(state.messages) == 1, what="the pickup notice of the second")
+        store = await PostgresStore.connect(s.database_url)
+        try:
+            await store.set_consent(
+                [blind.phone("+852" + late.replace(" ", ""))], opted_out=True, source="operator"
+            )
+        finally:
+            await store.close()
+        clock.now = READY + timedelta(days=1)  # the reminders are due
+        await wait_receipts(s, 3)
+        picked = READY + timedelta(days=1, hours=2)
+        clock.now = picked + timedelta(minutes=1)
+        await produce(
+            s.kafka_bootstrap_servers,
+            s.input_topics[0],
+            [at(picked, "FU-0004", "PICKED_UP", phone=early), at(picked, "FU-0005", "PICKED_UP", phone=late)],
+        )
+        await wait_until(lambda: picked_up_recorded(s, "FU-0005"), what="the pickups")
+        clock.now = picked + timedelta(days=2)  # the survey links are due
+        await wait_receipts(s, 4)
+        await settle()
+        decided = await receipts(s)
+
+    assert [m.to for m in state.messages] == [state.messages[0].to]  # the second's pickup notice only
+    by_order: dict[str, list[tuple[object, object]]] = {}
+    for d in decided:
+        by_order.setdefault(str(d["order_id"]), []).append((d["outcome"], d.get("follow_up")))
+    # Opted out before: the pickup notice was suppressed and kept no contact; nothing follows it.
+    assert by_order["FU-0004"] == [("suppressed_opted_out", None)]
+    # Opted out after the notice: each follow-up is decided, suppressed, and receipted.
+    assert by_order["FU-0005"] == [
+        ("sent", None),
+        ("suppressed_opted_out", "pickup_reminder"),
+        ("suppressed_opted_out", "survey"),
+    ]
+    assert all(d["consent_state"] == "opted_out" for d in decided if d.get("follow_up"))
+    assert follow_up_id("FU-0005", FollowUp.PICKUP_REMINDER) != follow_up_id("FU-0005", FollowUp.SURVEY)
