@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from service.app import Service
 from service.domain.follow_ups import FollowUp, follow_up_id
@@ -25,6 +26,7 @@ from service.privacy.blind_index import BlindIndex
 from service.sandbox.serve import SandboxState
 from service.settings import Settings
 from service.store.postgres import PostgresStore
+from tests.builders import EMAIL, NAME, PHONE
 from tests.integration.conftest import random_key
 from tests.integration.helpers import event, produce, read_topic, running, wait_until
 
@@ -119,30 +121,32 @@ async def test_a_reminder_goes_after_n_days_and_none_after_pickup(
     s = follow_ups(settings)
     clock = Clock(READY + timedelta(minutes=1))
     await produce(s.kafka_bootstrap_servers, s.input_topics[0], [at(READY, "FU-0001", "READY_FOR_PICKUP")])
-    async with running(Service(s, clock=clock)):
-        await wait_until(lambda: len(state.messages) == 1, what="the pickup notice")
-        assert await scheduled(s, FollowUp.PICKUP_REMINDER) == 1
-        clock.now = READY + timedelta(days=3) - timedelta(minutes=1)  # not yet N days
-        await settle()
-        assert len(state.messages) == 1
-        clock.now = READY + timedelta(days=3)
-        await wait_until(lambda: len(state.messages) == 2, what="the first reminder")
-        reminder = state.messages[1]
-        assert reminder.to == state.messages[0].to
-        assert "a reminder" in reminder.body
-        assert "ready to collect for 3 days" in reminder.body
-        assert "FU-0001" in reminder.body
+    with capture_logs() as logs:
+        async with running(Service(s, clock=clock)) as service:
+            await wait_until(lambda: len(state.messages) == 1, what="the pickup notice")
+            assert await scheduled(s, FollowUp.PICKUP_REMINDER) == 1
+            clock.now = READY + timedelta(days=3) - timedelta(minutes=1)  # not yet N days
+            await settle()
+            assert len(state.messages) == 1
+            clock.now = READY + timedelta(days=3)
+            await wait_until(lambda: len(state.messages) == 2, what="the first reminder")
+            reminder = state.messages[1]
+            assert reminder.to == state.messages[0].to
+            assert "a reminder" in reminder.body
+            assert "ready to collect for 3 days" in reminder.body
+            assert "FU-0001" in reminder.body
 
-        # Collected a day later: the second reminder (due at 6 days) never goes.
-        picked = READY + timedelta(days=4)
-        clock.now = picked + timedelta(minutes=1)
-        await produce(s.kafka_bootstrap_servers, s.input_topics[0], [at(picked, "FU-0001", "PICKED_UP")])
-        await wait_until(lambda: picked_up_recorded(s, "FU-0001"), what="the pickup")
-        clock.now = READY + timedelta(days=6)
-        await settle()
-        clock.now = READY + timedelta(days=12)
-        await settle()
-        decided = await wait_receipts(s, 2)
+            # Collected a day later: the second reminder (due at 6 days) never goes.
+            picked = READY + timedelta(days=4)
+            clock.now = picked + timedelta(minutes=1)
+            await produce(s.kafka_bootstrap_servers, s.input_topics[0], [at(picked, "FU-0001", "PICKED_UP")])
+            await wait_until(lambda: picked_up_recorded(s, "FU-0001"), what="the pickup")
+            clock.now = READY + timedelta(days=6)
+            await settle()
+            clock.now = READY + timedelta(days=12)
+            await settle()
+            decided = await wait_receipts(s, 2)
+            metrics = service.metrics.render().decode()
 
     assert len(state.messages) == 2, "a reminder after pickup"
     assert await scheduled(s, FollowUp.PICKUP_REMINDER) == 0
@@ -157,6 +161,21 @@ async def test_a_reminder_goes_after_n_days_and_none_after_pickup(
     assert second["receipt_id"] != first["receipt_id"]
     assert second["consent_state"] == "no_record"
     assert datetime.fromisoformat(str(second["decided_at"])) >= READY + timedelta(days=3)
+    assert 'notifier_follow_ups_total{kind="pickup_reminder",result="sent"} 1.0' in metrics
+    assert 'notifier_follow_ups_total{kind="pickup_reminder",result="picked_up"} 1.0' in metrics
+    # No personal data on the new paths: the schedule, the follow-ups, their receipts, logs, metrics.
+    conn = await asyncpg.connect(s.database_url)
+    try:
+        rows = []
+        for table in ("follow_ups", "scheduled_sends", "receipt_outbox", "pickup_dwell"):
+            rows += await conn.fetch(f"SELECT * FROM {table}")  # noqa: S608  # fixed table names
+    finally:
+        await conn.close()
+    assert any(e["event"] == "follow_up_decided" for e in logs)  # the logs were captured
+    text = "\n".join(str(dict(r)) for r in rows) + json.dumps(decided) + repr(logs) + metrics
+    digits = PHONE.replace(" ", "")
+    for pii in (PHONE, digits, "+852" + digits, NAME, EMAIL):
+        assert pii not in text
 
 
 async def test_no_more_than_m_reminders_each_once_across_a_restart(
@@ -302,3 +321,41 @@ async def test_opted_out_recipients_get_neither_reminder_nor_survey(
     ]
     assert all(d["consent_state"] == "opted_out" for d in decided if d.get("follow_up"))
     assert follow_up_id("FU-0005", FollowUp.PICKUP_REMINDER) != follow_up_id("FU-0005", FollowUp.SURVEY)
+
+
+async def test_the_store_gives_a_due_follow_up_to_one_taker_and_records_it_once(settings: Settings) -> None:
+    s = follow_ups(settings)
+    clock = Clock(READY + timedelta(minutes=1))
+    await produce(s.kafka_bootstrap_servers, s.input_topics[0], [at(READY, "FU-0006", "READY_FOR_PICKUP")])
+    async with running(Service(s.model_copy(update={"pickup_reminder_max": 0}), clock=clock)):
+        await wait_receipts(s, 1)
+    store = await PostgresStore.connect(s.database_url)
+    try:
+        due = READY + timedelta(days=3)
+        assert await store.schedule_follow_ups([(FollowUp.PICKUP_REMINDER, "FU-0006", due)]) == 1
+        assert await store.schedule_follow_ups([(FollowUp.PICKUP_REMINDER, "FU-0006", due)]) == 0  # kept
+        assert await store.schedule_follow_ups([(FollowUp.SURVEY, "NO-NOTICE", due)]) == 0  # no notice
+        kinds = [FollowUp.PICKUP_REMINDER, FollowUp.SURVEY]
+        assert (
+            await store.take_due_follow_ups(kinds, now=due - timedelta(seconds=1), limit=5, lease_s=60) == []
+        )
+        first, second = await asyncio.gather(
+            store.take_due_follow_ups(kinds, now=due, limit=5, lease_s=60),
+            store.take_due_follow_ups(kinds, now=due, limit=5, lease_s=60),
+        )
+        [taken] = first + second  # two takers at once never share a row
+        assert (taken.kind, taken.order_id, taken.releases, taken.decided) == (
+            FollowUp.PICKUP_REMINDER,
+            "FU-0006",
+            1,
+            0,
+        )
+        assert taken.ready_at == READY
+        assert taken.picked_up_at is None
+        assert (
+            await store.take_due_follow_ups(kinds, now=due + timedelta(seconds=59), limit=5, lease_s=60) == []
+        )
+        [again] = await store.take_due_follow_ups(kinds, now=due + timedelta(seconds=60), limit=5, lease_s=60)
+        assert again.retaken  # the lease ended: an earlier take never finished
+    finally:
+        await store.close()
