@@ -95,6 +95,11 @@ class NotificationStore(Protocol):
         """The place in the input of each recorded (order, milestone) of these orders (``domain.plan``)."""
         ...
 
+    async def first_collections(self, order_ids: Sequence[str]) -> dict[str, int]:
+        """The place in the input of each of these orders' first collection event (``PICKED_UP``),
+        for the stale rule: a milestone read after its order's bike was collected is stale."""
+        ...
+
     async def claim(self, requests: Sequence[ClaimRequest]) -> list[Claimed]: ...
 
     async def release(self, notifications: Sequence[uuid.UUID]) -> None:

@@ -359,3 +359,24 @@ async def test_the_store_gives_a_due_follow_up_to_one_taker_and_records_it_once(
         assert again.retaken  # the lease ended: an earlier take never finished
     finally:
         await store.close()
+
+
+async def test_a_pickup_notice_read_after_the_pickup_is_stale_and_nothing_follows_it(
+    settings: Settings, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, _ = sandbox
+    s = follow_ups(settings, pickup_reminder_after_days=1)
+    clock = Clock(READY + timedelta(hours=2))
+    await produce(
+        s.kafka_bootstrap_servers,
+        s.input_topics[0],
+        [at(READY + timedelta(hours=1), "FU-0007", "PICKED_UP"), at(READY, "FU-0007", "READY_FOR_PICKUP")],
+    )
+    async with running(Service(s, clock=clock)):
+        [decided] = await wait_receipts(s, 1)
+        clock.now = READY + timedelta(days=2)
+        await settle()
+    assert (decided["milestone"], decided["outcome"]) == ("ready_for_pickup", "suppressed_stale")
+    assert decided["reason"] == "later_milestone_already_reached"
+    assert state.messages == []
+    assert await scheduled(s, FollowUp.PICKUP_REMINDER) == 0
