@@ -1,6 +1,7 @@
 """One notification's story for staff, step by step with times, from what the store keeps: the claim
 (the decision to notify), every receipt in the order written (sent, delivered / not delivered, the
-email fallback, failed, suppressed; a decision's with the consent it applied), and what is
+email fallback, failed, suppressed; a decision's with the consent it applied; the pickup notice's
+follow-ups, a reminder or the survey link, named as such), and what is
 scheduled next (an owed email fallback, a status look-up at the provider, the release of a
 notification held by quiet hours). Pure: rows and receipts in, labelled steps out.
 """
@@ -21,6 +22,7 @@ from service.http.support_labels import (
     CHANNELS,
     Label,
     consent_label,
+    follow_up_label,
     provider_name,
     reason_label,
     state_label,
@@ -54,6 +56,9 @@ def _via(r: ReceiptV1) -> tuple[Label, ...]:
 
 
 def _receipt_step(r: ReceiptV1, after_undelivered_sms: bool) -> Step:
+    if r.follow_up is not None:  # a pickup reminder or the survey link, after the notice's own
+        step = _receipt_step(r.model_copy(update={"follow_up": None}), False)
+        return dataclasses.replace(step, what=follow_up_label(r.follow_up, r.follow_up_number, step.what))
     why = (reason_label(r.reason),) if r.reason else ()
     fallback = after_undelivered_sms and r.channel == "email"
     if r.outcome == State.SENT:
@@ -103,7 +108,9 @@ def steps(row: SupportRow, receipts: Sequence[ReceiptV1], planned: datetime | No
     for r in receipts:
         step = _receipt_step(r, undelivered_sms)
         found.append(dataclasses.replace(step, details=(*step.details, *_consent_detail(row, r))))
-        undelivered_sms = undelivered_sms or (r.outcome == State.UNDELIVERED and r.channel == "sms")
+        undelivered_sms = undelivered_sms or (
+            r.outcome == State.UNDELIVERED and r.channel == "sms" and r.follow_up is None
+        )
     if row.state == State.SCHEDULED and planned is not None:
         found.append(Step(planned, RELEASE_SCHEDULED, upcoming=True))
     if row.state == State.UNDELIVERED and row.fallback_due_at:

@@ -29,6 +29,7 @@ from service.store.postgres import PostgresStore
 from tests.builders import EMAIL, NAME, PHONE
 from tests.integration.conftest import random_key
 from tests.integration.helpers import event, produce, read_topic, running, wait_until
+from tests.integration.test_quiet_hours_on_real_stack import support_answer
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +136,9 @@ async def test_a_reminder_goes_after_n_days_and_none_after_pickup(
             assert "a reminder" in reminder.body
             assert "ready to collect for 3 days" in reminder.body
             assert "FU-0001" in reminder.body
+            # The support page shows it in the pickup notice's story, named as the reminder it is.
+            [card] = (await support_answer(s, service, "FU-0001"))["notifications"]  # type: ignore[misc]
+            assert "Pickup reminder 1: Sent" in [step["what"]["en"] for step in card["steps"]]
 
             # Collected a day later: the second reminder (due at 6 days) never goes.
             picked = READY + timedelta(days=4)
