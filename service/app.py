@@ -94,7 +94,11 @@ class Service:
             )
             resources.push_async_callback(publishers.stop)
             if keyring is None:
-                log.warning("no_pii_keys", effect="an undelivered SMS cannot fall back to email")
+                log.warning(
+                    "no_pii_keys",
+                    effect="an undelivered SMS cannot fall back to email, and no pickup reminder or"
+                    " survey link can go (each needs the pickup notice's sealed event)",
+                )
             await self._serve(
                 stop,
                 resources=resources,

@@ -26,7 +26,6 @@ from service.privacy.blind_index import BlindIndex
 from service.sandbox.serve import SandboxState
 from service.settings import Settings
 from service.store.postgres import PostgresStore
-from tests.builders import EMAIL, NAME, PHONE
 from tests.integration.conftest import random_key
 from tests.integration.helpers import event, produce, read_topic, running, wait_until
 from tests.integration.test_quiet_hours_on_real_stack import support_answer
@@ -35,6 +34,7 @@ pytestmark = pytest.mark.integration
 
 READY = datetime(2026, 11, 20, 11, 0, tzinfo=HKT)  # a weekday morning: outside quiet hours
 SURVEY_URL = "https://survey.example.com.hk/bike?src=sms"
+NAME, PHONE, EMAIL = "Test Customer", "9123 4567", "customer@example.com"  # ``helpers.event``'s customer
 
 
 class Clock:
@@ -62,10 +62,12 @@ def follow_ups(settings: Settings, **update: object) -> Settings:
 def with_survey(settings: Settings, key: str, **update: object) -> Settings:
     return follow_ups(
         settings,
-        survey_base_url=SURVEY_URL,
-        survey_link_key=SecretStr(key),
-        survey_delay_hours=24,
-        **update,
+        **{
+            "survey_base_url": SURVEY_URL,
+            "survey_link_key": SecretStr(key),
+            "survey_delay_hours": 24,
+            **update,
+        },
     )
 
 
@@ -384,3 +386,46 @@ async def test_a_pickup_notice_read_after_the_pickup_is_stale_and_nothing_follow
     assert decided["reason"] == "later_milestone_already_reached"
     assert state.messages == []
     assert await scheduled(s, FollowUp.PICKUP_REMINDER) == 0
+
+
+async def test_a_reminder_due_at_night_goes_at_the_quiet_windows_end_and_the_survey_by_email(
+    settings: Settings, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, _ = sandbox
+    evening = datetime(2026, 11, 20, 23, 0, tzinfo=HKT)  # the pickup notice breaks through
+    s = with_survey(
+        settings,
+        random_key(),
+        pickup_reminder_after_days=1,
+        pickup_reminder_max=1,
+        survey_channel="email",
+        survey_delay_hours=1,
+        quiet_hours="21:30-09:00",
+        quiet_hours_breakthrough=["ready_for_pickup"],
+    )
+    clock = Clock(evening + timedelta(minutes=1))
+    await produce(s.kafka_bootstrap_servers, s.input_topics[0], [at(evening, "FU-0008", "READY_FOR_PICKUP")])
+    async with running(Service(s, clock=clock)):
+        await wait_until(lambda: len(state.messages) == 1, what="the pickup notice")
+        clock.now = evening + timedelta(days=1)  # 23:00 the next day: due, but inside quiet hours
+        await settle()
+        clock.now = datetime(2026, 11, 22, 8, 59, tzinfo=HKT)
+        await settle()
+        assert len(state.messages) == 1, "a reminder inside the quiet hours"
+        clock.now = datetime(2026, 11, 22, 9, 0, tzinfo=HKT)
+        await wait_until(lambda: len(state.messages) == 2, what="the reminder at the window's end")
+        picked = datetime(2026, 11, 22, 10, 0, tzinfo=HKT)
+        clock.now = picked + timedelta(minutes=1)
+        await produce(s.kafka_bootstrap_servers, s.input_topics[0], [at(picked, "FU-0008", "PICKED_UP")])
+        await wait_until(lambda: picked_up_recorded(s, "FU-0008"), what="the pickup")
+        clock.now = picked + timedelta(hours=1)
+        await wait_until(lambda: len(state.messages) == 3, what="the survey link")
+        decided = await wait_receipts(s, 3)
+    reminder, survey = state.messages[1], state.messages[2]
+    assert reminder.provider == "twilio"
+    assert (survey.provider, survey.to) == ("sendgrid", EMAIL)  # by email, as configured
+    assert SURVEY_URL.split("?", maxsplit=1)[0] in survey.body
+    [r] = [d for d in decided if d.get("follow_up") == "pickup_reminder"]
+    assert datetime.fromisoformat(str(r["decided_at"])) >= datetime(2026, 11, 22, 9, 0, tzinfo=HKT)
+    [sv] = [d for d in decided if d.get("follow_up") == "survey"]
+    assert (sv["outcome"], sv["channel"]) == ("sent", "email")
