@@ -39,6 +39,7 @@ FALLBACK_SCHEDULED: Final = Label("已安排電郵補發", "Email fallback sched
 LOOK_UP_SCHEDULED: Final = Label("已安排向供應商查詢狀態", "Status look-up at the provider scheduled")
 LOOK_UPS_STOPPED: Final = Label("已停止查詢狀態（沒有最終報告）", "Status look-ups stopped (no final report)")
 RELEASE_SCHEDULED: Final = Label("靜音時段後發送", "Goes after the quiet hours")
+FOLLOW_UP_PLANNED: Final = Label("已安排（如客戶仍未取車）", "Planned (unless collected first)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +101,15 @@ def _consent_detail(row: SupportRow, r: ReceiptV1) -> tuple[Label, ...]:
     return (consent_label(r.consent_state, r.consent_source, at),)
 
 
-def steps(row: SupportRow, receipts: Sequence[ReceiptV1], planned: datetime | None = None) -> list[Step]:
+def steps(
+    row: SupportRow,
+    receipts: Sequence[ReceiptV1],
+    planned: datetime | None = None,
+    follow_ups: Sequence[tuple[str, int, datetime]] = (),
+) -> list[Step]:
     """The notification's steps: decided, each receipt (a decision's with its consent), then what is
-    scheduled (``planned``: when a notification scheduled by quiet hours is to be released)."""
+    scheduled (``planned``: when a notification scheduled by quiet hours is to be released;
+    ``follow_ups``: a pickup notice's reminder or survey link, its number, when it is due)."""
     found = [Step(row.created_at, DECIDED)] if row.created_at else []
     undelivered_sms = False
     for r in receipts:
@@ -120,4 +127,6 @@ def steps(row: SupportRow, receipts: Sequence[ReceiptV1], planned: datetime | No
             found.append(Step(row.status_gave_up_at, LOOK_UPS_STOPPED))
         elif row.status_check_due_at:
             found.append(Step(row.status_check_due_at, LOOK_UP_SCHEDULED, upcoming=True))
+    for kind, number, at in follow_ups:
+        found.append(Step(at, follow_up_label(kind, number, FOLLOW_UP_PLANNED), upcoming=True))
     return found

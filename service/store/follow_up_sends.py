@@ -68,6 +68,19 @@ WHERE id = $1
 """
 
 
+# When each pickup notice's scheduled follow-ups go (their lease or hold, if later), and which
+# number; not a reminder of a bike collected already (its row goes when it comes due).
+_PLANNED: Final = f"""
+SELECT s.notification_id, s.kind, greatest(s.due_from, coalesce(s.not_before, s.due_from)) AS at,
+    1 + (SELECT count(*) FROM follow_ups f WHERE f.notification_id = s.notification_id AND f.kind = s.kind)
+        AS number
+FROM scheduled_sends s LEFT JOIN pickup_dwell d ON d.order_id = s.order_id
+WHERE s.kind = ANY($1::text[]) AND s.notification_id = ANY($2::uuid[])
+    AND NOT (s.kind = '{FollowUp.PICKUP_REMINDER.value}' AND d.picked_up_at IS NOT NULL)
+ORDER BY at
+"""  # noqa: S608  # only a constant is interpolated
+
+
 class FollowUps(PostgresBase):
     """``follow_ups`` and the follow-ups' ``scheduled_sends`` rows: the ``FollowUpStore`` port."""
 
@@ -108,6 +121,21 @@ class FollowUps(PostgresBase):
             )
             for r in rows
         ]
+
+    async def planned_follow_ups(
+        self, notifications: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[tuple[FollowUp, int, datetime]]]:
+        """The follow-ups scheduled for these pickup notices: (kind, number, when due), soonest first."""
+        if not notifications:
+            return {}
+        async with translated():
+            rows = await self._pool.fetch(_PLANNED, [k.value for k in FollowUp], list(notifications))
+        planned: dict[uuid.UUID, list[tuple[FollowUp, int, datetime]]] = {}
+        for r in rows:
+            planned.setdefault(r["notification_id"], []).append(
+                (FollowUp(r["kind"]), int(r["number"]), r["at"])
+            )
+        return planned
 
     async def record_follow_up(
         self,

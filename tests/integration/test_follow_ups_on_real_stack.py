@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import asyncpg
 import pytest
 from pydantic import SecretStr
@@ -26,9 +28,9 @@ from service.privacy.blind_index import BlindIndex
 from service.sandbox.serve import SandboxState
 from service.settings import Settings
 from service.store.postgres import PostgresStore
+from service.store.staff import StaffStore
 from tests.integration.conftest import random_key
 from tests.integration.helpers import event, produce, read_topic, running, wait_until
-from tests.integration.test_quiet_hours_on_real_stack import support_answer
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +99,31 @@ async def settle(seconds: float = 0.5) -> None:
     await asyncio.sleep(seconds)
 
 
+async def support_steps(s: Settings, service: Service, order: str) -> list[dict[str, object]]:
+    """The steps of the order's one notification on the support API, as an agent sees them."""
+    pool = await asyncpg.create_pool(s.database_url, min_size=1, max_size=1)
+    try:
+        token = await StaffStore(pool).add(f"agent-{uuid.uuid4().hex[:8]}", "cs_agent")
+    finally:
+        await pool.close()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"http://127.0.0.1:{service.http_port}/api/cs/orders",
+            params={"q": order},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as r,
+    ):
+        assert r.status == 200
+        [card] = (await r.json())["notifications"]
+        steps: list[dict[str, object]] = card["steps"]
+        return steps
+
+
+def upcoming(steps: list[dict[str, object]]) -> list[tuple[object, object]]:
+    return [(step["time"], step["what"]["en"]) for step in steps if step["upcoming"]]  # type: ignore[index]
+
+
 async def picked_up_recorded(s: Settings, order: str) -> bool:
     conn = await asyncpg.connect(s.database_url)
     try:
@@ -128,6 +155,9 @@ async def test_a_reminder_goes_after_n_days_and_none_after_pickup(
         async with running(Service(s, clock=clock)) as service:
             await wait_until(lambda: len(state.messages) == 1, what="the pickup notice")
             assert await scheduled(s, FollowUp.PICKUP_REMINDER) == 1
+            assert upcoming(await support_steps(s, service, "FU-0001")) == [
+                ("2026-11-23 11:00", "Pickup reminder 1: Planned (unless collected first)")
+            ]
             clock.now = READY + timedelta(days=3) - timedelta(minutes=1)  # not yet N days
             await settle()
             assert len(state.messages) == 1
@@ -139,14 +169,18 @@ async def test_a_reminder_goes_after_n_days_and_none_after_pickup(
             assert "ready to collect for 3 days" in reminder.body
             assert "FU-0001" in reminder.body
             # The support page shows it in the pickup notice's story, named as the reminder it is.
-            [card] = (await support_answer(s, service, "FU-0001"))["notifications"]  # type: ignore[misc]
-            assert "Pickup reminder 1: Sent" in [step["what"]["en"] for step in card["steps"]]
+            steps = await support_steps(s, service, "FU-0001")
+            assert "Pickup reminder 1: Sent" in [step["what"]["en"] for step in steps]  # type: ignore[index]
+            assert upcoming(steps) == [
+                ("2026-11-26 11:00", "Pickup reminder 2: Planned (unless collected first)")
+            ]
 
             # Collected a day later: the second reminder (due at 6 days) never goes.
             picked = READY + timedelta(days=4)
             clock.now = picked + timedelta(minutes=1)
             await produce(s.kafka_bootstrap_servers, s.input_topics[0], [at(picked, "FU-0001", "PICKED_UP")])
             await wait_until(lambda: picked_up_recorded(s, "FU-0001"), what="the pickup")
+            assert upcoming(await support_steps(s, service, "FU-0001")) == []  # collected: no reminder
             clock.now = READY + timedelta(days=6)
             await settle()
             clock.now = READY + timedelta(days=12)

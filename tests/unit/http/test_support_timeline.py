@@ -201,3 +201,17 @@ def test_the_pickup_notices_follow_ups_are_named_as_such_never_as_a_fallback() -
     assert steps[3].what.zh == "取車提醒（第 1 次）：已發送"
     assert steps[3].details[0] == CHANNELS["email"]  # the reminder's own channel, not a fallback
     assert steps[4].details == (Label("客戶已取消通知", "The customer opted out"),)
+
+
+def test_a_pickup_notices_scheduled_follow_ups_are_upcoming_steps() -> None:
+    due = T0 + timedelta(days=3)
+    steps = t.steps(
+        row(State.DELIVERED),
+        [receipt(State.SENT, 1)],
+        follow_ups=[("pickup_reminder", 2, due), ("survey", 1, due)],
+    )
+    upcoming = [(s.at, s.what.en) for s in steps if s.upcoming]
+    assert upcoming == [
+        (due, "Pickup reminder 2: Planned (unless collected first)"),
+        (due, "Satisfaction-survey link: Planned (unless collected first)"),
+    ]
