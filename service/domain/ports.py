@@ -341,6 +341,13 @@ class FollowUpStore(Protocol):
         receipt (born leased), and the row moved on to ``next_due`` (None: dropped)."""
         ...
 
+    async def planned_follow_ups(
+        self, notifications: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[tuple[FollowUp, int, datetime]]]:
+        """What is scheduled after these pickup notices: (kind, number, when), soonest first; no
+        reminder of a bike collected already."""
+        ...
+
     async def release_later(
         self, schedule_ids: Sequence[uuid.UUID], *, not_before: datetime, given_back: bool
     ) -> None: ...

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,6 +30,7 @@ from service.sandbox.serve import SandboxState
 from service.settings import Settings
 from service.store.postgres import PostgresStore
 from service.store.staff import StaffStore
+from tests.contracts.follow_ups import FollowUpStoreContract, Stores
 from tests.integration.conftest import random_key
 from tests.integration.helpers import event, produce, read_topic, running, wait_until
 
@@ -37,6 +39,14 @@ pytestmark = pytest.mark.integration
 READY = datetime(2026, 11, 20, 11, 0, tzinfo=HKT)  # a weekday morning: outside quiet hours
 SURVEY_URL = "https://survey.example.com.hk/bike?src=sms"
 NAME, PHONE, EMAIL = "Test Customer", "9123 4567", "customer@example.com"  # ``helpers.event``'s customer
+
+
+class TestFollowUpStoreContractOnPostgres(FollowUpStoreContract):
+    @pytest.fixture
+    async def subject(self, database_url: str) -> AsyncIterator[Stores]:  # type: ignore[override]
+        store = await PostgresStore.connect(database_url)
+        yield Stores(store, store, store)
+        await store.close()
 
 
 class Clock:

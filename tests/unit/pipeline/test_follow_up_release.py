@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -16,109 +15,22 @@ from structlog.testing import capture_logs
 
 from service.contracts import ReceiptV1
 from service.domain.errors import ProviderRejected
-from service.domain.follow_up_plan import DueFollowUp, FollowUpRef
+from service.domain.follow_up_plan import due_kind
 from service.domain.follow_ups import FollowUp, follow_up_id
 from service.domain.milestones import Milestone
 from service.domain.model import notification_id
-from service.domain.outcome import Lease, OutboxRow, Outcome, SealedContact
 from service.domain.quiet_hours import HKT, QuietHours, QuietWindow
 from service.domain.reminders import ReminderPolicy
 from service.domain.survey import SurveySigner
 from service.pipeline.follow_up_release import FollowUpRelease
-from service.testing import FakeStore
+from service.store.scheduled_sends import schedule_id
+from service.testing import FakeFollowUps
 from tests.builders import EMAIL, NAME, PHONE, event
 from tests.unit.pipeline.test_quiet_hours_dispatch import Quiet
 
 READY = datetime(2026, 11, 20, 11, 0, tzinfo=HKT)
 KEY = os.urandom(32)
 SURVEY = "https://survey.example.com.hk/s"
-
-
-class FakeFollowUps:
-    """The follow-ups' ``scheduled_sends`` rows and ``follow_ups`` over the fake store."""
-
-    def __init__(self, store: FakeStore) -> None:
-        self.store = store
-        self.rows: dict[uuid.UUID, dict[str, object]] = {}  # schedule id -> row
-        self.decided: dict[uuid.UUID, tuple[FollowUpRef, Outcome]] = {}
-        self.picked_up: dict[str, datetime] = {}
-
-    def add(self, kind: FollowUp, order: str, due: datetime) -> uuid.UUID:
-        sid = uuid.uuid4()
-        self.rows[sid] = {"kind": kind, "order": order, "due": due, "not_before": None, "releases": 0}
-        return sid
-
-    async def schedule_follow_ups(self, due: Sequence[tuple[FollowUp, str, datetime]]) -> int:
-        for kind, order, at in due:
-            self.add(kind, order, at)
-        return len(due)
-
-    async def take_due_follow_ups(
-        self, kinds: Sequence[FollowUp], *, now: datetime, limit: int, lease_s: float
-    ) -> list[DueFollowUp]:
-        taken = []
-        for sid, r in list(self.rows.items())[:limit]:
-            nb = r["not_before"]
-            if r["kind"] not in kinds or r["due"] > now or (nb is not None and nb > now):  # type: ignore[operator]
-                continue
-            r["not_before"] = now + timedelta(seconds=lease_s)
-            r["releases"] = int(r["releases"]) + 1  # type: ignore[call-overload]
-            kind, order = FollowUp(str(r["kind"])), str(r["order"])
-            nid = notification_id(order, Milestone.READY_FOR_PICKUP)
-            mine = [o for ref, o in self.decided.values() if ref.notification_id == nid and ref.kind == kind]
-            taken.append(
-                DueFollowUp(
-                    sid,
-                    kind,
-                    nid,
-                    order,
-                    "SF1",
-                    f"{order}-READY_FOR_PICKUP-1",
-                    READY,
-                    int(r["releases"]),  # type: ignore[call-overload]
-                    None,
-                    READY,
-                    self.picked_up.get(order),
-                    len(mine),
-                    max((o.decided_at for o in mine), default=None),
-                )
-            )
-        return taken
-
-    async def record_follow_up(
-        self,
-        outcome: Outcome,
-        ref: FollowUpRef,
-        receipt: OutboxRow,
-        *,
-        schedule_id: uuid.UUID,
-        next_due: datetime | None,
-        lease: Lease,
-    ) -> bool:
-        fresh = ref.follow_up_id not in self.decided
-        if fresh:
-            self.decided[ref.follow_up_id] = (ref, outcome)
-            self.store._put_receipt(receipt, lease)
-        if next_due is None:
-            self.rows.pop(schedule_id, None)
-        else:
-            self.rows[schedule_id].update(due=next_due, not_before=None, releases=0)
-        return fresh
-
-    async def release_later(
-        self, schedule_ids: Sequence[uuid.UUID], *, not_before: datetime, given_back: bool
-    ) -> None:
-        for sid in schedule_ids:
-            self.rows[sid]["not_before"] = not_before
-            if given_back:
-                self.rows[sid]["releases"] = int(self.rows[sid]["releases"]) - 1  # type: ignore[call-overload]
-
-    async def drop_scheduled(self, schedule_ids: Sequence[uuid.UUID]) -> None:
-        for sid in schedule_ids:
-            self.rows.pop(sid, None)
-
-    async def contact(self, notification: uuid.UUID) -> SealedContact | None:
-        return await self.store.contact(notification)
 
 
 class Pickups(Quiet):
@@ -135,7 +47,7 @@ class Pickups(Quiet):
         quiet: str | None = None,
     ) -> None:
         super().__init__(READY + timedelta(minutes=1))
-        self.follow_ups = FakeFollowUps(self.store)
+        self.follow_ups = FakeFollowUps(self.store, self.pickups.rows)
         self.paused = False
         self.job = FollowUpRelease(
             store=self.follow_ups,
@@ -156,7 +68,14 @@ class Pickups(Quiet):
         )
 
     async def notice(self, order: str = "A", **kw: object) -> None:
+        """The pickup notice sent (its event sealed), the bike ready since READY."""
         await self.feed(event(order, "READY_FOR_PICKUP", locale="en", **kw))
+        self.pickups.rows[order] = {"place": None, "ready_at": READY, "picked_up_at": None}
+
+    async def due(self, kind: FollowUp, order: str, at: datetime) -> uuid.UUID:
+        """Put a follow-up of the order's notice on the schedule; returns its row's id."""
+        assert await self.follow_ups.schedule_follow_ups([(kind, order, at)]) == 1
+        return schedule_id(due_kind(kind), notification_id(order, Milestone.READY_FOR_PICKUP))
 
     def follow_up_receipts(self) -> list[dict[str, object]]:
         docs = [json.loads(r.payload) for r in self.receipts.published]
@@ -172,7 +91,7 @@ class Pickups(Quiet):
 async def test_a_due_reminder_is_sent_with_its_own_text_and_receipt_then_moves_on_to_the_next() -> None:
     h = Pickups()
     await h.notice()
-    sid = h.follow_ups.add(FollowUp.PICKUP_REMINDER, "A", READY + timedelta(days=3))
+    sid = await h.due(FollowUp.PICKUP_REMINDER, "A", READY + timedelta(days=3))
     h.now = READY + timedelta(days=3) - timedelta(seconds=1)
     assert await h.job.run_once() == 0
     h.now = READY + timedelta(days=3)
@@ -186,7 +105,7 @@ async def test_a_due_reminder_is_sent_with_its_own_text_and_receipt_then_moves_o
     assert r["notification_id"] == str(notification_id("A", Milestone.READY_FOR_PICKUP))
     assert r["milestone"] == "ready_for_pickup"
     ReceiptV1.model_validate(r)
-    assert h.follow_ups.rows[sid]["due"] == READY + timedelta(days=6)  # reminder 2, from the same row
+    assert h.follow_ups.rows[sid].due_from == READY + timedelta(days=6)  # reminder 2, from the same row
     assert h.counted(FollowUp.PICKUP_REMINDER, "sent") == 1
     assert await h.job.run_once() == 0  # never twice
 
@@ -195,9 +114,9 @@ async def test_no_reminder_after_pickup_and_none_beyond_the_most() -> None:
     h = Pickups(after_days=1, most=2)
     await h.notice("A")
     await h.notice("B")
-    h.follow_ups.add(FollowUp.PICKUP_REMINDER, "A", READY + timedelta(days=1))
-    h.follow_ups.add(FollowUp.PICKUP_REMINDER, "B", READY + timedelta(days=1))
-    h.follow_ups.picked_up["B"] = READY + timedelta(hours=20)  # collected before it was due
+    await h.due(FollowUp.PICKUP_REMINDER, "A", READY + timedelta(days=1))
+    await h.due(FollowUp.PICKUP_REMINDER, "B", READY + timedelta(days=1))
+    h.pickups.rows["B"]["picked_up_at"] = READY + timedelta(hours=20)  # collected before it was due
     for days in range(1, 6):
         h.now = READY + timedelta(days=days)
         await h.job.run_once()
@@ -212,7 +131,7 @@ async def test_an_opted_out_recipient_gets_a_suppressed_receipt_and_no_further_r
     h = Pickups(after_days=1, most=3)
     await h.notice()
     await h.store.set_consent([h.blind.phone("+85291234567")], opted_out=True, source="operator:test")
-    h.follow_ups.add(FollowUp.PICKUP_REMINDER, "A", READY + timedelta(days=1))
+    await h.due(FollowUp.PICKUP_REMINDER, "A", READY + timedelta(days=1))
     h.now = READY + timedelta(days=1)
     await h.job.run_once()
     [r] = h.follow_up_receipts()
@@ -231,11 +150,11 @@ async def test_a_reminder_due_in_quiet_hours_waits_for_the_windows_end_even_if_p
     h = Pickups(quiet="21:30-09:00")
     await h.notice()
     night = datetime(2026, 11, 24, 2, 0, tzinfo=HKT)
-    sid = h.follow_ups.add(FollowUp.PICKUP_REMINDER, "A", night)
+    sid = await h.due(FollowUp.PICKUP_REMINDER, "A", night)
     h.now = night
     await h.job.run_once()
     assert len(h.sender.sent) == 1
-    assert h.follow_ups.rows[sid]["not_before"] == datetime(2026, 11, 24, 9, 0, tzinfo=HKT)
+    assert h.follow_ups.rows[sid].not_before == datetime(2026, 11, 24, 9, 0, tzinfo=HKT)
     h.now = datetime(2026, 11, 24, 9, 0, tzinfo=HKT)
     await h.job.run_once()
     assert len(h.sender.sent) == 2
@@ -245,10 +164,10 @@ async def test_the_survey_goes_once_with_a_signed_link_in_the_customers_language
     h = Pickups()
     await h.notice()
     due = READY + timedelta(days=2)
-    h.follow_ups.add(FollowUp.SURVEY, "A", due)
+    await h.due(FollowUp.SURVEY, "A", due)
     h.now = due
     await h.job.run_once()
-    h.follow_ups.add(FollowUp.SURVEY, "A", due)  # scheduled again (a re-sent pickup): not sent again
+    await h.due(FollowUp.SURVEY, "A", due)  # scheduled again (a re-sent pickup): not sent again
     await h.job.run_once()
     assert len(h.sender.sent) == 2
     body = h.sender.sent[1][1]
@@ -266,7 +185,7 @@ async def test_the_survey_goes_once_with_a_signed_link_in_the_customers_language
 async def test_the_survey_by_email_goes_by_email_only() -> None:
     h = Pickups(channel="email")
     await h.notice()
-    h.follow_ups.add(FollowUp.SURVEY, "A", READY + timedelta(days=1))
+    await h.due(FollowUp.SURVEY, "A", READY + timedelta(days=1))
     h.now = READY + timedelta(days=1)
     await h.job.run_once()
     assert len(h.sender.sent) == 1  # the notice only: no SMS
@@ -279,27 +198,30 @@ async def test_the_survey_by_email_goes_by_email_only() -> None:
 async def test_no_survey_configured_or_no_sealed_event_drops_it_unsent() -> None:
     h = Pickups(survey=False)
     await h.notice("A")
-    h.follow_ups.add(FollowUp.SURVEY, "A", READY)
-    h.follow_ups.add(FollowUp.PICKUP_REMINDER, "B", READY)  # B had no notice: nothing sealed
+    await h.notice("B")
+    h.store.contacts.pop(notification_id("B", Milestone.READY_FOR_PICKUP))  # erased meanwhile
+    await h.due(FollowUp.SURVEY, "A", READY)
+    await h.due(FollowUp.PICKUP_REMINDER, "B", READY)
     h.now = READY + timedelta(days=3)
     await h.job.run_once()
-    assert len(h.sender.sent) == 1
+    assert len(h.sender.sent) == 2  # the notices only
     assert h.follow_ups.rows == {}
     assert h.follow_up_receipts() == []
     assert h.counted(FollowUp.SURVEY, "survey_off") == 1
+    assert h.counted(FollowUp.PICKUP_REMINDER, "no_contact") == 1
 
 
 async def test_held_when_no_provider_can_take_it_then_sent_after_the_hold() -> None:
     h = Pickups()
     await h.notice()
-    sid = h.follow_ups.add(FollowUp.PICKUP_REMINDER, "A", READY + timedelta(days=3))
+    sid = await h.due(FollowUp.PICKUP_REMINDER, "A", READY + timedelta(days=3))
     h.sender.errors.append(ProviderRejected("sms-a", "20003"))
     h.backup.errors.append(ProviderRejected("sms-b", "401"))
     h.email.errors.append(ProviderRejected("fake-email", "403"))
     h.now = READY + timedelta(days=3)
     await h.job.run_once()
     assert h.follow_up_receipts() == []
-    assert h.follow_ups.rows[sid]["releases"] == 0  # given back
+    assert h.follow_ups.rows[sid].releases == 0  # given back
     assert h.counted(FollowUp.PICKUP_REMINDER, "held") == 1
     h.now += timedelta(seconds=30)
     await h.job.run_once()
@@ -309,7 +231,7 @@ async def test_held_when_no_provider_can_take_it_then_sent_after_the_hold() -> N
 async def test_nothing_is_released_while_sends_are_paused() -> None:
     h = Pickups()
     await h.notice()
-    h.follow_ups.add(FollowUp.PICKUP_REMINDER, "A", READY)
+    await h.due(FollowUp.PICKUP_REMINDER, "A", READY)
     h.now, h.paused = READY + timedelta(days=3), True
     assert await h.job.run_once() == 0
     assert len(h.sender.sent) == 1
@@ -318,8 +240,8 @@ async def test_nothing_is_released_while_sends_are_paused() -> None:
 async def test_no_personal_data_in_a_follow_ups_receipt_or_log() -> None:
     h = Pickups(after_days=1)
     await h.notice()
-    h.follow_ups.add(FollowUp.PICKUP_REMINDER, "A", READY)
-    h.follow_ups.add(FollowUp.SURVEY, "A", READY)
+    await h.due(FollowUp.PICKUP_REMINDER, "A", READY)
+    await h.due(FollowUp.SURVEY, "A", READY)
     h.now = READY + timedelta(days=1)
     with capture_logs() as logs:
         await h.job.run_once()
