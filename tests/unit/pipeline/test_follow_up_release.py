@@ -253,3 +253,16 @@ async def test_no_personal_data_in_a_follow_ups_receipt_or_log() -> None:
     ids = {r["receipt_id"] for r in h.follow_up_receipts()}
     assert len(ids) == 2
     assert follow_up_id("A", FollowUp.PICKUP_REMINDER) != follow_up_id("A", FollowUp.SURVEY)
+
+
+async def test_the_survey_by_email_to_a_customer_without_an_address_is_receipted_not_texted() -> None:
+    h = Pickups(channel="email")
+    await h.notice(email=None)
+    await h.due(FollowUp.SURVEY, "A", READY + timedelta(days=1))
+    h.now = READY + timedelta(days=1)
+    await h.job.run_once()
+    assert len(h.sender.sent) == 1  # the notice only: the survey is not texted instead
+    assert h.email.sent == []
+    [r] = h.follow_up_receipts()
+    assert (r["outcome"], r["reason"], r["follow_up"]) == ("failed", "no_channel", "survey")
+    assert h.follow_ups.rows == {}
