@@ -10,7 +10,7 @@ import contextlib
 import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiohttp import web
@@ -36,6 +36,7 @@ from service.kafka.producer import Publishers
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.pipeline.consume_loop import ConsumeLoop
+from service.pipeline.follow_up_release import FollowUpRelease
 from service.pipeline.release import Release
 from service.pipeline.stages import build_stages
 from service.privacy.blind_index import BlindIndex
@@ -93,7 +94,11 @@ class Service:
             )
             resources.push_async_callback(publishers.stop)
             if keyring is None:
-                log.warning("no_pii_keys", effect="an undelivered SMS cannot fall back to email")
+                log.warning(
+                    "no_pii_keys",
+                    effect="an undelivered SMS cannot fall back to email, and no pickup reminder or"
+                    " survey link can go (each needs the pickup notice's sealed event)",
+                )
             if s.pilot_mode:  # said at every start: only the allow-list is messaged
                 log.warning(
                     "pilot_mode", allow_listed=await store.pilot_size(), effect="others: suppressed_pilot"
@@ -151,6 +156,7 @@ class Service:
                 engine.set_share,
                 lambda f: checks.set_share(f),  # noqa: PLW0108  # checks: below
                 lambda f: release.set_share(f),  # noqa: PLW0108  # release: below
+                lambda f: follow_ups.set_share(f),  # noqa: PLW0108  # follow_ups: below
             ),
             on_revoke=drain,
         )
@@ -184,6 +190,9 @@ class Service:
             coalesce_backlog_after_s=s.coalesce_backlog_after_s,
             pilot_mode=s.pilot_mode,
             bad_number_reports=s.bad_number_undelivered_reports,
+            follow_ups=store,
+            reminders=reminder_policy(s),
+            survey_delay=timedelta(hours=s.survey_delay_hours) if survey_signer(s) else None,
         )
         reports = stages.reports
         release = Release(
@@ -193,6 +202,23 @@ class Service:
             keyring=keyring,
             metrics=self.metrics,
             clock=self._now,
+            rate_per_s=s.quiet_release_rate_per_s,
+            interval_s=s.quiet_release_interval_s,
+            lease_s=s.quiet_release_lease_s,
+            hold_s=s.quiet_release_hold_s,
+            paused=lambda: engine.draining,
+        )
+        follow_ups = FollowUpRelease(
+            store=store,
+            sender=stages.sender,
+            receipts=stages.receipts,
+            keyring=keyring,
+            metrics=self.metrics,
+            clock=self._now,
+            policy=reminder_policy(s),
+            survey=survey_signer(s),
+            survey_channel=s.survey_channel,
+            quiet=s.quiet_hours_policy(),
             rate_per_s=s.quiet_release_rate_per_s,
             interval_s=s.quiet_release_interval_s,
             lease_s=s.quiet_release_lease_s,
@@ -245,6 +271,7 @@ class Service:
         tasks.start(self._purge_forever(PrivacyStore(store.pool), stop))
         tasks.start(self._status_checks_forever(checks, stop))
         tasks.start(self._release_forever(release, stop))
+        tasks.start(self._release_forever(follow_ups, stop))  # pickup reminders, survey links
         tasks.start(loop.watch(stop))
         log.info(
             "service_started",
@@ -349,8 +376,9 @@ class Service:
     def _now(self) -> datetime:
         return self.clock() if self.clock is not None else datetime.now(UTC)
 
-    async def _release_forever(self, release: Release, stop: asyncio.Event) -> None:
-        """Every ``quiet_release_interval_s``: release the scheduled sends that are due (quiet hours)."""
+    async def _release_forever(self, release: Release | FollowUpRelease, stop: asyncio.Event) -> None:
+        """Every ``quiet_release_interval_s``: release the scheduled sends that are due (quiet hours;
+        the follow-ups of the pickup notice)."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.quiet_release_interval_s)

@@ -331,6 +331,22 @@ class ReceiptV1(BaseModel):
         "out from then, and the real outcome follows in its own receipt.",
     )
 
+    # Follow-ups of the pickup notice (issue 15, items 3 and 4): a pickup reminder or the survey
+    # link. Its receipts carry the pickup notice's notification_id (and milestone
+    # ready_for_pickup), so consumers that know only milestones see them with that notification.
+    follow_up: Literal["pickup_reminder", "survey"] | None = Field(
+        default=None,
+        description="Set on the receipt of a message that follows the pickup notice: pickup_reminder"
+        " (the bike is not collected yet) or survey (the satisfaction-survey link, after pickup). Null"
+        " on a milestone's own receipts and on receipts of older versions.",
+    )
+    follow_up_number: int | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="With follow_up: which of them (reminder 1, 2, ...; the survey is 1).",
+    )
+
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
 

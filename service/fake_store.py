@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from service.domain.consent_snapshot import ConsentRecord
 from service.domain.lifecycle import State
-from service.domain.milestones import Milestone
+from service.domain.milestones import Milestone, is_collection
 from service.domain.model import InboundRecord, ShipmentUpdate
 from service.domain.outcome import (
     Claimed,
@@ -125,6 +125,15 @@ class FakeClaims(_FakeTables):
         ]
         for key, place in places:
             out[key] = min(out.get(key, place), place)
+        return out
+
+    async def first_collections(self, order_ids: Sequence[str]) -> dict[str, int]:
+        self._maybe_fail()
+        out: dict[str, int] = {}
+        for event_id, (_, u, m) in self.events.items():
+            if m is None and u.order_id in set(order_ids) and is_collection(u.tms_status):
+                place = self.places[event_id]
+                out[u.order_id] = min(out.get(u.order_id, place), place)
         return out
 
     async def claim(self, requests: Sequence[ClaimRequest]) -> list[Claimed]:

@@ -334,6 +334,11 @@ class Metrics:
             "Age of the oldest receipt not yet published (0 when none waits), as of the scrape",
             registry=r,
         )
+        self._after_the_notice(r)
+        self._at_zero()
+
+    def _after_the_notice(self, r: CollectorRegistry) -> None:
+        """The series of what comes after a notice is decided: pickups, quiet-hours releases, follow-ups."""
         # Pickups: how long bikes wait to be collected, by place (a bounded set: see expect_pickup_places)
         self.pickup_dwell = Histogram(
             "notifier_pickup_dwell_seconds",
@@ -364,7 +369,16 @@ class Metrics:
             " due); grows while the release job is stuck or far behind",
             registry=r,
         )
-        self._at_zero()
+        # Follow-ups of the pickup notice (pickup reminders, the survey link): issue 15, items 3-4
+        self.follow_ups = Counter(
+            "notifier_follow_ups",
+            "Follow-ups of the pickup notice by kind (pickup_reminder, survey) and what became of each"
+            " due one: an outcome (sent, failed, suppressed_*; each with its receipt), held (released"
+            " again later), or dropped unsent without a receipt: picked_up, exhausted, lapsed, off,"
+            " already_sent, survey_off, no_ready_time, no_contact (its sealed event is gone)",
+            ["kind", "result"],
+            registry=r,
+        )
 
     def expect_pickup_places(self, places: Sequence[str]) -> None:
         """The places that get their own dwell series (each at 0 now); every other is ``other``."""

@@ -14,6 +14,7 @@ from service.domain.model import InboundRecord, Partition
 from service.domain.outcome import OutboxRow
 from service.domain.ports import Batch, DeadLetter, DeliveryStatus, EmailMessage, SendAccepted
 from service.domain.status_check import Answer
+from service.fake_follow_ups import FakeFollowUps as FakeFollowUps  # noqa: PLC0414  # re-exported, as FakeStore
 from service.fake_store import FakeStore as FakeStore  # noqa: PLC0414  # re-exported (PEP 484 form): it lives in fake_store.py
 from service.kafka.producer import PublishFailed
 

@@ -33,13 +33,15 @@ class QuietHoursSettings(BaseModel):
         le=1000,
         description="Scheduled notifications released per second after the window, for the whole group "
         "(each gets its own slot from the window's end, so 09:00 is not a burst); keep it below the "
-        "SMS providers' rates, which still bound every send.",
+        "SMS providers' rates, which still bound every send. Also the most pickup reminders and survey "
+        "links the follow-up job releases per second.",
     )
     quiet_release_interval_s: float = Field(
         default=1.0,
         gt=0,
         le=60,
-        description="How often the release job looks for scheduled sends that are due.",
+        description="How often the release job (and the follow-up job: pickup reminders, survey links) "
+        "looks for scheduled sends that are due.",
     )
     quiet_release_lease_s: float = Field(
         default=300.0,

@@ -49,7 +49,12 @@ class Dedup:
         await self._store.record_events(
             [(rec, u, ms.value if ms else None) for (rec, u), ms in zip(parsed, reached, strict=True)]
         )
-        plans = plan_batch(updates, await self._store.first_reads(sorted(milestone_orders(updates))))
+        orders = sorted(milestone_orders(updates))
+        plans = plan_batch(
+            updates,
+            await self._store.first_reads(orders),
+            collected=await self._store.first_collections(orders),
+        )
         requests = [
             self._request(
                 p.update,

@@ -1,12 +1,14 @@
 """Pickups: the dwell ends a batch's events mark (``ready_for_pickup``, ``PICKED_UP``) recorded
 in the store before the batch's offsets are committed, and each dwell they complete observed once
-in ``notifier_pickup_dwell_seconds``. The events notify no one here: ``PICKED_UP`` is recorded
+in ``notifier_pickup_dwell_seconds``; the follow-ups they start (a reminder, the survey link)
+put on the schedule (``service.dedup.follow_up_schedule``). The events notify no one here: ``PICKED_UP`` is recorded
 and planned like every status outside the milestones (``service.dedup.claims``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from service.dedup.follow_up_schedule import FollowUpSchedule
 from service.domain.dwell import Dwell, pickup_times
 from service.domain.model import InboundRecord, ShipmentUpdate
 from service.domain.ports import PickupStore
@@ -14,9 +16,12 @@ from service.metrics import Metrics
 
 
 class PickupTimes:
-    def __init__(self, store: PickupStore, metrics: Metrics) -> None:
+    def __init__(
+        self, store: PickupStore, metrics: Metrics, follow_ups: FollowUpSchedule | None = None
+    ) -> None:
         self._store = store
         self._metrics = metrics
+        self._follow_ups = follow_ups  # the reminders and survey links these events start; None: none
 
     async def record(self, parsed: Sequence[tuple[InboundRecord, ShipmentUpdate]]) -> list[Dwell]:
         """Record the batch's dwell ends; returns the dwells completed now (each once: a survey's cue)."""
@@ -26,4 +31,6 @@ class PickupTimes:
         completed = await self._store.record_pickup_times(times)
         for dwell in completed:
             self._metrics.observe_dwell(dwell.place, dwell.seconds)
+        if self._follow_ups is not None:
+            await self._follow_ups.schedule(times, completed)
         return completed

@@ -1,7 +1,8 @@
 """Sends due later (``scheduled_sends``), and coalescing: which of them are superseded.
 
-A due send has a kind: ``notification`` (a milestone held by quiet hours) is the only one so far;
-pickup reminders and survey links are meant to become kinds of their own. Coalescing: when a
+A due send has a kind: ``notification`` (a milestone held by quiet hours, released by
+``service.pipeline.release``), or a follow-up of the pickup notice (``pickup_reminder``,
+``survey``: ``service.domain.follow_up_plan``, released by ``service.pipeline.follow_up_release``). Coalescing: when a
 milestone's notification is released while a later milestone of the same order is sent or on its
 way (scheduled too, sent meanwhile, or released in the same run; not one that failed or was
 suppressed), only the latest is sent; each earlier one is
@@ -25,6 +26,9 @@ class DueKind(StrEnum):
     """What a ``scheduled_sends`` row is (its ``kind``, a CHECK constraint in migration 0019)."""
 
     NOTIFICATION = "notification"  # a milestone's notification decided inside quiet hours
+    # Follow-ups of the pickup notice (``domain.follow_ups``; migration 0022): the same values.
+    PICKUP_REMINDER = "pickup_reminder"  # the next pickup reminder of an uncollected bike
+    SURVEY = "survey"  # the satisfaction-survey link, some time after pickup
 
 
 @dataclass(frozen=True, slots=True)

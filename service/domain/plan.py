@@ -21,7 +21,10 @@ decisions. Consequences:
 - events of one order on two partitions or topics (no order between them in Kafka): the order
   in which this service first read them, as recorded;
 - an (order, milestone) the store knows only from its notification (its events no longer
-  recorded, or recorded before places existed) counts as read before every event with a place.
+  recorded, or recorded before places existed) counts as read before every event with a place;
+- the bike's collection (TMS status ``PICKED_UP``, which is no milestone) comes after every
+  milestone: a milestone first read after its order's collection is stale (a ``ready_for_pickup``
+  that arrives after the pickup tells the customer nothing).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from service.domain.model import ShipmentUpdate
 
 #: The place of each (order, milestone) in the input: where its first event was read.
 FirstReads = Mapping[tuple[str, Milestone], int]
+#: The place of each order's first collection event (``PICKED_UP``): after every milestone.
+Collections = Mapping[str, int]
 
 
 class Verdict(enum.StrEnum):
@@ -58,12 +63,18 @@ def milestone_orders(
     return {u.order_id for u in updates if milestone_for(u.tms_status, status_map) is not None}
 
 
-def is_stale(order_id: str, milestone: Milestone, first_reads: FirstReads) -> bool:
-    """Whether a later milestone of the order was read before this one (see the module's rule).
+def is_stale(
+    order_id: str, milestone: Milestone, first_reads: FirstReads, collected: Collections | None = None
+) -> bool:
+    """Whether a later milestone of the order, or its collection, was read before this one (see the
+    module's rule).
 
     A milestone without a place is taken as read now, after every milestone that has one.
     """
     here = first_reads.get((order_id, milestone))
+    picked = (collected or {}).get(order_id)
+    if picked is not None and (here is None or picked < here):
+        return True
     for later in Milestone:
         there = first_reads.get((order_id, later))
         if later.rank > milestone.rank and there is not None and (here is None or there < here):
@@ -75,9 +86,11 @@ def plan_batch(
     updates: Sequence[ShipmentUpdate],
     first_reads: FirstReads,
     status_map: Mapping[str, Milestone] = DEFAULT_STATUS_MAP,
+    collected: Collections | None = None,
 ) -> list[Planned]:
     """Decide each event in consumption order. ``first_reads``: the store's places of the batch's
-    orders' milestones, read after the batch's events were recorded."""
+    orders' milestones, read after the batch's events were recorded; ``collected``: of their
+    collection events."""
     seen: set[tuple[str, Milestone]] = set()
     out: list[Planned] = []
     for u in updates:
@@ -88,7 +101,7 @@ def plan_batch(
         key = (u.order_id, m)
         if key in seen:
             verdict = Verdict.DUPLICATE
-        elif is_stale(u.order_id, m, first_reads):
+        elif is_stale(u.order_id, m, first_reads, collected):
             verdict = Verdict.STALE
         else:
             verdict = Verdict.CANDIDATE

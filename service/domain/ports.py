@@ -11,6 +11,8 @@ from typing import Protocol
 from service.domain.consent_snapshot import ConsentRecord
 from service.domain.due_sends import DueKind, DueSend
 from service.domain.dwell import Dwell, PickupTime
+from service.domain.follow_up_plan import DueFollowUp, FollowUpRef
+from service.domain.follow_ups import FollowUp
 from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import InboundRecord, Partition, ShipmentUpdate
@@ -92,6 +94,11 @@ class NotificationStore(Protocol):
 
     async def first_reads(self, order_ids: Sequence[str]) -> dict[tuple[str, Milestone], int]:
         """The place in the input of each recorded (order, milestone) of these orders (``domain.plan``)."""
+        ...
+
+    async def first_collections(self, order_ids: Sequence[str]) -> dict[str, int]:
+        """The place in the input of each of these orders' first collection event (``PICKED_UP``),
+        for the stale rule: a milestone read after its order's bike was collected is stale."""
         ...
 
     async def claim(self, requests: Sequence[ClaimRequest]) -> list[Claimed]: ...
@@ -336,3 +343,49 @@ class PickupStore(Protocol):
     async def picked_up(self, order_ids: Sequence[str]) -> set[str]:
         """Which of these orders' bikes were collected (no pickup reminder after that)."""
         ...
+
+
+class FollowUpStore(Protocol):
+    """The follow-ups of the pickup notice (``service.store.follow_up_sends``): their scheduled sends
+    (``scheduled_sends`` rows of their kinds) and what was decided for each. Times are the caller's
+    clock. Raises ``StoreUnavailable``."""
+
+    async def schedule_follow_ups(self, due: Sequence[tuple[FollowUp, str, datetime]]) -> int:
+        """(kind, order, due from): one row per kind and pickup notice (none without a notice; an
+        existing row is kept). Returns how many were written."""
+        ...
+
+    async def take_due_follow_ups(
+        self, kinds: Sequence[FollowUp], *, now: datetime, limit: int, lease_s: float
+    ) -> list[DueFollowUp]:
+        """Up to ``limit`` due follow-ups, earliest first, each leased to the caller for ``lease_s``."""
+        ...
+
+    async def record_follow_up(
+        self,
+        outcome: Outcome,
+        ref: FollowUpRef,
+        receipt: OutboxRow,
+        *,
+        schedule_id: uuid.UUID,
+        next_due: datetime | None,
+        lease: Lease,
+    ) -> bool:
+        """In one transaction: what was decided (once per follow-up: False if it was already), its
+        receipt (born leased), and the row moved on to ``next_due`` (None: dropped)."""
+        ...
+
+    async def planned_follow_ups(
+        self, notifications: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[tuple[FollowUp, int, datetime]]]:
+        """What is scheduled after these pickup notices: (kind, number, when), soonest first; no
+        reminder of a bike collected already."""
+        ...
+
+    async def release_later(
+        self, schedule_ids: Sequence[uuid.UUID], *, not_before: datetime, given_back: bool
+    ) -> None: ...
+
+    async def drop_scheduled(self, schedule_ids: Sequence[uuid.UUID]) -> None: ...
+
+    async def contact(self, notification: uuid.UUID) -> SealedContact | None: ...

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from service.compose.render import Renderer
 from service.contracts import ReceiptV1, parse_event
 from service.domain.errors import NotifierError, RenderError
+from service.domain.follow_ups import FollowUp
 from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.model import ShipmentUpdate
@@ -64,10 +65,13 @@ def timeline(
     receipts: dict[uuid.UUID, list[ReceiptV1]] | None = None,
     texts: dict[uuid.UUID, str] | None = None,
     planned: dict[uuid.UUID, datetime] | None = None,
+    follow_ups: dict[uuid.UUID, list[tuple[FollowUp, int, datetime]]] | None = None,
 ) -> list[dict[str, object]]:
     """Each notification: its codes (the API's), its labels, its steps and the masked text;
-    ``planned``: when each scheduled one (quiet hours) is to be released."""
+    ``planned``: when each scheduled one (quiet hours) is to be released; ``follow_ups``: the
+    reminders and survey links scheduled after a pickup notice."""
     receipts, texts, planned = receipts or {}, texts or {}, planned or {}
+    follow_ups = follow_ups or {}
     return [
         {
             "milestone": r.milestone,
@@ -106,7 +110,12 @@ def timeline(
                     "details": [d._asdict() for d in s.details],
                     "upcoming": s.upcoming,
                 }
-                for s in steps(r, receipts.get(r.notification_id, []), planned.get(r.notification_id))
+                for s in steps(
+                    r,
+                    receipts.get(r.notification_id, []),
+                    planned.get(r.notification_id),
+                    follow_ups.get(r.notification_id, ()),
+                )
             ],
             "text": texts.get(r.notification_id),
             "number_marked": _number_marked(r),
@@ -210,7 +219,10 @@ class SupportDesk:
             [r.notification_id for r in rows if r.state == State.SCHEDULED],
             rate_per_s=self.release_rate_per_s,
         )
-        return timeline(rows, receipts, texts, planned)
+        follow_ups = await self.store.planned_follow_ups(  # a pickup notice's reminders, survey link
+            [r.notification_id for r in rows if r.milestone == Milestone.READY_FOR_PICKUP]
+        )
+        return timeline(rows, receipts, texts, planned, follow_ups)
 
     def customer_text(self, row: SupportRow) -> str | None:
         """The text the customer received, rendered again from the template with the name masked;

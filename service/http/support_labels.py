@@ -12,6 +12,7 @@ from typing import Final, NamedTuple
 
 from service.domain import reasons
 from service.domain.consent_snapshot import ConsentState
+from service.domain.follow_ups import FollowUp
 from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 
@@ -96,6 +97,24 @@ PROVIDER_CODE: Final = Label("{p} 代碼 {code}", "{p} code {code}")
 NUMBER_MARKED: Final = Label(
     "此手機號碼已標記為無法送達，不再發短訊", "This mobile number is marked undeliverable: no more SMS to it"
 )
+
+# --- follow-ups of the pickup notice: their receipts are shown with the notice's, named so ---
+#: ``{n}``: which reminder.
+FOLLOW_UPS: Final = {
+    FollowUp.PICKUP_REMINDER: Label("取車提醒（第 {n} 次）", "Pickup reminder {n}"),
+    FollowUp.SURVEY: Label("滿意度調查連結", "Satisfaction-survey link"),
+}
+
+
+def follow_up_label(kind: str, number: int | None, what: Label) -> Label:
+    """``Pickup reminder 2: Sent``; an unknown kind (a newer version's) is shown as it is."""
+    try:
+        head = FOLLOW_UPS[FollowUp(kind)]
+    except ValueError:
+        head = Label(kind, kind)
+    n = number or 1
+    return Label(f"{head.zh.format(n=n)}：{what.zh}", f"{head.en.format(n=n)}: {what.en}")
+
 
 PROVIDERS: Final = {"twilio": "Twilio", "infobip": "Infobip", "sendgrid": "SendGrid"}
 CHANNELS: Final = {"sms": Label("短訊", "SMS"), "email": Label("電郵", "Email"), "none": Label("—", "—")}

@@ -1,6 +1,7 @@
 """One notification's story for staff, step by step with times, from what the store keeps: the claim
 (the decision to notify), every receipt in the order written (sent, delivered / not delivered, the
-email fallback, failed, suppressed; a decision's with the consent it applied), and what is
+email fallback, failed, suppressed; a decision's with the consent it applied; the pickup notice's
+follow-ups, a reminder or the survey link, named as such), and what is
 scheduled next (an owed email fallback, a status look-up at the provider, the release of a
 notification held by quiet hours). Pure: rows and receipts in, labelled steps out.
 """
@@ -21,6 +22,7 @@ from service.http.support_labels import (
     CHANNELS,
     Label,
     consent_label,
+    follow_up_label,
     provider_name,
     reason_label,
     state_label,
@@ -37,6 +39,7 @@ FALLBACK_SCHEDULED: Final = Label("已安排電郵補發", "Email fallback sched
 LOOK_UP_SCHEDULED: Final = Label("已安排向供應商查詢狀態", "Status look-up at the provider scheduled")
 LOOK_UPS_STOPPED: Final = Label("已停止查詢狀態（沒有最終報告）", "Status look-ups stopped (no final report)")
 RELEASE_SCHEDULED: Final = Label("靜音時段後發送", "Goes after the quiet hours")
+FOLLOW_UP_PLANNED: Final = Label("已安排（如客戶仍未取車）", "Planned (unless collected first)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,9 @@ def _via(r: ReceiptV1) -> tuple[Label, ...]:
 
 
 def _receipt_step(r: ReceiptV1, after_undelivered_sms: bool) -> Step:
+    if r.follow_up is not None:  # a pickup reminder or the survey link, after the notice's own
+        step = _receipt_step(r.model_copy(update={"follow_up": None}), False)
+        return dataclasses.replace(step, what=follow_up_label(r.follow_up, r.follow_up_number, step.what))
     why = (reason_label(r.reason),) if r.reason else ()
     fallback = after_undelivered_sms and r.channel == "email"
     if r.outcome == State.SENT:
@@ -95,15 +101,23 @@ def _consent_detail(row: SupportRow, r: ReceiptV1) -> tuple[Label, ...]:
     return (consent_label(r.consent_state, r.consent_source, at),)
 
 
-def steps(row: SupportRow, receipts: Sequence[ReceiptV1], planned: datetime | None = None) -> list[Step]:
+def steps(
+    row: SupportRow,
+    receipts: Sequence[ReceiptV1],
+    planned: datetime | None = None,
+    follow_ups: Sequence[tuple[str, int, datetime]] = (),
+) -> list[Step]:
     """The notification's steps: decided, each receipt (a decision's with its consent), then what is
-    scheduled (``planned``: when a notification scheduled by quiet hours is to be released)."""
+    scheduled (``planned``: when a notification scheduled by quiet hours is to be released;
+    ``follow_ups``: a pickup notice's reminder or survey link, its number, when it is due)."""
     found = [Step(row.created_at, DECIDED)] if row.created_at else []
     undelivered_sms = False
     for r in receipts:
         step = _receipt_step(r, undelivered_sms)
         found.append(dataclasses.replace(step, details=(*step.details, *_consent_detail(row, r))))
-        undelivered_sms = undelivered_sms or (r.outcome == State.UNDELIVERED and r.channel == "sms")
+        undelivered_sms = undelivered_sms or (
+            r.outcome == State.UNDELIVERED and r.channel == "sms" and r.follow_up is None
+        )
     if row.state == State.SCHEDULED and planned is not None:
         found.append(Step(planned, RELEASE_SCHEDULED, upcoming=True))
     if row.state == State.UNDELIVERED and row.fallback_due_at:
@@ -113,4 +127,6 @@ def steps(row: SupportRow, receipts: Sequence[ReceiptV1], planned: datetime | No
             found.append(Step(row.status_gave_up_at, LOOK_UPS_STOPPED))
         elif row.status_check_due_at:
             found.append(Step(row.status_check_due_at, LOOK_UP_SCHEDULED, upcoming=True))
+    for kind, number, at in follow_ups:
+        found.append(Step(at, follow_up_label(kind, number, FOLLOW_UP_PLANNED), upcoming=True))
     return found

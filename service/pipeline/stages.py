@@ -11,17 +11,19 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from service.compose.consent import Consent
 from service.compose.message import Composer
 from service.compose.recipient_checks import RecipientChecks
 from service.compose.render import Renderer
 from service.dedup.claims import Dedup
+from service.dedup.follow_up_schedule import FollowUpSchedule
 from service.dedup.pickup_times import PickupTimes
 from service.domain.links import LinkSigner
-from service.domain.ports import DeadLetterSink, NotificationStore, PickupStore, ReceiptSink
+from service.domain.ports import DeadLetterSink, FollowUpStore, NotificationStore, PickupStore, ReceiptSink
 from service.domain.quiet_hours import QuietHours
+from service.domain.reminders import ReminderPolicy
 from service.domain.screening import NumberPolicy
 from service.intake.dead_letters import DeadLetters
 from service.intake.parse import Intake
@@ -73,6 +75,9 @@ def build_stages(  # the composition of the stages: every dependency is named
     coalesce_backlog_after_s: float | None = None,
     pilot_mode: bool = False,
     bad_number_reports: int = 3,
+    follow_ups: FollowUpStore | None = None,  # pickup reminders and survey links scheduled there
+    reminders: ReminderPolicy | None = None,  # None: no reminders
+    survey_delay: timedelta | None = None,  # None: no survey
 ) -> Stages:
     subjects = RecipientSubjects(blind_index, allow_foreign_mobiles=allow_foreign_mobiles)
     consent = Consent(store, subjects)
@@ -120,7 +125,15 @@ def build_stages(  # the composition of the stages: every dependency is named
         dead_letters=letters,
         store=store,
         metrics=metrics,
-        pickups=None if pickups is None else PickupTimes(pickups, metrics),
+        pickups=None
+        if pickups is None
+        else PickupTimes(
+            pickups,
+            metrics,
+            None
+            if follow_ups is None
+            else FollowUpSchedule(follow_ups, reminders=reminders, survey_delay=survey_delay),
+        ),
         coalesce_backlog_after_s=coalesce_backlog_after_s,
         clock=clock,
         checks=checks,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from service.contracts import ReceiptV1
+from service.domain.follow_up_plan import FollowUpRef
 from service.domain.lifecycle import State
 from service.domain.model import receipt_id
 from service.domain.outcome import OutboxRow, Outcome, SealedContact
@@ -17,12 +18,15 @@ from service.metrics import Metrics
 from service.report.outbox import Outbox
 
 
-def receipt_row(o: Outcome) -> OutboxRow:
-    """The receipt of an outcome, ready for the outbox. Ids, codes and counts only: no personal data."""
+def receipt_row(o: Outcome, follow_up: FollowUpRef | None = None) -> OutboxRow:
+    """The receipt of an outcome, ready for the outbox. Ids, codes and counts only: no personal data.
+    ``follow_up``: the outcome is a follow-up's (its id is ``o.notification_id``); the receipt names
+    the pickup notice it follows, and its id is the follow-up's own."""
     rid = receipt_id(o.notification_id, o.outcome, o.channel, o.provider)
+    notification = follow_up.notification_id if follow_up else o.notification_id
     receipt = ReceiptV1(
         receipt_id=rid,
-        notification_id=o.notification_id,
+        notification_id=notification,
         order_id=o.update.order_id,
         waybill=o.update.waybill,
         milestone=o.milestone.value,
@@ -41,8 +45,10 @@ def receipt_row(o: Outcome) -> OutboxRow:
         consent_source=o.consent.source_kind if o.consent else None,  # the kind: never a name
         consent_set_at=o.consent.set_at if o.consent else None,
         scheduled_for=o.scheduled_for,
+        follow_up=follow_up.kind.value if follow_up else None,
+        follow_up_number=follow_up.number if follow_up else None,
     )
-    return OutboxRow(rid, o.notification_id, o.update.order_id, receipt.to_bytes())
+    return OutboxRow(rid, notification, o.update.order_id, receipt.to_bytes())
 
 
 class Receipts:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from service.compose.consent import Consent
-from service.compose.message import Composer, Message
+from service.compose.message import Composer, FollowUpText, Message
 from service.compose.recipient_checks import RecipientChecks
 from service.domain import reasons
 from service.domain.consent_snapshot import ConsentSnapshot
@@ -59,6 +59,10 @@ class Sender:
         self._slots = asyncio.Semaphore(send_concurrency)
         self._checks = checks
 
+    def locale(self, requested: str | None) -> str:
+        """The locale a recipient asking for ``requested`` is written to (what the templates have)."""
+        return self._composer.locale(requested)
+
     async def deliver(
         self,
         notification: uuid.UUID,
@@ -71,13 +75,16 @@ class Sender:
         reconcile_since: datetime | None = None,
         abort: asyncio.Event | None = None,
         record: Callable[[Outcome], Awaitable[None]] | None = None,
+        follow_up: FollowUpText | None = None,
     ) -> Outcome:
         """``consent``: the recipient's consent if the caller looked it up (in bulk); None: look it up.
         The outcome keeps it: the consent this decision applied.
         ``screen``: the recipient lists' word (pilot mode, a marked number), likewise.
         ``abort``: once set (a send could not be recorded), no more sends are started.
         ``record``: makes a send durable; run before the send's slot is released, so the sends
-        that a crash could leave unrecorded are at most the slots (``send_concurrency``)."""
+        that a crash could leave unrecorded are at most the slots (``send_concurrency``).
+        ``follow_up``: a message that follows the milestone's (a pickup reminder, the survey link),
+        rendered from its own templates; ``notification`` is then the follow-up's own id."""
 
         def outcome(kind: str, channel: Channel = "none", **kw: object) -> Outcome:
             return Outcome(
@@ -100,7 +107,9 @@ class Sender:
             return outcome(verdict.suppressed, locale=locale, reason=verdict.reason)
         email_only = email_only or verdict.email_only
         try:
-            msg = self._composer.compose(milestone, contact, email_only=email_only, at=reconcile_since)
+            msg = self._composer.compose(
+                milestone, contact, email_only=email_only, at=reconcile_since, follow_up=follow_up
+            )
         except RenderError as exc:
             log.error("render_failed", notification_id=str(notification), error=str(exc))
             return outcome(State.FAILED, locale=locale, reason=reasons.RENDER_ERROR)

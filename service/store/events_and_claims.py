@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 
 from service.domain.lifecycle import State
-from service.domain.milestones import Milestone
+from service.domain.milestones import PICKED_UP_STATUS, Milestone
 from service.domain.model import InboundRecord, ShipmentUpdate
 from service.domain.outcome import Claimed, ClaimRequest, Lease, OutboxRow, Outcome, SealedContact
 from service.store.base import PostgresBase, translated
@@ -39,6 +39,13 @@ SELECT order_id, milestone, min(place) AS place FROM (
     WHERE n.order_id = ANY($1::text[])
         AND NOT EXISTS (SELECT 1 FROM shipment_events e WHERE e.event_id = n.event_id)
 ) AS reads GROUP BY order_id, milestone
+"""
+
+# The place of each order's first collection event (TMS status PICKED_UP, recorded with no milestone).
+_FIRST_COLLECTIONS = """
+SELECT order_id, min(coalesce(read_seq, 0)) AS place FROM shipment_events
+WHERE order_id = ANY($1::text[]) AND milestone IS NULL AND upper(btrim(tms_status)) = $2
+GROUP BY order_id
 """
 
 # A new (order, milestone) is inserted; one whose earlier claim never finished (a crash mid-send)
@@ -126,6 +133,13 @@ class EventsAndClaims(PostgresBase):
         async with translated():
             rows = await self._pool.fetch(_FIRST_READS, list(order_ids))
         return {(r["order_id"], Milestone(r["milestone"])): int(r["place"]) for r in rows}
+
+    async def first_collections(self, order_ids: Sequence[str]) -> dict[str, int]:
+        if not order_ids:
+            return {}
+        async with translated():
+            rows = await self._pool.fetch(_FIRST_COLLECTIONS, list(order_ids), PICKED_UP_STATUS)
+        return {r["order_id"]: int(r["place"]) for r in rows}
 
     async def claim(self, requests: Sequence[ClaimRequest]) -> list[Claimed]:
         """Claim notifications; returns only the claims granted (new, or re-claimed after a crash)."""

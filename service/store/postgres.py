@@ -6,8 +6,8 @@ concern, each in its own module over the shared pool (``database.py``): events a
 (``claims.py``), delivery reports and the jobs' leases (``deliveries.py``), the receipt outbox
 (``receipt_outbox.py``), contacts and consent (``contacts.py``), the group's provider rate
 schedule (``rate_schedule.py``), the dwell times of pickups (``dwell_times.py``), the sends
-scheduled for later (``scheduled_sends.py``), the pilot's allow-list and the bad numbers
-(``recipient_lists.py``).
+scheduled for later (``scheduled_sends.py``), the follow-ups of the pickup notice
+(``follow_up_sends.py``), the pilot's allow-list and the bad numbers (``recipient_lists.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from service.store.contacts import ContactsAndConsent
 from service.store.deliveries import Deliveries
 from service.store.dwell_times import DwellTimes
 from service.store.events_and_claims import EventsAndClaims
+from service.store.follow_up_sends import FollowUps
 from service.store.migrate import migrate
 from service.store.rate_schedule import RateSchedules
 from service.store.receipt_outbox import ReceiptOutbox
@@ -37,6 +38,7 @@ class PostgresStore(
     DwellTimes,
     ScheduledSends,
     RecipientLists,
+    FollowUps,
 ):
     """The ``NotificationStore`` port (``service.domain.ports``) on one asyncpg pool."""
 

@@ -152,8 +152,9 @@ class ScheduledSends(PostgresBase):
             row = await self._pool.fetchrow(
                 "SELECT count(*) AS n,"
                 " coalesce(extract(epoch FROM $1 - min(due_from) FILTER (WHERE due_from <= $1)), 0) AS late"
-                " FROM scheduled_sends",
+                " FROM scheduled_sends WHERE kind = $2",  # follow-ups are due days ahead: not a backlog
                 now,
+                DueKind.NOTIFICATION.value,
             )
         return int(row["n"]), float(row["late"])
 

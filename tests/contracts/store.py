@@ -146,6 +146,24 @@ class NotificationStoreContract:
         assert await subject.first_reads(["B", "C"]) == {}
         assert await subject.first_reads([]) == {}
 
+    async def test_the_first_collection_of_each_order_has_its_place_in_the_input(
+        self, subject: NotificationStore
+    ) -> None:
+        await subject.record_events(
+            [
+                read(0, "A", "ARRIVED_HK_WAREHOUSE", "A-1"),
+                read(1, "A", "PICKED_UP", "A-p1"),
+                read(2, "B", "IN_TRANSIT", "B-0"),  # no collection
+                read(3, "A", "PICKED_UP", "A-p2"),  # a re-send: the first place stays
+            ]
+        )
+        collected = await subject.first_collections(["A", "B", "C"])
+        assert set(collected) == {"A"}
+        assert collected["A"] > (await subject.first_reads(["A"]))[("A", M)]
+        await subject.record_events([read(4, "A", "PICKED_UP", "A-p1")])  # read again
+        assert await subject.first_collections(["A"]) == collected
+        assert await subject.first_collections([]) == {}
+
     async def test_a_pair_known_only_from_its_notification_was_read_before_every_event(
         self, subject: NotificationStore
     ) -> None:

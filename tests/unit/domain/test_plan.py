@@ -72,6 +72,20 @@ def test_earlier_milestone_read_after_a_later_one_in_an_earlier_batch_is_stale()
     assert [p.verdict for p in plans] == [Verdict.STALE, Verdict.CANDIDATE]
 
 
+def test_a_milestone_first_read_after_its_orders_collection_is_stale_one_read_before_is_not() -> None:
+    batch = [
+        update("A", "READY_FOR_PICKUP"),
+        update("B", "READY_FOR_PICKUP"),
+        update("C", "READY_FOR_PICKUP"),
+    ]
+    reads = {("A", R): 5, ("B", R): 6, ("C", R): 7}
+    collected = {"A": 3, "B": 9}  # A was picked up before its ready event was read; B after; C not
+    plans = plan_batch(batch, reads, collected=collected)
+    assert [p.verdict for p in plans] == [Verdict.STALE, Verdict.CANDIDATE, Verdict.CANDIDATE]
+    assert is_stale("A", A, {}, {"A": 0})  # a milestone without a place is read now: after it
+    assert not is_stale("A", R, reads)  # without collections, the rule is the milestones' alone
+
+
 def test_an_earlier_milestone_read_again_is_not_stale_because_a_later_one_was_claimed_meanwhile() -> None:
     # The issue's crash: [ARRIVED, READY] in one batch, READY claimed (or even sent and recorded)
     # before ARRIVED's send was recorded, then kill -9 and a re-read. READY came after ARRIVED.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.domain import reasons
+from service.domain.follow_ups import FollowUp
 from service.domain.lifecycle import State
 from service.domain.milestones import Milestone
 from service.domain.phone import REASONS as PHONE_REASONS
@@ -108,3 +109,13 @@ def test_every_consent_state_and_source_kind_has_a_label() -> None:
 )
 def test_consent_label(state: str, source: str | None, at: str | None, label: Label) -> None:
     assert labels.consent_label(state, source, at) == label
+
+
+def test_every_follow_up_has_a_label_and_an_unknown_one_is_shown_as_it_is() -> None:
+    assert set(labels.FOLLOW_UPS) == set(FollowUp)
+    assert all(all(label) for label in labels.FOLLOW_UPS.values())
+    sent = Label("已發送", "Sent")
+    assert labels.follow_up_label("pickup_reminder", 2, sent) == Label(
+        "取車提醒（第 2 次）：已發送", "Pickup reminder 2: Sent"
+    )
+    assert labels.follow_up_label("newer_kind", None, sent) == Label("newer_kind：已發送", "newer_kind: Sent")

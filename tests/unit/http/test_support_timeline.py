@@ -179,3 +179,39 @@ def test_the_page_shows_each_decisions_consent_in_its_step() -> None:
     assert html is not None
     assert "同意紀錄：已取消通知（客戶回覆短訊（Twilio），2026-11-19 10:30）" in html
     assert "Consent: opted out (the customer, by SMS reply (Twilio), 2026-11-19 10:30)" in html
+
+
+def test_the_pickup_notices_follow_ups_are_named_as_such_never_as_a_fallback() -> None:
+    receipts = [
+        receipt(State.SENT, 1),
+        receipt(State.UNDELIVERED, 5, reason="twilio_30003"),
+        receipt(State.SENT, 60 * 72, "email", "sendgrid", follow_up="pickup_reminder", follow_up_number=1),
+        receipt(
+            State.SUPPRESSED_OPTED_OUT, 60 * 144, "none", None, follow_up="pickup_reminder", follow_up_number=2,
+            reason="opted_out",
+        ),
+        receipt(State.SENT, 60 * 200, follow_up="survey", follow_up_number=1),
+    ]  # fmt: skip
+    steps = t.steps(row(State.UNDELIVERED), receipts)
+    assert [s.what.en for s in steps[3:]] == [
+        "Pickup reminder 1: Sent",
+        "Pickup reminder 2: Not sent: the customer opted out",
+        "Satisfaction-survey link: Sent",
+    ]
+    assert steps[3].what.zh == "取車提醒（第 1 次）：已發送"
+    assert steps[3].details[0] == CHANNELS["email"]  # the reminder's own channel, not a fallback
+    assert steps[4].details == (Label("客戶已取消通知", "The customer opted out"),)
+
+
+def test_a_pickup_notices_scheduled_follow_ups_are_upcoming_steps() -> None:
+    due = T0 + timedelta(days=3)
+    steps = t.steps(
+        row(State.DELIVERED),
+        [receipt(State.SENT, 1)],
+        follow_ups=[("pickup_reminder", 2, due), ("survey", 1, due)],
+    )
+    upcoming = [(s.at, s.what.en) for s in steps if s.upcoming]
+    assert upcoming == [
+        (due, "Pickup reminder 2: Planned (unless collected first)"),
+        (due, "Satisfaction-survey link: Planned (unless collected first)"),
+    ]

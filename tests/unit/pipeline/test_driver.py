@@ -132,6 +132,24 @@ async def test_each_milestone_is_sent_once_in_the_customers_language(h: Harness)
     assert "旺角" in bodies[2]
 
 
+async def test_a_pickup_notice_read_after_the_pickup_is_stale_and_not_sent(h: Harness) -> None:
+    await h.feed(event("A", "CUSTOMS_CLEARED"))
+    await h.feed(event("A", "PICKED_UP"))
+    await h.feed(event("A", "READY_FOR_PICKUP"), event("B", "READY_FOR_PICKUP"))
+    assert len(h.sender.sent) == 2  # A's customs clearance, B's pickup notice
+    decided = {
+        (json.loads(r.payload)["order_id"], json.loads(r.payload)["milestone"]): json.loads(r.payload)[
+            "outcome"
+        ]
+        for r in h.receipts.published
+    }
+    assert decided == {
+        ("A", "customs_cleared"): "sent",
+        ("A", "ready_for_pickup"): "suppressed_stale",
+        ("B", "ready_for_pickup"): "sent",
+    }
+
+
 async def test_stale_milestone_is_not_sent_and_says_so(h: Harness) -> None:
     await h.feed(event("A", "READY_FOR_PICKUP"))
     await h.feed(event("A", "ARRIVED_HK_WAREHOUSE"))
