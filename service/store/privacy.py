@@ -154,8 +154,15 @@ class PrivacyStore:
         return await self._destroy(_BY_WAYBILL, "erasure", "waybill", waybill, dry_run=dry_run)
 
     async def erase_subject(self, subject: bytes, kind: str, *, dry_run: bool = False) -> Destruction:
-        """Erase the orders notified to one phone or email (by its blind index)."""
-        return await self._destroy(_BY_SUBJECT[kind], "erasure", kind, subject, dry_run=dry_run)
+        """Erase the orders notified to one phone or email (by its blind index), and what is kept of
+        the contact itself: its place on the pilot's allow-list and a number's health (streak,
+        mark). Its opt-out stays: it must go on being honoured."""
+        d = await self._destroy(_BY_SUBJECT[kind], "erasure", kind, subject, dry_run=dry_run)
+        if not dry_run:
+            async with translated():
+                await self._pool.execute("DELETE FROM pilot_recipients WHERE subject = $1", subject)
+                await self._pool.execute("DELETE FROM phone_health WHERE subject = $1", subject)
+        return d
 
     async def erased_link(self, link_id: bytes) -> tuple[bytes, ...] | None:
         """The blind indexes an unsubscribe by this link applies to, once its notification was erased."""

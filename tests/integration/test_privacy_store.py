@@ -94,11 +94,20 @@ async def test_erasure_by_phone_removes_that_customers_data_only(database_url: s
     try:
         await _seed(store, keyring, "A-1", "+85291234567")
         await _seed(store, keyring, "B-1", "+85251234567")
+        for number in ("+85291234567", "+85251234567"):  # both marked, both on the pilot's list
+            await store.mark_number(BLIND.phone(number), "twilio_30005")
+            await store.pool.execute(
+                "INSERT INTO pilot_recipients (subject, kind, added_by) VALUES ($1, 'phone', 'test')",
+                BLIND.phone(number),
+            )
         d = await PrivacyStore(store.pool).erase_subject(BLIND.phone("+85291234567"), "phone")
     finally:
         await store.close()
     assert d.contacts == 1
     assert await _scalar(database_url, "SELECT count(*) FROM notification_contacts") == 1
+    # What was kept of the erased number itself goes too; the other customer's stays.
+    assert await _scalar(database_url, "SELECT count(*) FROM phone_health") == 1
+    assert await _scalar(database_url, "SELECT count(*) FROM pilot_recipients") == 1
     assert await _scalar(database_url, "SELECT scope FROM destruction_log") == "phone"  # never the number
 
 
