@@ -43,6 +43,16 @@ class ShipmentUpdate:
     location: str | None = None
     pickup: Pickup | None = None
 
+    @classmethod
+    def for_receipt(
+        cls, *, event_id: str, order_id: str, waybill: str, occurred_at: datetime
+    ) -> ShipmentUpdate:
+        """The non-personal fields a receipt needs, as the store keeps them: no recipient data (a
+        delivery report's or a release's receipt, when the event itself is not at hand)."""
+        return cls(
+            event_id, order_id, waybill, "", occurred_at, "", Recipient(name="", phone=None, email=None)
+        )
+
 
 #: A Kafka partition, as (topic, partition number): the key of batches, offsets and positions.
 Partition = tuple[str, int]

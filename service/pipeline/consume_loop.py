@@ -173,18 +173,13 @@ class ConsumeLoop:
         try:
             if later:
                 await asyncio.wait([f.task for f in earlier])
-                if any(f.troubled() for f in earlier):
-                    unfinished = {}
-                    for r in later:
-                        p = (r.topic, r.partition)
-                        unfinished[p] = min(unfinished.get(p, r.offset), r.offset)
+                if any(f.troubled() for f in earlier):  # not begun: read again from its first record
+                    unfinished = {(r.topic, r.partition): r.offset for r in reversed(later)}
                 else:
                     unfinished = await self._batches.process_batch(later)
         finally:
             done = await first if first is not None else {}  # never leave the first part running
-        for p, o in done.items():
-            unfinished[p] = min(unfinished.get(p, o), o)
-        return unfinished
+        return {p: min(o, unfinished.get(p, o)) for p, o in (*unfinished.items(), *done.items())}
 
     async def _settle(
         self, stop: asyncio.Event, *, wait_until: int | None, unread: Batch | None = None

@@ -98,7 +98,8 @@ class BatchDriver:
         if self._pickups is not None:
             await self._pickups.record(parsed)
         consent = await self._consent.snapshots(claims.work)  # one look-up: each decision's snapshot
-        beaten = self._backlog_superseded(claims, {u.event_id: rec.timestamp_ms for rec, u in parsed})
+        read_ms = {u.event_id: rec.timestamp_ms for rec, u in parsed}  # each event's record time
+        beaten = self._backlog_superseded(claims, read_ms)
         screens = await self._checks.screens(claims.work) if self._checks is not None else {}
         settled = await asyncio.gather(
             *(
@@ -124,9 +125,8 @@ class BatchDriver:
         )
         unfinished = await self._hold(held, {u.event_id: rec for rec, u in parsed})
 
-        by_event = {u.event_id: rec.timestamp_ms for rec, u in parsed}
         for o in outcomes:
-            ts = by_event.get(o.update.event_id)
+            ts = read_ms.get(o.update.event_id)
             if ts and o.outcome != HELD_NOTIFICATION:
                 m.end_to_end.observe(max(0.0, o.decided_at.timestamp() - ts / 1000))
         m.batch_seconds.observe(time.perf_counter() - started)

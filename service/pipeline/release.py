@@ -29,7 +29,7 @@ from service.domain import reasons
 from service.domain.due_sends import DueKind, DueSend, superseded
 from service.domain.errors import NotifierError
 from service.domain.lifecycle import HELD_NOTIFICATION, Event, State, decided, transition
-from service.domain.model import Recipient, ShipmentUpdate
+from service.domain.model import ShipmentUpdate
 from service.domain.outcome import Outcome
 from service.domain.ports import ScheduleStore
 from service.domain.quiet_hours import release_budget
@@ -40,19 +40,6 @@ from service.report.delivery_reports import DeliveryReports
 from service.send.sender import Sender
 
 log = get_logger(__name__)
-
-
-def _subject(d: DueSend) -> ShipmentUpdate:
-    """The non-personal fields a receipt needs, from the store; no recipient data."""
-    return ShipmentUpdate(
-        event_id=d.event_id,
-        order_id=d.order_id,
-        waybill=d.waybill,
-        tms_status="",
-        occurred_at=d.occurred_at,
-        bike_model="",
-        recipient=Recipient(name="", phone=None, email=None),
-    )
 
 
 class Release:
@@ -168,5 +155,13 @@ class Release:
 
     def _outcome(self, d: DueSend, state: State, reason: str) -> Outcome:
         return Outcome(
-            d.notification_id, _subject(d), d.milestone, state, "none", self._clock(), reason=reason
+            d.notification_id,
+            ShipmentUpdate.for_receipt(
+                event_id=d.event_id, order_id=d.order_id, waybill=d.waybill, occurred_at=d.occurred_at
+            ),
+            d.milestone,
+            state,
+            "none",
+            self._clock(),
+            reason=reason,
         )

@@ -35,7 +35,7 @@ from service.domain.lifecycle import (
     reported,
     transition,
 )
-from service.domain.model import Recipient, ShipmentUpdate
+from service.domain.model import ShipmentUpdate
 from service.domain.outcome import DeliveryTarget, HeldReport, Outcome, SealedContact
 from service.domain.ports import NotificationStore
 from service.domain.references import MessageReferences
@@ -53,19 +53,6 @@ MAX_FALLBACK_DELAY_S = 1800.0
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _receipt_subject(t: DeliveryTarget) -> ShipmentUpdate:
-    """The non-personal fields a receipt needs, from the store; no recipient data."""
-    return ShipmentUpdate(
-        event_id=t.event_id,
-        order_id=t.order_id,
-        waybill=t.waybill,
-        tms_status="",
-        occurred_at=t.occurred_at,
-        bike_model="",
-        recipient=Recipient(name="", phone=None, email=None),
-    )
 
 
 class DeliveryReports:
@@ -160,7 +147,12 @@ class DeliveryReports:
         reason = None if delivered else reasons.provider_reason(provider, code or reasons.UNDELIVERED)
         outcome = Outcome(
             notification,
-            _receipt_subject(target),
+            ShipmentUpdate.for_receipt(
+                event_id=target.event_id,
+                order_id=target.order_id,
+                waybill=target.waybill,
+                occurred_at=target.occurred_at,
+            ),
             target.milestone,
             kind,
             "email" if target.channel == "email" else "sms",
